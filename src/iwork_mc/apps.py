@@ -1,0 +1,44 @@
+"""Apps: the callers of the TOP gateway, each with an app_key and a secret (pure)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+__all__ = ["App", "new_app_key", "new_secret"]
+
+
+def new_app_key() -> str:
+    """An 8-digit numeric key, the shape TOP app keys have (``12345678``)."""
+    return str(10_000_000 + secrets.randbelow(90_000_000))
+
+
+def new_secret() -> str:
+    """32 lower-case hex characters, the shape of a TOP app secret."""
+    return secrets.token_hex(16)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class App:
+    app_key: str
+    name: str
+    secret: str
+    enabled: bool
+    created_at_ms: int
+    #: The secret replaced by the last rotation, valid until ``previous_secret_expires_at_ms``.
+    previous_secret: str | None = None
+    previous_secret_expires_at_ms: int | None = None
+
+    def valid_secrets(self, now_ms: int) -> tuple[str, ...]:
+        """The secrets a signature may be made with at ``now_ms``, current first."""
+        if (
+            self.previous_secret is not None
+            and self.previous_secret_expires_at_ms is not None
+            and now_ms < self.previous_secret_expires_at_ms
+        ):
+            return (self.secret, self.previous_secret)
+        return (self.secret,)
+
+    def __repr__(self) -> str:
+        # Secrets never reach a log line or a traceback through repr().
+        return f"App(app_key={self.app_key!r}, name={self.name!r}, enabled={self.enabled})"

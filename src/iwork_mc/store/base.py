@@ -1,0 +1,122 @@
+"""The store: apps, messages, the outbox and each message's timeline.
+
+One interface, two backends that pass one test suite: SQLite (default, one file,
+WAL, group commit) and PostgreSQL (many gateway and worker processes on many
+hosts).  Every method is one transaction.  Time is passed in as epoch
+milliseconds so backends never read a clock of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from iwork_mc.apps import App
+from iwork_mc.messages import AcceptResult, Message, MessageStatus, NewMessage, TimelineEntry
+
+__all__ = ["AppExists", "Store", "StoreError", "StoreUnavailable"]
+
+
+class StoreError(Exception):
+    """The store failed; the driver's error is on ``__cause__``."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or is locked for too long; try again later."""
+
+
+class AppExists(StoreError):
+    """An app with that app_key already exists."""
+
+
+class Store(Protocol):
+    """**Protocol:** the durable state of iwork-mc."""
+
+    async def open(self) -> None:
+        """Connect (and for SQLite create the file); does not migrate."""
+
+    async def close(self) -> None:
+        """Finish pending writes and disconnect."""
+
+    async def migrate(self) -> list[str]:
+        """Apply pending schema migrations in order; return the names applied."""
+
+    # -- apps ---------------------------------------------------------------
+
+    async def insert_app(self, app: App) -> None:
+        """Store a new app. Raises :class:`AppExists` if its app_key is taken."""
+
+    async def get_app(self, app_key: str) -> App | None: ...
+
+    async def list_apps(self) -> list[App]:
+        """Every app, oldest first."""
+
+    async def set_app_enabled(self, app_key: str, enabled: bool) -> App | None:
+        """Enable or disable an app; ``None`` if it does not exist."""
+
+    async def rotate_secret(
+        self, app_key: str, new_secret: str, previous_valid_until_ms: int
+    ) -> App | None:
+        """Make ``new_secret`` current and keep the old one valid until the given instant."""
+
+    # -- accepting ----------------------------------------------------------
+
+    async def accept(self, message: NewMessage) -> AcceptResult:
+        """Store a message and its outbox row in one transaction, idempotently.
+
+        ``(app_key, msg_key)`` is unique.  A repeat with the same fingerprint
+        answers ``DUPLICATE`` with the existing id; a different fingerprint
+        answers ``CONFLICT``; neither writes anything.  Safe against the same
+        request racing from several processes.  Returns only after commit.
+        """
+
+    # -- reading ------------------------------------------------------------
+
+    async def get_message(self, app_key: str, msg_key: str) -> Message | None: ...
+
+    async def get_message_by_id(self, message_id: int) -> Message | None: ...
+
+    async def timeline(self, message_id: int) -> list[TimelineEntry]:
+        """The message's history, oldest first (accepted is the first entry)."""
+
+    async def count_by_status(self, app_key: str | None = None) -> dict[MessageStatus, int]: ...
+
+    # -- delivering ---------------------------------------------------------
+
+    async def note(
+        self, message_id: int, *, now_ms: int, kind: str, detail: Mapping[str, Any] | None = None
+    ) -> None:
+        """Append a timeline entry that changes no status (an attempt, a receipt)."""
+
+    async def claim_due(
+        self, *, worker_id: str, now_ms: int, lease_ms: int, limit: int
+    ) -> list[Message]:
+        """Lease up to ``limit`` due messages to ``worker_id`` and mark them ``sending``.
+
+        Due means queued with ``due_at <= now``, or sending with an expired
+        lease (its worker died); the latter is noted in the timeline.  Two
+        workers never hold a lease on the same message at once.
+        """
+
+    async def transition(
+        self,
+        message_id: int,
+        *,
+        to: MessageStatus,
+        now_ms: int,
+        kind: str,
+        detail: Mapping[str, Any] | None = None,
+        worker_id: str | None = None,
+        due_at_ms: int | None = None,
+        channel: str | None = None,
+        channel_ref: str | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Move a message to ``to`` if :data:`~iwork_mc.messages.TRANSITIONS` allows it.
+
+        Appends a timeline entry of ``kind`` with ``detail``.  With ``worker_id``
+        the change only happens while that worker still holds the lease.
+        Moving to ``queued`` reschedules the outbox row at ``due_at_ms``; any
+        other status releases it.  Returns whether the change was made (a
+        refused change writes nothing).
+        """
