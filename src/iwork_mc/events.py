@@ -26,9 +26,10 @@ import phonenumbers
 __all__ = ["EventFieldError", "EventLimits", "MobileReceiverMessageEvent", "parse_event"]
 
 _INT64_MAX = 2**63 - 1
-_INTEGER_TEXT = re.compile(r"-?\d{1,19}")
-# C0/C1 control characters have no business in identifiers or URLs.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_INTEGER_TEXT = re.compile(r"-?\d{1,19}", re.ASCII)
+# C0/C1 control characters have no business in identifiers or URLs, and lone
+# surrogates (legal in JSON escapes) cannot be stored or answered as UTF-8.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class EventFieldError(ValueError):
@@ -43,7 +44,7 @@ class EventFieldError(ValueError):
 
 @dataclass(frozen=True, kw_only=True)
 class EventLimits:
-    """Length limits (in characters) and receiver rules; documented in docs/reference/sendmobile.md."""
+    """Length limits (in characters) and receiver rules (docs/reference/sendmobile.md)."""
 
     msg_key: int = 128
     source: int = 64
@@ -157,12 +158,22 @@ def _json_object_text(data: Mapping[str, Any], field: str, limit: int) -> str:
     if len(text) > limit:
         raise EventFieldError(field, f"must be at most {limit} characters")
     try:
-        parsed = json.loads(text)
+        parsed = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         raise EventFieldError(field, "is not valid JSON") from None
     if not isinstance(parsed, dict):
         raise EventFieldError(field, "must be a JSON object")
+    try:
+        # Escaped lone surrogates parse, but could never be stored or sent as UTF-8.
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise EventFieldError(field, "must not contain lone surrogates") from None
     return text
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN and Infinity are accepted by Python's json module but are not JSON.
+    raise ValueError(f"{name} is not JSON")
 
 
 def _url(data: Mapping[str, Any], field: str, limit: int) -> str | None:

@@ -26,7 +26,7 @@ CONTENT_TYPES: dict[Format, str] = {
 }
 XML_DECLARATION = '<?xml version="1.0" encoding="utf-8" ?>'
 # Characters XML 1.0 cannot carry even escaped; replaced so the answer stays parseable.
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 __all__ = [
     "CONTENT_TYPES",
@@ -83,7 +83,9 @@ def render_error(error: TopError, request_id: str, fmt: Format) -> bytes:
 
 
 def _json(value: Mapping[str, Any]) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    # A lone surrogate becomes the JSON escape \udXXX instead of failing to encode.
+    return text.encode("utf-8", "backslashreplace")
 
 
 def _xml(root: str, body: Mapping[str, Any]) -> bytes:
@@ -100,7 +102,8 @@ def _xml_element(parts: list[str], name: str, value: Any) -> None:
     elif isinstance(value, bool):
         parts.append("true" if value else "false")
     elif value is not None:
-        parts.append(escape(_XML_ILLEGAL.sub("\ufffd", str(value))))
+        # A raw \r would be read back as \n by every XML parser.
+        parts.append(escape(_XML_ILLEGAL.sub("\ufffd", str(value)), {"\r": "&#13;"}))
     parts.append(f"</{name}>")
 
 

@@ -84,12 +84,16 @@ class TopError(Exception):
 def invalid_field(field: str, reason: str) -> TopError:
     """A bad field inside the event object: the seed's code 50 shape."""
     return TopError(
-        PlatformCode.REMOTE_SERVICE_FIELD_ERROR, "isv.invalid-parameter", f"非法参数:{field} {reason}"
+        PlatformCode.REMOTE_SERVICE_FIELD_ERROR,
+        "isv.invalid-parameter",
+        f"非法参数:{field} {reason}",
     )
 
 
 def missing_field(field: str) -> TopError:
     """An absent required field inside the event object."""
     return TopError(
-        PlatformCode.REMOTE_SERVICE_FIELD_ERROR, "isv.missing-parameter", f"非法参数:{field} is required"
+        PlatformCode.REMOTE_SERVICE_FIELD_ERROR,
+        "isv.missing-parameter",
+        f"非法参数:{field} is required",
     )

@@ -28,9 +28,9 @@ SUPPORTED_VERSION = "2.0"
 #: TOP reads ``yyyy-MM-dd HH:mm:ss`` timestamps as GMT+8 whatever the client's zone.
 TOP_TIMEZONE = timezone(timedelta(hours=8))
 
-_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
-_EPOCH_MILLIS = re.compile(r"\d{13}")
-_VERSION = re.compile(r"\d+(\.\d+)*")
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", re.ASCII)
+_EPOCH_MILLIS = re.compile(r"\d{13}", re.ASCII)
+_VERSION = re.compile(r"\d+(\.\d+)*", re.ASCII)
 
 __all__ = [
     "SUPPORTED_VERSION",

@@ -1,0 +1,3 @@
+from iwork_mc.cli import main
+
+main()

@@ -1,0 +1,70 @@
+"""The seam between the worker and the carriers: a channel delivers one message.
+
+A channel answers with a :class:`Submitted` (the carrier took it; a receipt
+will follow) or a :class:`Delivered` (the carrier confirmed delivery at once),
+or raises :class:`TransientChannelError` (try again later) or
+:class:`PermanentChannelError` (never try again).  The worker owns retries,
+leases and status; channels only talk to carriers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from iwork_mc.messages import Message
+
+__all__ = [
+    "Channel",
+    "ChannelError",
+    "Delivered",
+    "PermanentChannelError",
+    "SendResult",
+    "Submitted",
+    "TransientChannelError",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """The carrier accepted the message under ``ref``; delivery is not yet confirmed."""
+
+    ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """The carrier confirmed delivery (synchronous channels, the sandbox)."""
+
+    ref: str
+
+
+SendResult = Submitted | Delivered
+
+
+class ChannelError(Exception):
+    """Delivery failed; ``reason`` is kept with the message."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TransientChannelError(ChannelError):
+    """The carrier may accept the message later (throttled, unreachable, busy)."""
+
+
+class PermanentChannelError(ChannelError):
+    """The carrier will never accept this message (invalid destination, refused)."""
+
+
+class Channel(Protocol):
+    """**Protocol:** a named way to reach a phone."""
+
+    name: str
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def send(self, message: Message, text: str) -> SendResult: ...

@@ -1,0 +1,463 @@
+"""``iwork-mc``: run the message center, manage apps, send and look up messages.
+
+Every command that prints data takes ``--json``.  Settings come from flags,
+``IWORK_MC_*`` variables and an optional TOML file (see docs/settings.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from iwork_mc import __version__, devapp
+from iwork_mc.apps import App, new_app_key, new_secret
+from iwork_mc.config import ConfigError, Settings
+from iwork_mc.logs import configure_logging
+from iwork_mc.privacy import mask_phone
+from iwork_mc.store import create_store
+from iwork_mc.store.base import AppExists, Store, StoreError
+
+__all__ = ["app", "main"]
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="iwork-mc: a self-hosted message center for alibaba.iwork.mc.msg.sendmobile.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+apps_cli = typer.Typer(help="Manage the apps (app_key + secret) allowed to call the gateway.")
+db_cli = typer.Typer(help="Manage the database schema.")
+app.add_typer(apps_cli, name="apps")
+app.add_typer(db_cli, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _settings(ctx: typer.Context, **flags: Any) -> Settings:
+    overrides = {**ctx.obj["overrides"], **flags}
+    try:
+        settings = Settings.load(os.environ, overrides, ctx.obj["config"])
+        configure_logging(settings.log_format, settings.log_level)
+    except (ConfigError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    return settings
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    store = create_store(settings.effective_database_url)
+    await store.open()
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except StoreError as exc:
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        raise _fail(f"store: {exc}{cause}") from None
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML settings file.", envvar="IWORK_MC_CONFIG")
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory [default: ./var].")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="sqlite:///path.db or postgresql://…")
+    ] = None,
+    log_format: Annotated[str | None, typer.Option(help="console or json.")] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
+) -> None:
+    ctx.obj = {
+        "config": config,
+        "overrides": {
+            "data_dir": data_dir,
+            "database_url": database_url,
+            "log_format": log_format,
+            "log_level": log_level,
+        },
+    }
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    out.print(__version__)
+
+
+# -- database -----------------------------------------------------------------
+
+
+@db_cli.command("upgrade")
+def db_upgrade(ctx: typer.Context, json_output: JsonFlag = False) -> None:
+    """Apply pending schema migrations (creates the SQLite file if needed)."""
+    settings = _settings(ctx)
+    applied = _run(_with_store(settings, lambda store: store.migrate()))
+    if json_output:
+        out.print_json(data={"applied": applied})
+    elif applied:
+        out.print(f"applied {len(applied)} migration(s): {', '.join(applied)}")
+    else:
+        out.print("database is up to date")
+
+
+# -- apps ---------------------------------------------------------------------
+
+
+def _app_view(app_: App, *, with_secret: bool = False) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "app_key": app_.app_key,
+        "name": app_.name,
+        "enabled": app_.enabled,
+        "created_at_ms": app_.created_at_ms,
+        "previous_secret_valid_until_ms": app_.previous_secret_expires_at_ms,
+    }
+    if with_secret:
+        view["secret"] = app_.secret
+    return view
+
+
+def _print_app(app_: App, json_output: bool, *, with_secret: bool = False) -> None:
+    view = _app_view(app_, with_secret=with_secret)
+    if json_output:
+        out.print_json(data=view)
+        return
+    for key, value in view.items():
+        out.print(f"{key:32} {value}", highlight=False)
+    if with_secret:
+        err.print("The secret is shown once: store it now.")
+
+
+@apps_cli.command("create")
+def apps_create(ctx: typer.Context, name: str, json_output: JsonFlag = False) -> None:
+    """Create an app and print its app_key and secret (the secret is shown only now)."""
+    settings = _settings(ctx)
+
+    async def work(store: Store) -> App:
+        while True:
+            candidate = App(
+                app_key=new_app_key(), name=name, secret=new_secret(), enabled=True,
+                created_at_ms=_now_ms(),
+            )  # fmt: skip
+            try:
+                await store.insert_app(candidate)
+                return candidate
+            except AppExists:
+                continue
+
+    created = _run(_with_store(settings, work))
+    _print_app(created, json_output, with_secret=True)
+
+
+@apps_cli.command("list")
+def apps_list(ctx: typer.Context, json_output: JsonFlag = False) -> None:
+    """List every app (never their secrets)."""
+    settings = _settings(ctx)
+    apps = _run(_with_store(settings, lambda store: store.list_apps()))
+    if json_output:
+        out.print_json(data=[_app_view(a) for a in apps])
+        return
+    table = Table("app_key", "name", "enabled", "created")
+    for a in apps:
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(a.created_at_ms / 1000))
+        table.add_row(a.app_key, a.name, "yes" if a.enabled else "no", created)
+    out.print(table)
+
+
+def _existing(app_: App | None, app_key: str) -> App:
+    if app_ is None:
+        raise _fail(f"no app with app_key {app_key}")
+    return app_
+
+
+@apps_cli.command("show")
+def apps_show(ctx: typer.Context, app_key: str, json_output: JsonFlag = False) -> None:
+    """Show one app (never its secret)."""
+    settings = _settings(ctx)
+    found = _existing(_run(_with_store(settings, lambda s: s.get_app(app_key))), app_key)
+    _print_app(found, json_output)
+
+
+@apps_cli.command("disable")
+def apps_disable(ctx: typer.Context, app_key: str, json_output: JsonFlag = False) -> None:
+    """Refuse calls from an app (code 11) until it is enabled again."""
+    settings = _settings(ctx)
+    found = _run(_with_store(settings, lambda s: s.set_app_enabled(app_key, False)))
+    _print_app(_existing(found, app_key), json_output)
+
+
+@apps_cli.command("enable")
+def apps_enable(ctx: typer.Context, app_key: str, json_output: JsonFlag = False) -> None:
+    """Accept calls from an app again."""
+    settings = _settings(ctx)
+    found = _run(_with_store(settings, lambda s: s.set_app_enabled(app_key, True)))
+    _print_app(_existing(found, app_key), json_output)
+
+
+@apps_cli.command("rotate-secret")
+def apps_rotate_secret(
+    ctx: typer.Context,
+    app_key: str,
+    grace_seconds: Annotated[
+        int | None,
+        typer.Option(help="How long the old secret stays valid [default: secret_grace_s]."),
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Give an app a new secret; the old one stays valid for a grace period."""
+    settings = _settings(ctx)
+    grace = settings.secret_grace_s if grace_seconds is None else grace_seconds
+    if grace < 0:
+        raise _fail("--grace-seconds must not be negative", 2)
+    valid_until = _now_ms() + grace * 1000
+    rotated = _run(
+        _with_store(settings, lambda s: s.rotate_secret(app_key, new_secret(), valid_until))
+    )
+    _print_app(_existing(rotated, app_key), json_output, with_secret=True)
+
+
+# -- running ------------------------------------------------------------------
+
+
+def _server(settings: Settings, store: Store, host: str, port: int) -> Any:
+    import contextlib
+    from collections.abc import Iterator
+
+    import uvicorn
+
+    from iwork_mc.gateway.app import create_app
+
+    class GatewayServer(uvicorn.Server):
+        # Signals are ours (see _serve): uvicorn's own handling re-raises the
+        # signal after shutdown, which would skip the worker's drain.
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    config = uvicorn.Config(
+        create_app(settings, store),
+        host=host,
+        port=port,
+        # uvicorn's access log prints query strings, which carry app keys,
+        # signatures and (on GET) phone numbers; the gateway logs its own line.
+        access_log=False,
+        log_level="warning",
+        lifespan="off",
+        http="httptools",
+        loop="uvloop" if sys.platform != "win32" else "asyncio",
+    )
+    return GatewayServer(config)
+
+
+def _worker(settings: Settings, store: Store, *, echo: bool) -> Any:
+    from iwork_mc.channels.sandbox import SandboxChannel
+    from iwork_mc.worker import Worker
+
+    channel = SandboxChannel(settings.data_dir / "sandbox", echo=echo)
+    return Worker(
+        store,
+        channel,
+        concurrency=settings.worker_concurrency,
+        lease_ms=int(settings.lease_s * 1000),
+        poll_interval=settings.poll_interval_s,
+    )
+
+
+async def _serve(
+    settings: Settings, *, host: str, port: int, gateway: bool, worker: bool, echo: bool,
+    dev_app: bool,
+) -> None:  # fmt: skip
+    store = create_store(settings.effective_database_url)
+    await store.open()
+    try:
+        if dev_app:
+            await store.migrate()
+            dev = await devapp.ensure_dev_app(store, settings.data_dir, _now_ms())
+            _print_banner(settings, host, port, dev)
+        stop = asyncio.Event()
+        server = _server(settings, store, host, port) if gateway else None
+
+        def on_signal() -> None:
+            # First SIGINT/SIGTERM: stop accepting, finish open requests, drain
+            # the worker's batch.  A second one: stop without waiting.
+            if stop.is_set() and server is not None:
+                server.force_exit = True
+            stop.set()
+            if server is not None:
+                server.should_exit = True
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+        tasks: list[asyncio.Task[None]] = []
+        delivery = _worker(settings, store, echo=echo) if worker else None
+        if delivery is not None:
+            await delivery.channel.open()
+            tasks.append(asyncio.create_task(delivery.serve(stop)))
+        if server is not None:
+            await server.serve()
+        else:
+            await stop.wait()
+        stop.set()
+        await asyncio.gather(*tasks)
+        if delivery is not None:
+            await delivery.channel.close()
+    finally:
+        await store.close()
+
+
+def _print_banner(settings: Settings, host: str, port: int, dev: devapp.DevApp) -> None:
+    url = f"http://{host}:{port}/router/rest"
+    out.print(f"iwork-mc {__version__} on http://{host}:{port}", highlight=False)
+    out.print(f"  database   {settings.effective_database_url}", highlight=False)
+    out.print(f"  channel    sandbox → {settings.data_dir / 'sandbox' / 'deliveries.jsonl'}")
+    out.print(f"  dev app    app_key={dev.app_key}  secret={dev.secret}", highlight=False)
+    out.print("Send the seed's example request (signed now, valid for 10 minutes;")
+    out.print("`iwork-mc curl-example` prints a fresh one):")
+    print(devapp.curl_line(url, dev.app_key, dev.secret), flush=True)
+
+
+HostOption = Annotated[str | None, typer.Option(help="Address to listen on [default: 127.0.0.1].")]
+PortOption = Annotated[int | None, typer.Option(help="Port to listen on [default: 8080].")]
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    host: HostOption = None,
+    port: PortOption = None,
+    dev_app: Annotated[
+        bool, typer.Option(help="Migrate, create a dev app if none, print it and a curl line.")
+    ] = False,
+    echo: Annotated[bool, typer.Option(help="Print each sandbox delivery.")] = True,
+) -> None:
+    """Run the gateway and a worker in one process."""
+    settings = _settings(ctx, host=host, port=port)
+    _run(_serve(settings, host=settings.host, port=settings.port, gateway=True, worker=True,
+                echo=echo, dev_app=dev_app))  # fmt: skip
+
+
+@app.command()
+def serve(ctx: typer.Context, host: HostOption = None, port: PortOption = None) -> None:
+    """Run the gateway only (accepts messages; workers deliver them)."""
+    settings = _settings(ctx, host=host, port=port)
+    _run(_serve(settings, host=settings.host, port=settings.port, gateway=True, worker=False,
+                echo=False, dev_app=False))  # fmt: skip
+
+
+@app.command()
+def worker(
+    ctx: typer.Context,
+    concurrency: Annotated[int | None, typer.Option(help="Messages sent at once.")] = None,
+    echo: Annotated[bool, typer.Option(help="Print each sandbox delivery.")] = False,
+) -> None:
+    """Run a worker only (delivers what gateways accepted)."""
+    settings = _settings(ctx, worker_concurrency=concurrency)
+    _run(_serve(settings, host="", port=0, gateway=False, worker=True, echo=echo,
+                dev_app=False))  # fmt: skip
+
+
+@app.command("curl-example")
+def curl_example(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Option(envvar="IWORK_MC_URL")] = "http://127.0.0.1:8080/router/rest",
+    app_key: Annotated[str | None, typer.Option(envvar="IWORK_MC_APP_KEY")] = None,
+    secret: Annotated[str | None, typer.Option(envvar="IWORK_MC_SECRET")] = None,
+) -> None:
+    """Print a freshly signed curl line for the seed's example request."""
+    settings = _settings(ctx)
+    if app_key is None or secret is None:
+        saved = devapp.load_saved(settings.data_dir / "dev-app.json")
+        if saved is None:
+            raise _fail("give --app-key and --secret, or run `make run` once to create a dev app")
+        app_key, secret = saved
+    print(devapp.curl_line(url, app_key, secret))
+
+
+# -- messages -----------------------------------------------------------------
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    msg_key: str,
+    app_key: Annotated[str, typer.Option(envvar="IWORK_MC_APP_KEY", help="The sending app.")],
+    json_output: JsonFlag = False,
+) -> None:
+    """Show a message's status and timeline, looked up by msg_key in the local store."""
+    settings = _settings(ctx)
+
+    async def work(store: Store) -> tuple[Any, list[Any]] | None:
+        message = await store.get_message(app_key, msg_key)
+        if message is None:
+            return None
+        return message, await store.timeline(message.id)
+
+    found = _run(_with_store(settings, work))
+    if found is None:
+        raise _fail(f"no message with msg_key {msg_key} for app {app_key}")
+    message, timeline = found
+    view = {
+        "msg_key": message.msg_key,
+        "app_key": message.app_key,
+        "status": str(message.status),
+        "receiver": mask_phone(message.event.mobile_receiver),
+        "attempts": message.attempts,
+        "channel": message.channel,
+        "channel_ref": message.channel_ref,
+        "last_error": message.last_error,
+        "accepted_at_ms": message.accepted_at_ms,
+        "updated_at_ms": message.updated_at_ms,
+        "timeline": [
+            {"at_ms": e.at_ms, "kind": e.kind, "status": str(e.status), "detail": e.detail}
+            for e in timeline
+        ],
+    }
+    if json_output:
+        out.print_json(data=view)
+        return
+    for key, value in view.items():
+        if key != "timeline":
+            out.print(f"{key:16} {value}", highlight=False)
+    table = Table("at", "event", "status", "detail")
+    for entry in timeline:
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.at_ms / 1000))
+        table.add_row(
+            at, entry.kind, str(entry.status), json.dumps(entry.detail, ensure_ascii=False)
+        )
+    out.print(table)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,144 @@
+"""Settings: one frozen value object, built once at the edge and passed in.
+
+Precedence, highest first (documented in docs/settings.md):
+
+1. command-line flags,
+2. ``IWORK_MC_<NAME>`` environment variables,
+3. the TOML file named by ``--config`` or ``IWORK_MC_CONFIG`` (top-level keys
+   named like the fields below),
+4. the defaults below.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from iwork_mc.events import EventLimits
+
+__all__ = ["ENV_PREFIX", "ConfigError", "Settings"]
+
+ENV_PREFIX = "IWORK_MC_"
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    #: Where the SQLite database, the sandbox outbox and the dev app's credentials live.
+    data_dir: Path = Path("var")
+    #: ``sqlite:///path.db`` or ``postgresql://…``; default: ``<data_dir>/iwork-mc.db``.
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: Allowed distance between a request's timestamp and server time.
+    timestamp_tolerance_s: int = 600
+    #: Largest request body accepted (query string included in nothing else).
+    max_body_bytes: int = 65_536
+    #: Largest ``mobile_receiver_message_event`` text (code 41 above it).
+    max_event_bytes: int = 16_384
+    #: Region assumed for receiver numbers written without a country code.
+    default_region: str = "CN"
+    #: Regions whose numbers are accepted (ISO 3166 codes); ``*``: every region.
+    allowed_regions: tuple[str, ...] = ("CN",)
+    #: Calls per second allowed per app and gateway process (0: no limit); code 7 above it.
+    app_rate_limit: float = 0.0
+    #: Calls an app may burst above its rate.
+    app_rate_burst: int = 100
+    #: How long an app looked up in the store is trusted before it is read again.
+    app_cache_ttl_s: float = 2.0
+    #: How long the old secret stays valid after ``apps rotate-secret``.
+    secret_grace_s: int = 86_400
+    #: Messages one worker process sends at once.
+    worker_concurrency: int = 16
+    #: How long a claimed message stays leased to its worker before another may take it.
+    lease_s: float = 60.0
+    #: How often an idle worker looks for due messages.
+    poll_interval_s: float = 0.2
+    #: ``console`` (human) or ``json`` (one object per line).
+    log_format: str = "console"
+    log_level: str = "info"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'iwork-mc.db'}"
+
+    @property
+    def event_limits(self) -> EventLimits:
+        return EventLimits(
+            default_region=self.default_region,
+            allowed_regions=frozenset(self.allowed_regions),
+        )
+
+    @classmethod
+    def load(
+        cls,
+        environ: Mapping[str, str],
+        overrides: Mapping[str, Any] | None = None,
+        config_file: Path | None = None,
+    ) -> Settings:
+        """Build settings from flags (``overrides``, ``None`` values ignored), env and file."""
+        values: dict[str, Any] = {}
+        path = config_file or (
+            Path(environ[ENV_PREFIX + "CONFIG"]) if environ.get(ENV_PREFIX + "CONFIG") else None
+        )
+        if path is not None:
+            values.update(_read_toml(path))
+        for field in fields(cls):
+            env_value = environ.get(ENV_PREFIX + field.name.upper())
+            if env_value is not None and env_value != "":
+                values[field.name] = env_value
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        return cls(**{name: _coerce(name, value) for name, value in values.items()})
+
+
+_TYPES = typing.get_type_hints(Settings)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    unknown = sorted(set(data) - set(_TYPES))
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown setting(s) {', '.join(unknown)}")
+    return data
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name not in _TYPES:
+        raise ConfigError(f"unknown setting {name!r}")
+    kind = _TYPES[name]
+    try:
+        if kind is Path:
+            return Path(value)
+        if kind is bool:
+            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+        if kind in (int, float):
+            return kind(value)
+        if typing.get_origin(kind) is tuple:
+            items = value.split(",") if isinstance(value, str) else list(value)
+            cleaned = [str(item).strip().upper() for item in items if str(item).strip()]
+            # "*" spells "every region" where an empty value would mean "not set".
+            return () if cleaned == ["*"] else tuple(cleaned)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name}: {value!r} is not a valid {_describe(kind)}") from exc
+
+
+def _describe(kind: Any) -> str:
+    if isinstance(kind, types.GenericAlias):
+        return "comma-separated list"
+    return getattr(kind, "__name__", str(kind))

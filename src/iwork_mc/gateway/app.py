@@ -1,0 +1,48 @@
+"""The ASGI application: ``/router/rest`` (TOP) and ``/healthz``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from iwork_mc.config import Settings
+from iwork_mc.gateway.directory import AppDirectory
+from iwork_mc.gateway.flowcontrol import FlowControl
+from iwork_mc.gateway.methods import build_methods
+from iwork_mc.gateway.top_endpoint import TopEndpoint
+from iwork_mc.store.base import Store, StoreError
+
+__all__ = ["create_app"]
+
+
+def create_app(
+    settings: Settings, store: Store, *, clock: Callable[[], float] = time.time
+) -> Starlette:
+    """Build the gateway around an opened ``store``; the caller owns the store's lifetime."""
+    top = TopEndpoint(
+        methods=build_methods(store, settings.event_limits, settings.max_event_bytes),
+        apps=AppDirectory(store, settings.app_cache_ttl_s),
+        flow_control=FlowControl(settings.app_rate_limit, settings.app_rate_burst),
+        timestamp_tolerance_ms=settings.timestamp_tolerance_s * 1000,
+        max_body_bytes=settings.max_body_bytes,
+        clock=clock,
+    )
+
+    async def healthz(request: Request) -> JSONResponse:
+        try:
+            await store.get_app("")
+        except StoreError:
+            return JSONResponse({"status": "unavailable", "store": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(
+        routes=[
+            Route("/router/rest", top, methods=None),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )

@@ -1,0 +1,33 @@
+"""App lookups for the hot path: a short-lived cache in front of the store.
+
+Every call needs its app (to verify the signature), and apps change rarely, so
+each gateway process keeps what it read for ``ttl`` seconds.  A disabled app
+or a rotated secret therefore takes effect in every process within ``ttl``.
+Unknown keys are cached too, so a flood of bad keys does not reach the database.
+"""
+
+from __future__ import annotations
+
+from iwork_mc.apps import App
+from iwork_mc.store.base import Store
+
+__all__ = ["AppDirectory"]
+
+_MAX_ENTRIES = 10_000
+
+
+class AppDirectory:
+    def __init__(self, store: Store, ttl: float) -> None:
+        self._store = store
+        self._ttl = ttl
+        self._entries: dict[str, tuple[float, App | None]] = {}
+
+    async def get(self, app_key: str, now: float) -> App | None:
+        cached = self._entries.get(app_key)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        app = await self._store.get_app(app_key)
+        if len(self._entries) >= _MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[app_key] = (now, app)
+        return app

@@ -1,0 +1,26 @@
+"""When to try a failed delivery again (pure, time passed in)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+__all__ = ["RetryPolicy"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter: attempt n waits up to ``base_s * 2**(n-1)``."""
+
+    base_s: float = 2.0
+    max_delay_s: float = 300.0
+    max_attempts: int = 10
+
+    def next_attempt_at_ms(self, attempts: int, now_ms: int, rng: random.Random) -> int | None:
+        """When to try again after ``attempts`` failed attempts; ``None``: give up."""
+        if attempts >= self.max_attempts:
+            return None
+        ceiling = min(self.max_delay_s, self.base_s * 2 ** max(0, attempts - 1))
+        # Half fixed, half random: spreads a burst of failures without retrying at once.
+        delay = ceiling / 2 + rng.uniform(0, ceiling / 2)
+        return now_ms + int(delay * 1000)

@@ -1,0 +1,191 @@
+"""The dispatcher: claim due messages, render, send through the channel, record.
+
+Each round leases up to ``concurrency`` due messages (``queued`` and due, or
+``sending`` under an expired lease, i.e. a crashed worker's), sends them
+concurrently, and records each outcome with a guarded transition: a worker
+that lost its lease (it stalled past the lease) cannot overwrite the result of
+the worker that took over, and the late result is noted in the timeline so a
+possible duplicate is visible, never silent.
+
+Retries are scheduled in the store (``queued`` with a later ``due_at``), never
+held in memory, so a restart loses none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import socket
+import time
+from collections.abc import Callable
+
+import structlog
+
+from iwork_mc.channels.base import (
+    Channel,
+    Delivered,
+    PermanentChannelError,
+    SendResult,
+    TransientChannelError,
+)
+from iwork_mc.messages import Message, MessageStatus
+from iwork_mc.privacy import mask_phone
+from iwork_mc.retry import RetryPolicy
+from iwork_mc.store.base import Store, StoreError
+from iwork_mc.text import render_default
+
+__all__ = ["Worker", "default_worker_id"]
+
+log = structlog.get_logger("iwork_mc.worker")
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{random.randrange(16**4):04x}"
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        channel: Channel,
+        *,
+        worker_id: str | None = None,
+        concurrency: int = 16,
+        lease_ms: int = 60_000,
+        poll_interval: float = 0.2,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.channel = channel
+        self.worker_id = worker_id or default_worker_id()
+        self.concurrency = concurrency
+        self.lease_ms = lease_ms
+        self.poll_interval = poll_interval
+        self.retry = retry or RetryPolicy()
+        self._clock = clock
+        self._rng = rng or random.Random()
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    async def run_once(self) -> int:
+        """Claim one batch and deliver it; returns how many messages were claimed."""
+        claimed = await self.store.claim_due(
+            worker_id=self.worker_id,
+            now_ms=self._now_ms(),
+            lease_ms=self.lease_ms,
+            limit=self.concurrency,
+        )
+        if claimed:
+            await asyncio.gather(*(self._deliver(message) for message in claimed))
+        return len(claimed)
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Deliver until ``stop`` is set; the batch in flight is finished, never abandoned."""
+        log.info("worker_started", worker_id=self.worker_id, channel=self.channel.name)
+        failures = 0
+        while not stop.is_set():
+            try:
+                claimed = await self.run_once()
+                failures = 0
+            except StoreError:
+                failures += 1
+                log.warning("store_unavailable", worker_id=self.worker_id, exc_info=True)
+                claimed = 0
+            if claimed == 0:
+                pause = self.poll_interval if failures == 0 else min(30.0, 2.0**failures)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=pause)
+        log.info("worker_stopped", worker_id=self.worker_id)
+
+    async def _deliver(self, message: Message) -> None:
+        text = render_default(message.event)
+        try:
+            result = await self.channel.send(message, text)
+        except PermanentChannelError as exc:
+            await self._record(message, MessageStatus.FAILED, "failed", error=exc.reason)
+        except TransientChannelError as exc:
+            await self._retry_or_fail(message, exc.reason)
+        except Exception as exc:
+            log.exception("channel_crashed", message_id=message.id, channel=self.channel.name)
+            await self._retry_or_fail(message, f"channel error: {type(exc).__name__}")
+        else:
+            await self._record_result(message, result)
+
+    async def _record_result(self, message: Message, result: SendResult) -> None:
+        recorded = await self._record(
+            message, MessageStatus.SUBMITTED, "submitted", channel_ref=result.ref
+        )
+        if recorded and isinstance(result, Delivered):
+            # The lease ended with "submitted"; a receipt is recorded without one.
+            await self.store.transition(
+                message.id,
+                to=MessageStatus.DELIVERED,
+                now_ms=self._now_ms(),
+                kind="delivered",
+                detail={"channel": self.channel.name, "ref": result.ref},
+            )
+        log.info(
+            "message_sent",
+            message_id=message.id,
+            to=mask_phone(message.event.mobile_receiver),
+            channel=self.channel.name,
+            attempt=message.attempts,
+            delivered=isinstance(result, Delivered),
+        )
+
+    async def _retry_or_fail(self, message: Message, reason: str) -> None:
+        due_at = self.retry.next_attempt_at_ms(message.attempts, self._now_ms(), self._rng)
+        if due_at is None:
+            await self._record(
+                message, MessageStatus.FAILED, "failed", error=f"retries exhausted: {reason}"
+            )
+        else:
+            await self._record(
+                message, MessageStatus.QUEUED, "retry_scheduled", error=reason, due_at_ms=due_at
+            )
+
+    async def _record(
+        self,
+        message: Message,
+        to: MessageStatus,
+        kind: str,
+        *,
+        channel_ref: str | None = None,
+        error: str | None = None,
+        due_at_ms: int | None = None,
+    ) -> bool:
+        detail: dict[str, object] = {"channel": self.channel.name, "attempt": message.attempts}
+        if channel_ref is not None:
+            detail["ref"] = channel_ref
+        if error is not None:
+            detail["error"] = error
+        if due_at_ms is not None:
+            detail["due_at_ms"] = due_at_ms
+        changed = await self.store.transition(
+            message.id,
+            to=to,
+            now_ms=self._now_ms(),
+            kind=kind,
+            detail=detail,
+            worker_id=self.worker_id,
+            due_at_ms=due_at_ms,
+            channel=self.channel.name,
+            channel_ref=channel_ref,
+            error=error,
+        )
+        if not changed:
+            # Our lease expired and another worker owns the message now: the
+            # channel may have it twice.  Say so where the message's owner looks.
+            log.warning("lease_lost", message_id=message.id, worker_id=self.worker_id)
+            await self.store.note(
+                message.id,
+                now_ms=self._now_ms(),
+                kind="late_result_after_lease_lost",
+                detail={**detail, "worker_id": self.worker_id, "intended_status": str(to)},
+            )
+        return changed

@@ -1,0 +1,102 @@
+"""Real servers for tests: the gateway in a thread, on a real socket on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+import uvicorn
+
+from iwork_mc.apps import App, new_app_key, new_secret
+from iwork_mc.config import Settings
+from iwork_mc.gateway.app import create_app
+from iwork_mc.store import create_store
+from iwork_mc.store.base import Store
+
+T = TypeVar("T")
+
+
+class GatewayThread:
+    """``create_app`` served by uvicorn on its own loop and thread, with a migrated store."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/router/rest"
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.store: Store | None = None
+        self._server: uvicorn.Server | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    def __enter__(self) -> GatewayThread:
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise RuntimeError("gateway did not start")
+        if self._error is not None:
+            raise RuntimeError("gateway failed to start") from self._error
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.should_exit = True
+        self._thread.join(30)
+
+    def _main(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        try:
+            self._loop = asyncio.get_running_loop()
+            self.store = create_store(self.settings.effective_database_url)
+            await self.store.open()
+            await self.store.migrate()
+            config = uvicorn.Config(
+                create_app(self.settings, self.store),
+                lifespan="off",
+                access_log=False,
+                log_level="warning",
+            )
+            self._server = uvicorn.Server(config)
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            raise
+        serving = asyncio.create_task(self._server.serve(sockets=[self._sock]))
+        while not self._server.started and not serving.done():
+            await asyncio.sleep(0.01)
+        self._ready.set()
+        try:
+            await serving
+        finally:
+            await self.store.close()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the server's loop (where its store lives) and return its result."""
+        assert self._loop is not None
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return future.result(30)
+
+    def create_app(self, *, enabled: bool = True) -> App:
+        assert self.store is not None
+        app = App(
+            app_key=new_app_key(),
+            name="test",
+            secret=new_secret(),
+            enabled=enabled,
+            created_at_ms=int(time.time() * 1000),
+        )
+        self.run(self.store.insert_app(app))
+        return app
+
+    def message_count(self) -> int:
+        assert self.store is not None
+        return sum(self.run(self.store.count_by_status()).values())
