@@ -71,7 +71,8 @@ class GatewayThread:
             self._ready.set()
             raise
         serving = asyncio.create_task(self._server.serve(sockets=[self._sock]))
-        while not self._server.started and not serving.done():
+        # uvicorn exposes "started" as a flag, not an event.
+        while not self._server.started and not serving.done():  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         self._ready.set()
         try:

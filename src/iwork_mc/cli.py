@@ -7,6 +7,7 @@ Every command that prints data takes ``--json``.  Settings come from flags,
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import os
 import signal
@@ -27,6 +28,7 @@ from iwork_mc.logs import configure_logging
 from iwork_mc.privacy import mask_phone
 from iwork_mc.store import create_store
 from iwork_mc.store.base import AppExists, Store, StoreError
+from iwork_mc.top import signing
 
 __all__ = ["app", "main"]
 
@@ -47,6 +49,12 @@ out = Console()
 err = Console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+class SignMethodChoice(enum.StrEnum):
+    MD5 = "md5"
+    HMAC = "hmac"
+    HMAC_SHA256 = "hmac-sha256"
 
 
 def _now_ms() -> int:
@@ -457,6 +465,95 @@ def status(
             at, entry.kind, str(entry.status), json.dumps(entry.detail, ensure_ascii=False)
         )
     out.print(table)
+
+
+GATEWAY_URL = "http://127.0.0.1:8080/router/rest"
+UrlOption = Annotated[str, typer.Option(envvar="IWORK_MC_URL", help="The /router/rest URL.")]
+AppKeyOption = Annotated[str | None, typer.Option(envvar="IWORK_MC_APP_KEY")]
+SecretOption = Annotated[
+    str | None,
+    typer.Option(envvar="IWORK_MC_SECRET", help="Prefer the env var: flags show in `ps`."),
+]
+Text = Annotated[str | None, typer.Option()]
+
+
+@app.command()
+def send(
+    ctx: typer.Context,
+    url: UrlOption = GATEWAY_URL,
+    app_key: AppKeyOption = None,
+    secret: SecretOption = None,
+    sign_method: Annotated[
+        SignMethodChoice, typer.Option(case_sensitive=False)
+    ] = SignMethodChoice.HMAC_SHA256,
+    mobile_receiver: Annotated[str | None, typer.Option(help="e.g. 13888888888")] = None,
+    json_data: Annotated[str | None, typer.Option(help='e.g. {"name":"张三"}')] = None,
+    source: Text = None,
+    action: Text = None,
+    sender: Annotated[int | None, typer.Option()] = None,
+    event_type: Annotated[str, typer.Option()] = "mobile_receiver",
+    msg_key: Annotated[str | None, typer.Option(help="[default: a new UUID]")] = None,
+    event_time_millis: Annotated[int | None, typer.Option(help="[default: now]")] = None,
+    resource_id: Text = None,
+    resource_url: Text = None,
+    file: Annotated[Path | None, typer.Option(help="JSON lines, one event per line.")] = None,
+    concurrency: Annotated[int, typer.Option(help="Calls in flight with --file.")] = 8,
+    json_output: JsonFlag = False,
+) -> None:
+    """Send a signed alibaba.iwork.mc.msg.sendmobile call (one event, or --file)."""
+    from iwork_mc import cli_send
+    from iwork_mc.client import AsyncClient, SDKError
+
+    settings = _settings(ctx)
+    if app_key is None or secret is None:
+        saved = devapp.load_saved(settings.data_dir / "dev-app.json")
+        if saved is None:
+            raise _fail("give --app-key and --secret (or IWORK_MC_APP_KEY / IWORK_MC_SECRET)", 2)
+        app_key, secret = saved
+
+    async def work() -> int:
+        method = next(m for m in signing.SIGN_METHODS if m == sign_method.value)
+        async with AsyncClient(url, app_key, secret, sign_method=method) as client:
+            if file is not None:
+                report = await cli_send.send_file(
+                    client, file, concurrency=concurrency, console=err
+                )
+                summary = {"sent": report.sent, "failed": report.failed}
+                if json_output:
+                    out.print_json(data=summary)
+                else:
+                    out.print(f"sent {report.sent}, failed {len(report.failed)}")
+                    for failure in report.failed[:20]:
+                        out.print(f"  line {failure.pop('line')}: {failure}", highlight=False)
+                return 1 if report.failed else 0
+            fields = {"mobile_receiver": mobile_receiver, "json_data": json_data, "source": source,
+                      "action": action, "sender": sender}  # fmt: skip
+            missing = [f"--{k.replace('_', '-')}" for k, v in fields.items() if v is None]
+            if missing:
+                raise _fail(f"missing {', '.join(missing)} (or give --file)", 2)
+            try:
+                result = await cli_send.send_one(client, {
+                    **fields, "event_type": event_type, "msg_key": msg_key,
+                    "event_time_millis": event_time_millis, "resource_id": resource_id,
+                    "resource_url": resource_url,
+                })  # fmt: skip
+            except SDKError as exc:
+                if json_output:
+                    out.print_json(data={"accepted": False, **cli_send.describe_error(exc)})
+                else:
+                    err.print(f"[red]not accepted:[/red] {exc}", highlight=False)
+                return 1
+            if json_output:
+                out.print_json(data={"accepted": True, "msg_key": result.msg_key,
+                                     "request_id": result.request_id})  # fmt: skip
+            else:
+                out.print(f"accepted msg_key={result.msg_key} request_id={result.request_id}",
+                          highlight=False)  # fmt: skip
+            return 0
+
+    code = asyncio.run(work())
+    if code:
+        raise typer.Exit(code)
 
 
 def main() -> None:

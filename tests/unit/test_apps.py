@@ -1,8 +1,5 @@
 """Unit tests for iwork_mc.apps: app keys, secrets and secret rotation."""
 
-# structlog style: `expected == actual`; until pyproject ignores SIM300 under tests/.
-# ruff: noqa: SIM300
-
 from __future__ import annotations
 
 import re

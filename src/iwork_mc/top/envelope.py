@@ -110,25 +110,46 @@ def _xml_element(parts: list[str], name: str, value: Any) -> None:
 def parse_answer(body: bytes, fmt: Format) -> dict[str, Any]:
     """Parse an answer body into ``{root_name: {...}}`` (or the bare object for simplify).
 
-    XML leaves are typed the way TOP's JSON types them: ``true``/``false`` become
-    booleans and an error's ``code`` an int; everything else stays a string.
+    XML leaves are typed the way the JSON answer types them: ``content`` and
+    ``success`` are booleans, an error's ``code`` is an int, everything else is
+    text.  Repeated elements become lists.
+
+    Raises:
+        ValueError: the body is not a JSON object or well-formed XML.
     """
-    if fmt == "json":
-        parsed = json.loads(body)
-        if not isinstance(parsed, dict):
-            raise ValueError("a TOP answer is a JSON object")
-        return parsed
-    root = ET.fromstring(body)
-    return {root.tag: _xml_to_dict(root)}
+    try:
+        if fmt == "json":
+            parsed = json.loads(body)
+            if not isinstance(parsed, dict):
+                raise ValueError("a TOP answer is a JSON object")
+            return parsed
+        root = ET.fromstring(body)
+    except (ET.ParseError, RecursionError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not a TOP {fmt} answer: {exc}") from exc
+    return {root.tag: _xml_members(root)}
 
 
-def _xml_to_dict(element: ET.Element) -> Any:
-    children = list(element)
-    if not children:
-        text = element.text or ""
-        if text in ("true", "false"):
-            return text == "true"
-        if element.tag == "code" and text.lstrip("-").isdigit():
-            return int(text)
-        return text
-    return {child.tag: _xml_to_dict(child) for child in children}
+_XML_BOOLEANS = frozenset({"content", "success"})
+
+
+def _xml_members(element: ET.Element) -> dict[str, Any]:
+    members: dict[str, Any] = {}
+    for child in element:
+        value = _xml_members(child) if len(child) else _xml_leaf(element.tag, child)
+        if child.tag in members:
+            previous = members[child.tag]
+            members[child.tag] = (
+                [*previous, value] if isinstance(previous, list) else [previous, value]
+            )
+        else:
+            members[child.tag] = value
+    return members
+
+
+def _xml_leaf(parent: str, leaf: ET.Element) -> Any:
+    text = leaf.text or ""
+    if leaf.tag in _XML_BOOLEANS and text in ("true", "false"):
+        return text == "true"
+    if parent == "error_response" and leaf.tag == "code" and text.lstrip("-").isdigit():
+        return int(text)
+    return text

@@ -1,8 +1,5 @@
 """Unit tests for iwork_mc.top.envelope: answer bodies (spec/top-protocol.md §5)."""
 
-# structlog style: `expected == actual`; until pyproject ignores SIM300 under tests/.
-# ruff: noqa: SIM300
-
 from __future__ import annotations
 
 import json
