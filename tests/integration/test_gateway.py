@@ -15,6 +15,10 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+
+from iwork_mc.apps import App
+from iwork_mc.config import Settings
+from iwork_mc.top import signing
 from servers import GatewayThread
 from topcalls import (
     SEED_SUCCESS_XML,
@@ -24,10 +28,6 @@ from topcalls import (
     node_layout,
     signed,
 )
-
-from iwork_mc.apps import App
-from iwork_mc.config import Settings
-from iwork_mc.top import signing
 
 REQUEST_ID = re.compile(r"[0-9a-z]{12,13}")
 
