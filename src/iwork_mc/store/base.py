@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from iwork_mc.apps import App
 from iwork_mc.messages import AcceptResult, Message, MessageStatus, NewMessage, TimelineEntry
 
-__all__ = ["AppExists", "Store", "StoreError", "StoreUnavailable"]
+__all__ = ["AppExists", "MessageNotFound", "Store", "StoreError", "StoreUnavailable"]
 
 
 class StoreError(Exception):
@@ -27,6 +27,10 @@ class StoreUnavailable(StoreError):
 
 class AppExists(StoreError):
     """An app with that app_key already exists."""
+
+
+class MessageNotFound(StoreError):
+    """No message has that id."""
 
 
 class Store(Protocol):
@@ -86,7 +90,10 @@ class Store(Protocol):
     async def note(
         self, message_id: int, *, now_ms: int, kind: str, detail: Mapping[str, Any] | None = None
     ) -> None:
-        """Append a timeline entry that changes no status (an attempt, a receipt)."""
+        """Append a timeline entry that changes no status (an attempt, a receipt).
+
+        Raises :class:`MessageNotFound` if there is no such message.
+        """
 
     async def claim_due(
         self, *, worker_id: str, now_ms: int, lease_ms: int, limit: int
@@ -115,7 +122,9 @@ class Store(Protocol):
         """Move a message to ``to`` if :data:`~iwork_mc.messages.TRANSITIONS` allows it.
 
         Appends a timeline entry of ``kind`` with ``detail``.  With ``worker_id``
-        the change only happens while that worker still holds the lease.
+        the change only happens while that worker still holds the lease (a lease
+        that ran out is held until another worker claims the message: refusing
+        then would only make the message be sent twice).
         Moving to ``queued`` reschedules the outbox row at ``due_at_ms``; any
         other status releases it.  Returns whether the change was made (a
         refused change writes nothing).

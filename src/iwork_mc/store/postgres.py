@@ -1,0 +1,317 @@
+"""PostgresStore: many gateway and worker processes on many hosts, one database.
+
+Theory of operation
+-------------------
+
+psycopg 3 in async mode, through a :class:`psycopg_pool.AsyncConnectionPool`
+opened explicitly by :meth:`PostgresStore.open` (and checked on checkout, so a
+connection the server dropped is replaced rather than handed out).  Pooled
+connections are in autocommit mode and every write is ONE statement: the
+queries in ``sql/postgres/queries.sql`` chain their steps with data-modifying
+CTEs, so an accept (message + outbox row + timeline entry) is one atomic round
+trip, and PostgreSQL's own group commit takes care of concurrent fsyncs.
+
+*Idempotent accept.*  ``INSERT … ON CONFLICT (app_key, msg_key) DO NOTHING``:
+when two sessions insert the same key at once, the unique index makes the
+second wait for the first to commit and then insert nothing; it then reads
+the winner's fingerprint (read committed sees it) to answer DUPLICATE or
+CONFLICT.
+
+*Leases.*  ``claim_due`` picks due outbox rows with ``FOR UPDATE SKIP LOCKED``:
+a row another worker is claiming is skipped, not waited for, so workers never
+lease the same message and never queue behind each other.  ``transition``
+locks the message's outbox row before its ``messages`` row, the same order
+as a claim, so a late worker's transition and a reclaim by another worker
+serialise (the loser sees the new ``lease_owner`` and is refused) and cannot
+deadlock.
+
+Nothing names a schema: the DSN's ``options=-csearch_path=…`` decides where
+the tables are, which is how the tests give every test its own schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, LiteralString
+
+import psycopg
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from iwork_mc.apps import App
+from iwork_mc.messages import (
+    AcceptOutcome,
+    AcceptResult,
+    Message,
+    MessageStatus,
+    NewMessage,
+    TimelineEntry,
+)
+from iwork_mc.store import migrations, rows, sql
+from iwork_mc.store.base import (
+    AppExists,
+    MessageNotFound,
+    Store,
+    StoreError,
+    StoreUnavailable,
+)
+
+__all__ = ["PostgresStore"]
+
+_Connection = psycopg.AsyncConnection[DictRow]
+
+
+@dataclass(frozen=True, slots=True)
+class _Queries:
+    insert_app: LiteralString
+    get_app: LiteralString
+    list_apps: LiteralString
+    set_app_enabled: LiteralString
+    rotate_secret: LiteralString
+    accept: LiteralString
+    existing_fingerprint: LiteralString
+    get_message: LiteralString
+    get_message_by_id: LiteralString
+    timeline: LiteralString
+    count_by_status: LiteralString
+    count_by_status_for_app: LiteralString
+    note: LiteralString
+    claim_due: LiteralString
+    transition: LiteralString
+
+
+_Q = sql.load("postgres", _Queries)
+
+
+class PostgresStore:
+    """The :class:`~iwork_mc.store.base.Store` on a PostgreSQL database.
+
+    Args:
+        dsn: A libpq connection string or ``postgresql://`` URL; its
+            ``search_path`` chooses the schema.
+        min_size: Connections the pool keeps open.
+        max_size: The most connections the pool opens.
+        timeout: Seconds to wait for a connection (at open, and from the pool)
+            before failing with :class:`StoreUnavailable`.
+        connect_timeout: Seconds libpq waits for the server to answer a connect.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = 10.0,
+        connect_timeout: int = 5,
+    ) -> None:
+        try:
+            # Fail now on a malformed DSN, not after a pool timeout at open().
+            psycopg.conninfo.conninfo_to_dict(dsn)
+        except psycopg.ProgrammingError as exc:
+            raise ValueError(f"invalid PostgreSQL DSN: {exc}") from exc
+        self.dsn = dsn
+        self.min_size = min_size
+        self.max_size = max_size
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self._pool: AsyncConnectionPool[_Connection] | None = None
+
+    def __repr__(self) -> str:
+        # The DSN may hold a password: never print it.
+        return f"PostgresStore(min_size={self.min_size}, max_size={self.max_size})"
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            raise StoreError("the store is already open")
+        # Built here, not in __init__: a closed pool cannot be reopened, and a
+        # failed open() must leave the store ready for another try.
+        pool = AsyncConnectionPool(
+            self.dsn,
+            connection_class=_Connection,
+            kwargs={
+                "autocommit": True,
+                "row_factory": dict_row,
+                "connect_timeout": self.connect_timeout,
+            },
+            min_size=self.min_size,
+            max_size=self.max_size,
+            timeout=self.timeout,
+            # Replace a connection the server dropped instead of handing it out.
+            check=AsyncConnectionPool.check_connection,
+            name="iwork-mc",
+            open=False,
+        )
+        try:
+            await pool.open(wait=True, timeout=self.timeout)
+        except PoolTimeout as exc:
+            await pool.close()
+            raise StoreUnavailable(f"PostgreSQL unreachable: {exc}") from exc
+        self._pool = pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    async def migrate(self) -> list[str]:
+        async with self._connection() as conn:
+            return await migrations.migrate_postgres(conn)
+
+    # -- apps ---------------------------------------------------------------
+
+    async def insert_app(self, app: App) -> None:
+        if await self._fetch_one(_Q.insert_app, rows.app_params(app)) is None:
+            raise AppExists(f"app_key {app.app_key} is taken")
+
+    async def get_app(self, app_key: str) -> App | None:
+        row = await self._fetch_one(_Q.get_app, {"app_key": app_key})
+        return None if row is None else rows.app_from_row(row)
+
+    async def list_apps(self) -> list[App]:
+        return [rows.app_from_row(row) for row in await self._fetch_all(_Q.list_apps, {})]
+
+    async def set_app_enabled(self, app_key: str, enabled: bool) -> App | None:
+        row = await self._fetch_one(_Q.set_app_enabled, {"app_key": app_key, "enabled": enabled})
+        return None if row is None else rows.app_from_row(row)
+
+    async def rotate_secret(
+        self, app_key: str, new_secret: str, previous_valid_until_ms: int
+    ) -> App | None:
+        params = {
+            "app_key": app_key,
+            "new_secret": new_secret,
+            "previous_valid_until_ms": previous_valid_until_ms,
+        }
+        row = await self._fetch_one(_Q.rotate_secret, params)
+        return None if row is None else rows.app_from_row(row)
+
+    # -- accepting ----------------------------------------------------------
+
+    async def accept(self, message: NewMessage) -> AcceptResult:
+        params = rows.accept_params(message)
+        async with self._connection() as conn:
+            inserted = await (await conn.execute(_Q.accept, params)).fetchone()
+            if inserted is not None:
+                return AcceptResult(outcome=AcceptOutcome.ACCEPTED, message_id=inserted["id"])
+            # A new statement, a new snapshot: it sees the committed row that won.
+            existing = await (await conn.execute(_Q.existing_fingerprint, params)).fetchone()
+        if existing is None:
+            raise StoreError("the conflicting message vanished")
+        same = existing["fingerprint"] == message.fingerprint
+        outcome = AcceptOutcome.DUPLICATE if same else AcceptOutcome.CONFLICT
+        return AcceptResult(outcome=outcome, message_id=existing["id"])
+
+    # -- reading ------------------------------------------------------------
+
+    async def get_message(self, app_key: str, msg_key: str) -> Message | None:
+        row = await self._fetch_one(_Q.get_message, {"app_key": app_key, "msg_key": msg_key})
+        return None if row is None else rows.message_from_row(row)
+
+    async def get_message_by_id(self, message_id: int) -> Message | None:
+        row = await self._fetch_one(_Q.get_message_by_id, {"message_id": message_id})
+        return None if row is None else rows.message_from_row(row)
+
+    async def timeline(self, message_id: int) -> list[TimelineEntry]:
+        found = await self._fetch_all(_Q.timeline, {"message_id": message_id})
+        return [rows.timeline_entry_from_row(row) for row in found]
+
+    async def count_by_status(self, app_key: str | None = None) -> dict[MessageStatus, int]:
+        if app_key is None:
+            found = await self._fetch_all(_Q.count_by_status, {})
+        else:
+            found = await self._fetch_all(_Q.count_by_status_for_app, {"app_key": app_key})
+        counts = dict.fromkeys(MessageStatus, 0)
+        counts.update({MessageStatus(row["status"]): row["n"] for row in found})
+        return counts
+
+    # -- delivering ---------------------------------------------------------
+
+    async def note(
+        self, message_id: int, *, now_ms: int, kind: str, detail: Mapping[str, Any] | None = None
+    ) -> None:
+        params = {
+            "message_id": message_id,
+            "now_ms": now_ms,
+            "kind": kind,
+            "detail": rows.detail_json(detail),
+        }
+        if await self._fetch_one(_Q.note, params) is None:
+            raise MessageNotFound(f"no message {message_id}")
+
+    async def claim_due(
+        self, *, worker_id: str, now_ms: int, lease_ms: int, limit: int
+    ) -> list[Message]:
+        params = {
+            "worker_id": worker_id,
+            "now_ms": now_ms,
+            "lease_expires_at_ms": now_ms + lease_ms,
+            "limit": limit,
+        }
+        return [rows.message_from_row(row) for row in await self._fetch_all(_Q.claim_due, params)]
+
+    async def transition(
+        self,
+        message_id: int,
+        *,
+        to: MessageStatus,
+        now_ms: int,
+        kind: str,
+        detail: Mapping[str, Any] | None = None,
+        worker_id: str | None = None,
+        due_at_ms: int | None = None,
+        channel: str | None = None,
+        channel_ref: str | None = None,
+        error: str | None = None,
+    ) -> bool:
+        params = {
+            "message_id": message_id,
+            "status": to.value,
+            "sources": rows.sources_of(to),
+            "now_ms": now_ms,
+            "due_at_ms": now_ms if due_at_ms is None else due_at_ms,
+            "worker_id": worker_id,
+            "channel": channel,
+            "channel_ref": channel_ref,
+            "error": error,
+            "kind": kind,
+            "detail": rows.detail_json(detail),
+        }
+        row = await self._fetch_one(_Q.transition, params)
+        return row is not None and row["moved"] == 1
+
+    # -- plumbing -------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[_Connection]:
+        """A pooled connection; driver errors leave as StoreError/StoreUnavailable."""
+        if self._pool is None:
+            raise StoreError("the store is not open")
+        try:
+            async with self._pool.connection() as conn:
+                yield conn
+        except PoolTimeout as exc:
+            raise StoreUnavailable(f"no PostgreSQL connection available: {exc}") from exc
+        except psycopg.OperationalError as exc:
+            # Connection lost or refused, server shutting down, deadlock or
+            # serialization failure: all worth a retry later.
+            raise StoreUnavailable(f"PostgreSQL unavailable: {exc}") from exc
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL error: {exc}") from exc
+
+    async def _fetch_one(self, query: LiteralString, params: Mapping[str, Any]) -> DictRow | None:
+        async with self._connection() as conn:
+            return await (await conn.execute(query, params)).fetchone()
+
+    async def _fetch_all(self, query: LiteralString, params: Mapping[str, Any]) -> list[DictRow]:
+        async with self._connection() as conn:
+            return await (await conn.execute(query, params)).fetchall()
+
+
+if TYPE_CHECKING:
+    # mypy proves the class implements the Protocol.
+    _conforms: type[Store] = PostgresStore

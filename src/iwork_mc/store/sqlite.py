@@ -1,0 +1,543 @@
+"""SQLiteStore: the embedded default, one database file in WAL mode.
+
+Theory of operation
+-------------------
+
+*One thread owns the connection.*  ``sqlite3`` is blocking, so every piece of
+database work is a plain function (a *job*) handed to a dedicated thread; the
+async methods put a job on the thread's queue and await a future that the
+thread resolves with ``loop.call_soon_threadsafe``.  The event loop never
+blocks on the disk.
+
+*Group commit.*  An acknowledged accept must survive kill -9 and power loss,
+so commits are durable (``synchronous=FULL``: the WAL is fsynced on every
+commit).  An fsync costs milliseconds, which would cap a one-commit-per-accept
+store at a few hundred accepts per second.  Instead the thread takes every job
+waiting in its queue (up to ``max_batch``) and runs them all in ONE
+``BEGIN IMMEDIATE … COMMIT``: one fsync for the whole batch.  Each job runs
+inside its own ``SAVEPOINT``, so a job that fails rolls back only its own
+writes and gets its own error.  Futures are resolved only after the COMMIT
+returns, so nobody is told "done" before the data is on disk; if the COMMIT
+fails, every job of the batch fails.  Under load batches grow by themselves
+(jobs pile up while the previous fsync runs); when idle a batch is one job and
+latency is one commit.
+
+*Several processes* (a gateway and a worker, or the CLI) may share the file:
+``BEGIN IMMEDIATE`` takes SQLite's single write lock up front, and
+``busy_timeout`` makes the others wait for it instead of failing at once.
+A batch made only of reads uses a plain (deferred) ``BEGIN``, which in WAL
+mode never waits for a writer.
+
+*Leases* live in the ``outbox`` table (see ``sql/sqlite/migrations``): a
+claim sets ``lease_owner``/``lease_expires_at_ms`` under the write lock, so
+two stores on the same file never lease one message twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import os
+import queue
+import sqlite3
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, LiteralString, TypeVar, cast
+
+from iwork_mc.apps import App
+from iwork_mc.messages import (
+    AcceptOutcome,
+    AcceptResult,
+    Message,
+    MessageStatus,
+    NewMessage,
+    TimelineEntry,
+)
+from iwork_mc.store import migrations, rows, sql
+from iwork_mc.store.base import (
+    AppExists,
+    MessageNotFound,
+    Store,
+    StoreError,
+    StoreUnavailable,
+)
+
+__all__ = ["SQLiteStore"]
+
+_T = TypeVar("_T")
+_JobKind = Literal["read", "write", "raw"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Queries:
+    insert_app: LiteralString
+    get_app: LiteralString
+    list_apps: LiteralString
+    set_app_enabled: LiteralString
+    rotate_secret: LiteralString
+    insert_message: LiteralString
+    insert_outbox: LiteralString
+    insert_timeline: LiteralString
+    existing_fingerprint: LiteralString
+    get_message: LiteralString
+    get_message_by_id: LiteralString
+    timeline: LiteralString
+    count_by_status: LiteralString
+    count_by_status_for_app: LiteralString
+    note: LiteralString
+    claim_candidates: LiteralString
+    lease_outbox: LiteralString
+    claim_message: LiteralString
+    lease_held: LiteralString
+    transition_message: LiteralString
+    schedule_outbox: LiteralString
+    release_outbox: LiteralString
+
+
+_Q = sql.load("sqlite", _Queries)
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    run: Callable[[sqlite3.Connection], Any]
+    #: ``read``/``write`` jobs share a batch transaction; a ``raw`` job runs
+    #: alone, outside any transaction (migrations manage their own).
+    kind: _JobKind
+    #: Resolved on its own loop (``future.get_loop()``) once the job is committed.
+    future: asyncio.Future[Any]
+
+
+class _Stop:
+    """Queued by close(): everything queued before it is still done."""
+
+
+_STOP = _Stop()
+_Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
+
+
+class SQLiteStore:
+    """The :class:`~iwork_mc.store.base.Store` on one SQLite file.
+
+    Args:
+        path: The database file; it and its directory are created if missing,
+            the file with mode 0600 (it holds app secrets).
+        busy_timeout_ms: How long to wait for another process's write lock
+            before failing with :class:`StoreUnavailable`.
+        max_batch: The most jobs one group commit carries.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, busy_timeout_ms: int = 10_000, max_batch: int = 256
+    ) -> None:
+        self.path = Path(path)
+        self.busy_timeout_ms = busy_timeout_ms
+        self.max_batch = max_batch
+        #: Write transactions committed, and the jobs they carried (for tests and metrics).
+        self.commits = 0
+        self.committed_jobs = 0
+        self._queue: queue.SimpleQueue[_Job | _Stop] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._stopped: concurrent.futures.Future[None] | None = None
+        self._accepting = False
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._thread is not None:
+            raise StoreError("the store is already open")
+        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._stopped = concurrent.futures.Future()
+        # A daemon: a program that forgets close() still exits.  That loses only
+        # jobs nobody was told are done; SQLite itself is crash-safe.
+        self._thread = threading.Thread(
+            target=self._thread_main,
+            args=(ready, self._stopped),
+            name="iwork-mc-sqlite",
+            daemon=True,
+        )
+        self._thread.start()
+        try:
+            await asyncio.wrap_future(ready)
+        except BaseException as exc:
+            self._thread.join()
+            self._thread = None
+            if isinstance(exc, sqlite3.Error | OSError):
+                raise _store_error(exc) from exc
+            raise
+        self._accepting = True
+
+    async def close(self) -> None:
+        if self._thread is None or self._stopped is None:
+            return
+        self._accepting = False
+        self._queue.put(_STOP)
+        await asyncio.wrap_future(self._stopped)
+        self._thread = None
+
+    async def migrate(self) -> list[str]:
+        return await self._submit("raw", migrations.migrate_sqlite)
+
+    # -- apps ---------------------------------------------------------------
+
+    async def insert_app(self, app: App) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            if _one(conn, _Q.insert_app, rows.app_params(app)) is None:
+                raise AppExists(f"app_key {app.app_key} is taken")
+
+        await self._submit("write", job)
+
+    async def get_app(self, app_key: str) -> App | None:
+        row = await self._submit("read", _fetch_one(_Q.get_app, {"app_key": app_key}))
+        return None if row is None else rows.app_from_row(row)
+
+    async def list_apps(self) -> list[App]:
+        found = await self._submit("read", _fetch_all(_Q.list_apps, {}))
+        return [rows.app_from_row(row) for row in found]
+
+    async def set_app_enabled(self, app_key: str, enabled: bool) -> App | None:
+        params = {"app_key": app_key, "enabled": enabled}
+        row = await self._submit("write", _fetch_one(_Q.set_app_enabled, params))
+        return None if row is None else rows.app_from_row(row)
+
+    async def rotate_secret(
+        self, app_key: str, new_secret: str, previous_valid_until_ms: int
+    ) -> App | None:
+        params = {
+            "app_key": app_key,
+            "new_secret": new_secret,
+            "previous_valid_until_ms": previous_valid_until_ms,
+        }
+        row = await self._submit("write", _fetch_one(_Q.rotate_secret, params))
+        return None if row is None else rows.app_from_row(row)
+
+    # -- accepting ----------------------------------------------------------
+
+    async def accept(self, message: NewMessage) -> AcceptResult:
+        params = rows.accept_params(message)
+
+        def job(conn: sqlite3.Connection) -> AcceptResult:
+            inserted = _one(conn, _Q.insert_message, params)
+            if inserted is not None:
+                message_id = inserted["id"]
+                conn.execute(_Q.insert_outbox, {**params, "message_id": message_id})
+                conn.execute(_Q.insert_timeline, {**params, "message_id": message_id})
+                return AcceptResult(outcome=AcceptOutcome.ACCEPTED, message_id=message_id)
+            # The write lock is held, so the row that won cannot change under us.
+            existing = _one(conn, _Q.existing_fingerprint, params)
+            if existing is None:
+                raise StoreError("the conflicting message vanished")
+            same = existing["fingerprint"] == message.fingerprint
+            outcome = AcceptOutcome.DUPLICATE if same else AcceptOutcome.CONFLICT
+            return AcceptResult(outcome=outcome, message_id=existing["id"])
+
+        return await self._submit("write", job)
+
+    # -- reading ------------------------------------------------------------
+
+    async def get_message(self, app_key: str, msg_key: str) -> Message | None:
+        params = {"app_key": app_key, "msg_key": msg_key}
+        row = await self._submit("read", _fetch_one(_Q.get_message, params))
+        return None if row is None else rows.message_from_row(row)
+
+    async def get_message_by_id(self, message_id: int) -> Message | None:
+        params = {"message_id": message_id}
+        row = await self._submit("read", _fetch_one(_Q.get_message_by_id, params))
+        return None if row is None else rows.message_from_row(row)
+
+    async def timeline(self, message_id: int) -> list[TimelineEntry]:
+        found = await self._submit("read", _fetch_all(_Q.timeline, {"message_id": message_id}))
+        return [rows.timeline_entry_from_row(row) for row in found]
+
+    async def count_by_status(self, app_key: str | None = None) -> dict[MessageStatus, int]:
+        if app_key is None:
+            found = await self._submit("read", _fetch_all(_Q.count_by_status, {}))
+        else:
+            params = {"app_key": app_key}
+            found = await self._submit("read", _fetch_all(_Q.count_by_status_for_app, params))
+        counts = dict.fromkeys(MessageStatus, 0)
+        counts.update({MessageStatus(row["status"]): row["n"] for row in found})
+        return counts
+
+    # -- delivering ---------------------------------------------------------
+
+    async def note(
+        self, message_id: int, *, now_ms: int, kind: str, detail: Mapping[str, Any] | None = None
+    ) -> None:
+        params = {
+            "message_id": message_id,
+            "now_ms": now_ms,
+            "kind": kind,
+            "detail": rows.detail_json(detail),
+        }
+
+        def job(conn: sqlite3.Connection) -> None:
+            if _one(conn, _Q.note, params) is None:
+                raise MessageNotFound(f"no message {message_id}")
+
+        await self._submit("write", job)
+
+    async def claim_due(
+        self, *, worker_id: str, now_ms: int, lease_ms: int, limit: int
+    ) -> list[Message]:
+        def job(conn: sqlite3.Connection) -> list[Message]:
+            due = conn.execute(_Q.claim_candidates, {"now_ms": now_ms, "limit": limit}).fetchall()
+            claimed: list[Message] = []
+            for candidate in due:
+                params: dict[str, Any] = {
+                    "message_id": candidate["message_id"],
+                    "worker_id": worker_id,
+                    "now_ms": now_ms,
+                    "lease_expires_at_ms": now_ms + lease_ms,
+                }
+                conn.execute(_Q.lease_outbox, params)
+                row = _one(conn, _Q.claim_message, params)
+                if row is None:
+                    raise StoreError(f"outbox row {candidate['message_id']} has no message")
+                detail: dict[str, Any] = {"worker_id": worker_id, "attempt": row["attempts"]}
+                if candidate["lease_owner"] is not None:
+                    # Claimable while leased means the lease ran out: its worker died or hung.
+                    detail["reclaimed_from"] = candidate["lease_owner"]
+                entry = {
+                    **params,
+                    "kind": "claimed",
+                    "status": MessageStatus.SENDING.value,
+                    "detail": rows.detail_json(detail),
+                }
+                conn.execute(_Q.insert_timeline, entry)
+                claimed.append(rows.message_from_row(row))
+            return claimed
+
+        return await self._submit("write", job)
+
+    async def transition(
+        self,
+        message_id: int,
+        *,
+        to: MessageStatus,
+        now_ms: int,
+        kind: str,
+        detail: Mapping[str, Any] | None = None,
+        worker_id: str | None = None,
+        due_at_ms: int | None = None,
+        channel: str | None = None,
+        channel_ref: str | None = None,
+        error: str | None = None,
+    ) -> bool:
+        params = {
+            "message_id": message_id,
+            "status": to.value,
+            "sources": json.dumps(rows.sources_of(to)),
+            "now_ms": now_ms,
+            "due_at_ms": now_ms if due_at_ms is None else due_at_ms,
+            "worker_id": worker_id,
+            "channel": channel,
+            "channel_ref": channel_ref,
+            "error": error,
+            "kind": kind,
+            "detail": rows.detail_json(detail),
+        }
+
+        def job(conn: sqlite3.Connection) -> bool:
+            # The batch holds the write lock: nothing can change between these statements.
+            if worker_id is not None and _one(conn, _Q.lease_held, params) is None:
+                return False
+            if _one(conn, _Q.transition_message, params) is None:
+                return False
+            if to == MessageStatus.QUEUED:
+                conn.execute(_Q.schedule_outbox, params)
+            elif to != MessageStatus.SENDING:
+                conn.execute(_Q.release_outbox, params)
+            conn.execute(_Q.insert_timeline, params)
+            return True
+
+        return await self._submit("write", job)
+
+    # -- the database thread -------------------------------------------------
+
+    async def _submit(self, kind: _JobKind, run: Callable[[sqlite3.Connection], _T]) -> _T:
+        if not self._accepting:
+            raise StoreError("the store is not open")
+        future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+        self._queue.put(_Job(run, kind, future))
+        try:
+            return await future
+        except sqlite3.Error as exc:
+            raise _store_error(exc) from exc
+
+    def _thread_main(
+        self, ready: concurrent.futures.Future[None], stopped: concurrent.futures.Future[None]
+    ) -> None:
+        try:
+            conn = self._connect()
+        except BaseException as exc:
+            ready.set_exception(exc)
+            stopped.set_result(None)
+            return
+        ready.set_result(None)
+        try:
+            self._serve(conn)
+        finally:
+            self._accepting = False
+            conn.close()
+            # Nothing can be queued after _STOP, but never leave a caller hanging.
+            self._fail_leftovers(StoreError("the store was closed"))
+            stopped.set_result(None)
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Create the file 0600 before SQLite opens it; the -wal and -shm files
+        # SQLite creates later copy the database file's permissions.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        conn = sqlite3.connect(
+            self.path,
+            # Sets SQLite's busy_timeout: wait for another process's write lock.
+            timeout=self.busy_timeout_ms / 1000,
+            # Autocommit at the driver level: this module writes BEGIN/COMMIT itself.
+            isolation_level=None,
+        )
+        try:
+            conn.row_factory = _dict_row
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()["journal_mode"]
+            if mode != "wal":
+                raise StoreError(f"{self.path} cannot use WAL (journal_mode is {mode})")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _serve(self, conn: sqlite3.Connection) -> None:
+        held: _Job | _Stop | None = None
+        while True:
+            item = held if held is not None else self._queue.get()
+            held = None
+            if isinstance(item, _Stop):
+                return
+            if item.kind == "raw":
+                self._settle(self._run_raw(conn, item))
+                continue
+            batch = [item]
+            while len(batch) < self.max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(more, _Stop) or more.kind == "raw":
+                    held = more
+                    break
+                batch.append(more)
+            self._settle(self._run_batch(conn, batch))
+
+    def _run_raw(self, conn: sqlite3.Connection, job: _Job) -> list[_Outcome]:
+        try:
+            return [(job.future, job.run(conn), None)]
+        except Exception as exc:
+            return [(job.future, None, exc)]
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[_Outcome]:
+        writes = any(job.kind == "write" for job in batch)
+        outcomes: list[_Outcome] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE" if writes else "BEGIN")
+            for job in batch:
+                conn.execute("SAVEPOINT job")
+                try:
+                    result = job.run(conn)
+                except Exception as exc:
+                    outcomes.append((job.future, None, exc))
+                    # Undo this job only; if the error ended the whole transaction
+                    # this fails too and the batch fails below.
+                    conn.execute("ROLLBACK TO job")
+                else:
+                    outcomes.append((job.future, result, None))
+                conn.execute("RELEASE job")
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                # If even this fails the connection is broken, and exc says why.
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            # Nothing of this batch is committed: a job's own error still explains
+            # it best, every other job gets the batch's error.
+            own = {id(future): error for future, _, error in outcomes if error is not None}
+            return [(job.future, None, own.get(id(job.future), exc)) for job in batch]
+        if writes:
+            self.commits += 1
+            self.committed_jobs += len(batch)
+        return outcomes
+
+    def _settle(self, outcomes: list[_Outcome]) -> None:
+        by_loop: defaultdict[asyncio.AbstractEventLoop, list[_Outcome]] = defaultdict(list)
+        for outcome in outcomes:
+            by_loop[outcome[0].get_loop()].append(outcome)
+        for loop, settled in by_loop.items():
+            # RuntimeError: that loop is closed, so nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve, settled)
+
+    def _fail_leftovers(self, error: StoreError) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, _Job):
+                self._settle([(item.future, None, error)])
+
+
+def _resolve(outcomes: list[_Outcome]) -> None:
+    for future, result, error in outcomes:
+        if future.done():
+            continue  # The caller was cancelled; the write itself stands.
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+
+def _store_error(exc: BaseException) -> StoreError:
+    if isinstance(exc, StoreError):
+        return exc
+    text = str(exc).lower()
+    if isinstance(exc, OSError) or (
+        isinstance(exc, sqlite3.OperationalError)
+        and ("locked" in text or "busy" in text or "unable to open" in text)
+    ):
+        return StoreUnavailable(f"SQLite database unavailable: {exc}")
+    return StoreError(f"SQLite error: {exc}")
+
+
+def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
+    return {column[0]: value for column, value in zip(cursor.description, row, strict=True)}
+
+
+def _one(conn: sqlite3.Connection, query: str, params: Mapping[str, Any]) -> rows.Row | None:
+    # fetchall: a RETURNING statement is finished only once all its rows are read.
+    found = conn.execute(query, params).fetchall()
+    return cast(rows.Row, found[0]) if found else None
+
+
+def _fetch_one(
+    query: str, params: Mapping[str, Any]
+) -> Callable[[sqlite3.Connection], rows.Row | None]:
+    return lambda conn: _one(conn, query, params)
+
+
+def _fetch_all(
+    query: str, params: Mapping[str, Any]
+) -> Callable[[sqlite3.Connection], list[rows.Row]]:
+    return lambda conn: cast(list[rows.Row], conn.execute(query, params).fetchall())
+
+
+if TYPE_CHECKING:
+    # mypy proves the class implements the Protocol.
+    _conforms: type[Store] = SQLiteStore

@@ -1,0 +1,75 @@
+"""Faults behind the gateway: a locked store answers 15, a bug answers 10; nothing is stored."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from iwork_mc.apps import App
+from iwork_mc.config import Settings
+from iwork_mc.gateway.directory import AppDirectory
+from iwork_mc.gateway.flowcontrol import FlowControl
+from iwork_mc.gateway.methods import TopCall
+from iwork_mc.gateway.top_endpoint import TopEndpoint
+from iwork_mc.store import Store
+from servers import GatewayThread
+from topcalls import event_json, java_layout, signed
+
+
+def fresh_event() -> str:
+    return event_json(msg_key=f"k-{time.time_ns()}")
+
+
+def test_locked_store_answers_15_and_recovers(tmp_path: Path) -> None:
+    """While another process holds the write lock past the busy timeout the answer is 15 isp.*."""
+    settings = Settings(data_dir=tmp_path, sqlite_busy_timeout_ms=200, app_cache_ttl_s=60)
+    with GatewayThread(settings) as gateway, httpx.Client(timeout=10) as http:
+        app = gateway.create_app()
+
+        def call() -> dict[str, Any]:
+            return java_layout(signed(app.app_key, app.secret, event=fresh_event(), format="json"))
+
+        assert "alibaba_iwork_mc_msg_sendmobile_response" in http.post(gateway.url, **call()).json()
+        before = gateway.message_count()
+        lock = sqlite3.connect(tmp_path / "iwork-mc.db", isolation_level=None)
+        try:
+            lock.execute("BEGIN IMMEDIATE")
+            error = http.post(gateway.url, **call()).json()["error_response"]
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        assert (15, "Remote service error", "isp.store-unavailable") == (
+            error["code"], error["msg"], error["sub_code"]
+        )  # fmt: skip
+        assert before == gateway.message_count()
+        assert "alibaba_iwork_mc_msg_sendmobile_response" in http.post(gateway.url, **call()).json()
+
+
+class Crashing:
+    async def __call__(self, call: TopCall) -> Mapping[str, Any]:
+        raise RuntimeError("a bug")
+
+
+async def test_unexpected_error_answers_10(store: Store, app: App) -> None:
+    """A handler that raises answers 10 Service Currently Unavailable with isp.unknown-error."""
+    endpoint = TopEndpoint(
+        methods={"alibaba.iwork.mc.msg.sendmobile": Crashing()},
+        apps=AppDirectory(store, ttl=0),
+        flow_control=FlowControl(0, 1),
+        timestamp_tolerance_ms=600_000,
+        max_body_bytes=65_536,
+    )
+    transport = httpx.ASGITransport(app=endpoint)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        call = signed(app.app_key, app.secret, event=fresh_event(), format="json")
+        response = await client.post("/router/rest", **java_layout(call))
+    assert 200 == response.status_code
+    error = response.json()["error_response"]
+    assert (10, "Service Currently Unavailable", "isp.unknown-error") == (
+        error["code"], error["msg"], error["sub_code"]
+    )  # fmt: skip
