@@ -56,7 +56,9 @@ class GatewayThread:
     async def _serve(self) -> None:
         try:
             self._loop = asyncio.get_running_loop()
-            self.store = create_store(self.settings.effective_database_url)
+            self.store = create_store(
+                self.settings.effective_database_url, **self.settings.store_options
+            )
             await self.store.open()
             await self.store.migrate()
             config = uvicorn.Config(

@@ -38,6 +38,7 @@ app = typer.Typer(
     help="iwork-mc: a self-hosted message center for alibaba.iwork.mc.msg.sendmobile.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     add_completion=False,
 )
 apps_cli = typer.Typer(help="Manage the apps (app_key + secret) allowed to call the gateway.")
@@ -78,7 +79,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
-    store = create_store(settings.effective_database_url)
+    store = create_store(settings.effective_database_url, **settings.store_options)
     await store.open()
     try:
         return await work(store)
@@ -306,7 +307,7 @@ async def _serve(
     settings: Settings, *, host: str, port: int, gateway: bool, worker: bool, echo: bool,
     dev_app: bool,
 ) -> None:  # fmt: skip
-    store = create_store(settings.effective_database_url)
+    store = create_store(settings.effective_database_url, **settings.store_options)
     await store.open()
     try:
         if dev_app:

@@ -36,6 +36,10 @@ class Settings:
     data_dir: Path = Path("var")
     #: ``sqlite:///path.db`` or ``postgresql://…``; default: ``<data_dir>/iwork-mc.db``.
     database_url: str = ""
+    #: How long SQLite waits for another process's write lock before answering 15.
+    sqlite_busy_timeout_ms: int = 10_000
+    #: Connections each process keeps to PostgreSQL at most.
+    pg_pool_size: int = 10
     host: str = "127.0.0.1"
     port: int = 8080
     #: Allowed distance between a request's timestamp and server time.
@@ -71,6 +75,13 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'iwork-mc.db'}"
+
+    @property
+    def store_options(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`iwork_mc.store.create_store` on this URL's backend."""
+        if self.effective_database_url.startswith("sqlite:"):
+            return {"busy_timeout_ms": self.sqlite_busy_timeout_ms}
+        return {"max_size": self.pg_pool_size}
 
     @property
     def event_limits(self) -> EventLimits:

@@ -7,9 +7,7 @@ import sqlite3
 import uuid
 from pathlib import Path
 
-from processes import Server, cli, start
 from test_run import wait_for_status
-from topcalls import SEED_FIELDS
 
 from iwork_mc.client import (
     AlibabaIworkMcMsgSendmobileRequest,
@@ -17,6 +15,8 @@ from iwork_mc.client import (
     MobileReceiverMessageEvent,
     TopClient,
 )
+from processes import Server, cli, start
+from topcalls import SEED_FIELDS
 
 
 def running(tmp_path: Path, servers: list[Server]) -> tuple[Server, dict[str, str]]:
@@ -34,7 +34,12 @@ def test_top_client_and_pythonic_client(tmp_path: Path, servers: list[Server]) -
     request = AlibabaIworkMcMsgSendmobileRequest(MobileReceiverMessageEvent(**SEED_FIELDS))
     with TopClient(server.url, app["app_key"], app["secret"]) as top:
         answer = top.execute(request)
-    assert {"content": True, "error_code": "200", "error_msg": "success", "success": True} == answer["result"]
+    assert {
+        "content": True,
+        "error_code": "200",
+        "error_msg": "success",
+        "success": True,
+    } == answer["result"]
     wait_for_status(tmp_path, app["app_key"], SEED_FIELDS["msg_key"], "delivered")
 
     with Client(server.url, app["app_key"], app["secret"]) as client:
@@ -49,13 +54,19 @@ def test_top_client_and_pythonic_client(tmp_path: Path, servers: list[Server]) -
 def test_cli_send_one_event_and_a_file(tmp_path: Path, servers: list[Server]) -> None:
     """`iwork-mc send` sends one event from flags, and a JSON-lines file with a report of bad lines."""
     server, app = running(tmp_path, servers)
-    env = {"IWORK_MC_URL": server.url, "IWORK_MC_APP_KEY": app["app_key"], "IWORK_MC_SECRET": app["secret"]}
+    env = {
+        "IWORK_MC_URL": server.url,
+        "IWORK_MC_APP_KEY": app["app_key"],
+        "IWORK_MC_SECRET": app["secret"],
+    }
     one = cli(
         tmp_path, "send", "--mobile-receiver", "13888888888", "--json-data", '{"name":"张三"}',
         "--source", "iwork", "--action", "iwork-action", "--sender", "10000", "--msg-key", "cli-1",
         "--resource-url", "http://www.aaa.com", "--json", env=env,
     )  # fmt: skip
-    assert {"accepted": True, "msg_key": "cli-1"} == {k: v for k, v in json.loads(one.stdout).items() if k != "request_id"}
+    assert {"accepted": True, "msg_key": "cli-1"} == {
+        k: v for k, v in json.loads(one.stdout).items() if k != "request_id"
+    }
     wait_for_status(tmp_path, app["app_key"], "cli-1", "delivered")
 
     lines = [
@@ -92,4 +103,6 @@ def test_cli_send_reports_a_refusal(tmp_path: Path, servers: list[Server]) -> No
         "--sender", "1", "--json", check=False,
     )  # fmt: skip
     assert 1 == result.returncode
-    assert (False, 25, "Invalid signature") == tuple(json.loads(result.stdout)[k] for k in ("accepted", "code", "msg"))
+    assert (False, 25, "Invalid signature") == tuple(
+        json.loads(result.stdout)[k] for k in ("accepted", "code", "msg")
+    )
