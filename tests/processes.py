@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -94,3 +95,19 @@ def start(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Serv
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )  # fmt: skip
     return Server(process, port)
+
+
+def wait_for_status(data_dir: Path, app_key: str, msg_key: str, wanted: str,
+                    *, extra: tuple[str, ...] = (), timeout: float = 20) -> dict[str, object]:  # fmt: skip
+    deadline = time.monotonic() + timeout
+    view: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        result = cli(
+            data_dir, *extra, "status", msg_key, "--app-key", app_key, "--json", check=False
+        )
+        if result.returncode == 0:
+            view = json.loads(result.stdout)
+            if view["status"] == wanted:
+                return view
+        time.sleep(0.2)
+    raise AssertionError(f"{msg_key} did not reach {wanted}: {view}")

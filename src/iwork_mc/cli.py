@@ -89,10 +89,20 @@ async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]])
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     try:
-        return asyncio.run(coro)
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(coro)
     except StoreError as exc:
         cause = f": {exc.__cause__}" if exc.__cause__ else ""
         raise _fail(f"store: {exc}{cause}") from None
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    # uvloop where it exists: the gateway's hot path spends much of its time in the loop.
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 @app.callback()

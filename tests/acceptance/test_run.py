@@ -4,27 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
-from processes import Server, cli, start
+from processes import Server, cli, start, wait_for_status
 from topcalls import SEED_FIELDS, SEED_SUCCESS_XML
-
-
-def wait_for_status(data_dir: Path, app_key: str, msg_key: str, wanted: str,
-                    *, extra: tuple[str, ...] = (), timeout: float = 20) -> dict[str, object]:  # fmt: skip
-    deadline = time.monotonic() + timeout
-    view: dict[str, object] = {}
-    while time.monotonic() < deadline:
-        result = cli(
-            data_dir, *extra, "status", msg_key, "--app-key", app_key, "--json", check=False
-        )
-        if result.returncode == 0:
-            view = json.loads(result.stdout)
-            if view["status"] == wanted:
-                return view
-        time.sleep(0.2)
-    raise AssertionError(f"{msg_key} did not reach {wanted}: {view}")
 
 
 def test_printed_curl_line_delivers_the_seed_message(tmp_path: Path, servers: list[Server]) -> None:

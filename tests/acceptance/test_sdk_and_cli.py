@@ -7,15 +7,14 @@ import sqlite3
 import uuid
 from pathlib import Path
 
-from test_run import wait_for_status
-
 from iwork_mc.client import (
     AlibabaIworkMcMsgSendmobileRequest,
     Client,
     MobileReceiverMessageEvent,
     TopClient,
 )
-from processes import Server, cli, start
+
+from processes import Server, cli, start, wait_for_status
 from topcalls import SEED_FIELDS
 
 

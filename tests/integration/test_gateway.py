@@ -19,6 +19,7 @@ import pytest
 from iwork_mc.apps import App
 from iwork_mc.config import Settings
 from iwork_mc.top import signing
+
 from servers import GatewayThread
 from topcalls import (
     SEED_SUCCESS_XML,

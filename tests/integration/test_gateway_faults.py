@@ -17,6 +17,7 @@ from iwork_mc.gateway.flowcontrol import FlowControl
 from iwork_mc.gateway.methods import TopCall
 from iwork_mc.gateway.top_endpoint import TopEndpoint
 from iwork_mc.store import Store
+
 from servers import GatewayThread
 from topcalls import event_json, java_layout, signed
 

@@ -88,7 +88,11 @@ def parse_timestamp(text: str) -> int | None:
         return int(text)
     if _DATETIME.fullmatch(text):
         try:
-            moment = datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=TOP_TIMEZONE)
+            # The layout is fixed by the regex; slicing is ~10x cheaper than strptime.
+            moment = datetime(
+                int(text[0:4]), int(text[5:7]), int(text[8:10]),
+                int(text[11:13]), int(text[14:16]), int(text[17:19]), tzinfo=TOP_TIMEZONE,
+            )  # fmt: skip
         except ValueError:
             return None
         return int(moment.timestamp() * 1000)
