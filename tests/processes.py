@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,10 +39,16 @@ def cli(data_dir: Path, *args: str, env: dict[str, str] | None = None, check: bo
 
 @dataclass
 class Server:
-    """A running ``iwork-mc run``/``serve`` process, ended by its PID."""
+    """A running ``iwork-mc run``/``serve``/``worker`` process, ended by its PID.
 
-    process: subprocess.Popen[str]
+    Its output goes to a file, not a pipe, so a chatty server never blocks on a
+    full pipe buffer while a test is busy elsewhere.
+    """
+
+    process: subprocess.Popen[bytes]
     port: int
+    log: Path
+    _read: int = 0
     output: list[str] = field(default_factory=list)
 
     @property
@@ -56,7 +63,7 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"server exited with {self.process.returncode}")
+                raise AssertionError(f"server exited with {self.process.returncode}: {self.text()}")
             try:
                 if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
                     return
@@ -65,36 +72,44 @@ class Server:
             time.sleep(0.05)
         raise AssertionError("server did not become ready")
 
+    def text(self) -> str:
+        """Everything the process has printed so far."""
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
     def read_until(self, pattern: str, timeout: float = 30) -> re.Match[str]:
-        """Read stdout lines until one matches ``pattern``."""
-        assert self.process.stdout is not None
+        """Wait for the next output line matching ``pattern`` (lines are consumed once)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line:
-                raise AssertionError("server output ended:\n" + "".join(self.output))
-            self.output.append(line)
-            match = re.search(pattern, line)
-            if match:
-                return match
-        raise AssertionError(f"no line matching {pattern!r}:\n" + "".join(self.output))
+            lines = self.text()[self._read :].splitlines(keepends=True)
+            for line in lines:
+                if not line.endswith("\n"):
+                    break
+                self._read += len(line)
+                self.output.append(line)
+                match = re.search(pattern, line)
+                if match:
+                    return match
+            time.sleep(0.02)
+        raise AssertionError(f"no line matching {pattern!r}:\n{self.text()}")
 
     def kill(self, sig: int = signal.SIGTERM) -> None:
         if self.process.poll() is None:
             os.kill(self.process.pid, sig)
         self.process.wait(30)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
 
 
 def start(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Server:
+    """Start ``iwork-mc … <args> --port <free port>`` (no port for ``worker``)."""
     port = free_port()
-    process = subprocess.Popen(
-        [*CLI, "--data-dir", str(data_dir), *args, "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-    )  # fmt: skip
-    return Server(process, port)
+    log = Path(tempfile.mkstemp(prefix="iwork-mc-", suffix=".log", dir=data_dir.parent)[1])
+    port_args = [] if "worker" in args else ["--port", str(port)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*CLI, "--data-dir", str(data_dir), *args, *port_args],
+            stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        )  # fmt: skip
+    return Server(process, port, log)
 
 
 def wait_for_status(data_dir: Path, app_key: str, msg_key: str, wanted: str,

@@ -1,0 +1,87 @@
+"""Settings: one precedence rule, flags > environment > TOML file > defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from iwork_mc.config import ConfigError, Settings
+
+
+def test_defaults() -> None:
+    """With nothing given, the documented defaults apply."""
+    settings = Settings.load({})
+    assert ("127.0.0.1", 8080, Path("var"), ("CN",)) == (
+        settings.host, settings.port, settings.data_dir, settings.allowed_regions
+    )  # fmt: skip
+    assert "sqlite:///var/iwork-mc.db" == settings.effective_database_url
+
+
+def test_flags_beat_environment_beat_file(tmp_path: Path) -> None:
+    """A flag beats its IWORK_MC_ variable, which beats the TOML file."""
+    config = tmp_path / "iwork-mc.toml"
+    config.write_text('port = 7000\nhost = "127.0.0.2"\nlog_level = "debug"\n', encoding="utf-8")
+    env = {"IWORK_MC_CONFIG": str(config), "IWORK_MC_PORT": "7100", "IWORK_MC_HOST": "127.0.0.3"}
+    settings = Settings.load(env, {"port": 7200, "host": None})
+    assert (7200, "127.0.0.3", "debug") == (settings.port, settings.host, settings.log_level)
+
+
+def test_explicit_config_file_wins_over_env_named_file(tmp_path: Path) -> None:
+    """--config names the file even when IWORK_MC_CONFIG names another."""
+    chosen, other = tmp_path / "a.toml", tmp_path / "b.toml"
+    chosen.write_text("port = 1\n", encoding="utf-8")
+    other.write_text("port = 2\n", encoding="utf-8")
+    assert 1 == Settings.load({"IWORK_MC_CONFIG": str(other)}, config_file=chosen).port
+
+
+def test_lists_and_every_region() -> None:
+    """Region lists are comma-separated and upper-cased; * means every region."""
+    assert ("CN", "HK") == Settings.load({"IWORK_MC_ALLOWED_REGIONS": "cn, hk"}).allowed_regions
+    settings = Settings.load({"IWORK_MC_ALLOWED_REGIONS": "*"})
+    assert ((), frozenset()) == (settings.allowed_regions, settings.event_limits.allowed_regions)
+
+
+def test_database_url_and_store_options() -> None:
+    """The database URL picks the backend options passed to create_store."""
+    sqlite = Settings.load(
+        {"IWORK_MC_DATA_DIR": "/srv/mc", "IWORK_MC_SQLITE_BUSY_TIMEOUT_MS": "500"}
+    )
+    assert "sqlite:////srv/mc/iwork-mc.db" == sqlite.effective_database_url
+    assert {"busy_timeout_ms": 500} == sqlite.store_options
+    pg = Settings.load(
+        {"IWORK_MC_DATABASE_URL": "postgresql://db/mc", "IWORK_MC_PG_POOL_SIZE": "4"}
+    )
+    assert {"max_size": 4} == pg.store_options
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"IWORK_MC_PORT": "eighty"}, "setting port: 'eighty' is not a valid int"),
+        (
+            {"IWORK_MC_APP_RATE_LIMIT": "fast"},
+            "setting app_rate_limit: 'fast' is not a valid float",
+        ),
+    ],
+    ids=["int", "float"],
+)
+def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:
+    """A value of the wrong type is refused with the setting's name."""
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(env)
+    assert message == str(caught.value)
+
+
+def test_bad_files_are_refused(tmp_path: Path) -> None:
+    """A missing file, invalid TOML and unknown keys are refused with clear messages."""
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        Settings.load({}, config_file=tmp_path / "missing.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("port = = 1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        Settings.load({}, config_file=broken)
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("prot = 1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="unknown setting"):
+        Settings.load({}, config_file=unknown)
