@@ -25,7 +25,7 @@ from iwork_mc import __version__, devapp
 from iwork_mc.apps import App, new_app_key, new_secret
 from iwork_mc.config import ConfigError, Settings
 from iwork_mc.logs import configure_logging
-from iwork_mc.privacy import mask_phone
+from iwork_mc.privacy import mask_phone, redact_url
 from iwork_mc.store import create_store
 from iwork_mc.store.base import AppExists, Store, StoreError
 from iwork_mc.top import signing
@@ -78,8 +78,15 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _create_store(settings: Settings) -> Store:
+    try:
+        return create_store(settings.effective_database_url, **settings.store_options)
+    except ValueError as exc:
+        raise _fail(f"database_url: {exc}", 2) from None
+
+
 async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
-    store = create_store(settings.effective_database_url, **settings.store_options)
+    store = _create_store(settings)
     await store.open()
     try:
         return await work(store)
@@ -317,13 +324,18 @@ async def _serve(
     settings: Settings, *, host: str, port: int, gateway: bool, worker: bool, echo: bool,
     dev_app: bool,
 ) -> None:  # fmt: skip
-    store = create_store(settings.effective_database_url, **settings.store_options)
+    store = _create_store(settings)
     await store.open()
     try:
         if dev_app:
             await store.migrate()
             dev = await devapp.ensure_dev_app(store, settings.data_dir, _now_ms())
             _print_banner(settings, host, port, dev)
+        pending = await store.pending_migrations()
+        if pending:
+            raise _fail(
+                f"the database needs migration(s) {', '.join(pending)}: run `iwork-mc db upgrade`"
+            )
         stop = asyncio.Event()
         server = _server(settings, store, host, port) if gateway else None
 
@@ -359,10 +371,11 @@ async def _serve(
 def _print_banner(settings: Settings, host: str, port: int, dev: devapp.DevApp) -> None:
     url = f"http://{host}:{port}/router/rest"
     out.print(f"iwork-mc {__version__} on http://{host}:{port}", highlight=False)
-    out.print(f"  database   {settings.effective_database_url}", highlight=False)
+    out.print(f"  database   {redact_url(settings.effective_database_url)}", highlight=False)
     out.print(f"  channel    sandbox → {settings.data_dir / 'sandbox' / 'deliveries.jsonl'}")
     out.print(f"  dev app    app_key={dev.app_key}  secret={dev.secret}", highlight=False)
-    out.print("Send the seed's example request (signed now, valid for 10 minutes;")
+    minutes = settings.timestamp_tolerance_s // 60
+    out.print(f"Send the seed's example request (signed now, valid for {minutes} minutes;")
     out.print("`iwork-mc curl-example` prints a fresh one):")
     print(devapp.curl_line(url, dev.app_key, dev.secret), flush=True)
 
@@ -407,21 +420,38 @@ def worker(
                 dev_app=False))  # fmt: skip
 
 
+UrlOption = Annotated[
+    str | None,
+    typer.Option(envvar="IWORK_MC_URL", help="The /router/rest URL [default: from host/port]."),
+]
+AppKeyOption = Annotated[str | None, typer.Option(envvar="IWORK_MC_APP_KEY")]
+SecretOption = Annotated[
+    str | None,
+    typer.Option(envvar="IWORK_MC_SECRET", help="Prefer the env var: flags show in `ps`."),
+]
+Text = Annotated[str | None, typer.Option()]
+
+
 @app.command("curl-example")
 def curl_example(
     ctx: typer.Context,
-    url: Annotated[str, typer.Option(envvar="IWORK_MC_URL")] = "http://127.0.0.1:8080/router/rest",
-    app_key: Annotated[str | None, typer.Option(envvar="IWORK_MC_APP_KEY")] = None,
-    secret: Annotated[str | None, typer.Option(envvar="IWORK_MC_SECRET")] = None,
+    url: UrlOption = None,
+    app_key: AppKeyOption = None,
+    secret: SecretOption = None,
 ) -> None:
     """Print a freshly signed curl line for the seed's example request."""
     settings = _settings(ctx)
+    url = url or _gateway_url(settings)
     if app_key is None or secret is None:
         saved = devapp.load_saved(settings.data_dir / "dev-app.json")
         if saved is None:
             raise _fail("give --app-key and --secret, or run `make run` once to create a dev app")
         app_key, secret = saved
     print(devapp.curl_line(url, app_key, secret))
+
+
+def _gateway_url(settings: Settings) -> str:
+    return f"http://{settings.host}:{settings.port}/router/rest"
 
 
 # -- messages -----------------------------------------------------------------
@@ -478,20 +508,10 @@ def status(
     out.print(table)
 
 
-GATEWAY_URL = "http://127.0.0.1:8080/router/rest"
-UrlOption = Annotated[str, typer.Option(envvar="IWORK_MC_URL", help="The /router/rest URL.")]
-AppKeyOption = Annotated[str | None, typer.Option(envvar="IWORK_MC_APP_KEY")]
-SecretOption = Annotated[
-    str | None,
-    typer.Option(envvar="IWORK_MC_SECRET", help="Prefer the env var: flags show in `ps`."),
-]
-Text = Annotated[str | None, typer.Option()]
-
-
 @app.command()
 def send(
     ctx: typer.Context,
-    url: UrlOption = GATEWAY_URL,
+    url: UrlOption = None,
     app_key: AppKeyOption = None,
     secret: SecretOption = None,
     sign_method: Annotated[
@@ -524,7 +544,8 @@ def send(
 
     async def work() -> int:
         method = next(m for m in signing.SIGN_METHODS if m == sign_method.value)
-        async with AsyncClient(url, app_key, secret, sign_method=method) as client:
+        target = url or _gateway_url(settings)
+        async with AsyncClient(target, app_key, secret, sign_method=method) as client:
             if file is not None:
                 report = await cli_send.send_file(
                     client, file, concurrency=concurrency, console=err

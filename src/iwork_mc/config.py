@@ -19,6 +19,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
+
 from iwork_mc.events import EventLimits
 
 __all__ = ["ENV_PREFIX", "ConfigError", "Settings"]
@@ -79,7 +81,7 @@ class Settings:
     @property
     def store_options(self) -> dict[str, Any]:
         """Keyword arguments for :func:`iwork_mc.store.create_store` on this URL's backend."""
-        if self.effective_database_url.startswith("sqlite:"):
+        if self.effective_database_url.lower().startswith("sqlite:"):
             return {"busy_timeout_ms": self.sqlite_busy_timeout_ms}
         return {"max_size": self.pg_pool_size}
 
@@ -109,10 +111,23 @@ class Settings:
             if env_value is not None and env_value != "":
                 values[field.name] = env_value
         values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-        return cls(**{name: _coerce(name, value) for name, value in values.items()})
+        settings = cls(**{name: _coerce(name, value) for name, value in values.items()})
+        _validate(settings)
+        return settings
 
 
 _TYPES = typing.get_type_hints(Settings)
+
+
+def _validate(settings: Settings) -> None:
+    regions = phonenumbers.SUPPORTED_REGIONS
+    if settings.default_region not in regions:
+        raise ConfigError(f"default_region: {settings.default_region!r} is not a region code")
+    unknown = [r for r in settings.allowed_regions if r not in regions]
+    if unknown:
+        raise ConfigError(f"allowed_regions: {', '.join(unknown)} are not region codes")
+    if settings.log_format not in ("console", "json"):
+        raise ConfigError(f"log_format: {settings.log_format!r} is neither console nor json")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -142,8 +157,12 @@ def _coerce(name: str, value: Any) -> Any:
         if typing.get_origin(kind) is tuple:
             items = value.split(",") if isinstance(value, str) else list(value)
             cleaned = [str(item).strip().upper() for item in items if str(item).strip()]
-            # "*" spells "every region" where an empty value would mean "not set".
+            # "*" spells "every region": an empty list would more likely be a mistake.
+            if not cleaned:
+                raise ValueError("empty")
             return () if cleaned == ["*"] else tuple(cleaned)
+        if name == "default_region":
+            return str(value).strip().upper()
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"setting {name}: {value!r} is not a valid {_describe(kind)}") from exc
@@ -151,5 +170,5 @@ def _coerce(name: str, value: Any) -> Any:
 
 def _describe(kind: Any) -> str:
     if isinstance(kind, types.GenericAlias):
-        return "comma-separated list"
+        return "comma-separated list (* for every region)"
     return getattr(kind, "__name__", str(kind))

@@ -11,28 +11,25 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from iwork_mc.apps import App, new_app_key, new_secret
+from iwork_mc.client import MobileReceiverMessageEvent
 from iwork_mc.store.base import AppExists, Store
 from iwork_mc.top import params, signing
 
 __all__ = ["SEED_EVENT", "DevApp", "curl_line", "ensure_dev_app", "load_saved"]
 
-#: The seed's example event, serialised the way the official Java SDK does (keys sorted).
-SEED_EVENT = json.dumps(
-    {
-        "action": "iwork-action",
-        "event_time_millis": 1505376496485,
-        "event_type": "mobile_receiver",
-        "json_data": '{"name":"张三"}',
-        "mobile_receiver": "13888888888",
-        "msg_key": "0bf7bbe7-b52f-4ee7-b4bf-6d4e110a6327",
-        "resource_id": "1",
-        "resource_url": "http://www.aaa.com",
-        "sender": 10000,
-        "source": "iwork",
-    },
-    ensure_ascii=False,
-    separators=(",", ":"),
-)
+#: The seed's example event, written byte for byte as the official Java SDK writes it.
+SEED_EVENT = MobileReceiverMessageEvent(
+    msg_key="0bf7bbe7-b52f-4ee7-b4bf-6d4e110a6327",
+    event_time_millis=1505376496485,
+    source="iwork",
+    action="iwork-action",
+    mobile_receiver="13888888888",
+    event_type="mobile_receiver",
+    json_data='{"name":"张三"}',
+    resource_id="1",
+    resource_url="http://www.aaa.com",
+    sender=10000,
+).to_json(style="java")
 
 
 @dataclass(frozen=True)

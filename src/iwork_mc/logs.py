@@ -14,8 +14,10 @@ def configure_logging(log_format: str = "console", level: str = "info") -> None:
     numeric = logging.getLevelNamesMapping().get(level.upper())
     if numeric is None:
         raise ValueError(f"unknown log level {level!r}")
+    if log_format not in ("console", "json"):
+        raise ValueError(f"unknown log format {log_format!r}")
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(ensure_ascii=False)
         if log_format == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )

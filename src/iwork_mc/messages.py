@@ -7,10 +7,11 @@ late, duplicate or out-of-order receipt can never downgrade a message.
 ::
 
     queued ──▶ sending ──▶ submitted ──▶ delivered
-      ▲  │        │  │          │
-      │  │        │  └──▶ queued (retry, lease expiry)
-      │  ▼        ▼             ▼
-      └ expired  failed ◀── failed / expired      rejected (by policy, from queued)
+      │  ▲         │ │ ↺ (claimed again after its lease expired)
+      │  └─────────┘ │ (retry scheduled)        submitted ──▶ failed / expired
+      ▼              ▼
+    expired /      failed / expired
+    rejected (by policy)
 """
 
 from __future__ import annotations

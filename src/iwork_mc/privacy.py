@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["mask_phone"]
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = ["mask_phone", "redact_url"]
 
 
 def mask_phone(number: str) -> str:
@@ -11,3 +13,12 @@ def mask_phone(number: str) -> str:
     if len(digits) <= 7:
         return "*" * len(digits)
     return f"{digits[:3]}****{digits[-4:]}"
+
+
+def redact_url(url: str) -> str:
+    """A database URL fit to print: its password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))

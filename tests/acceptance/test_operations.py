@@ -108,6 +108,22 @@ def test_gateway_and_workers_as_separate_processes_keep_logs_clean(
         assert secret_or_number not in logs
 
 
+def test_servers_refuse_an_unmigrated_database(tmp_path: Path) -> None:
+    """serve and worker refuse to start until `db upgrade` has run, and say so."""
+    for command in ("serve", "worker"):
+        result = cli(tmp_path, command, check=False, timeout=30)
+        assert 1 == result.returncode
+        assert "run `iwork-mc db upgrade`" in result.stderr
+
+
+def test_bad_database_url_is_a_usage_error(tmp_path: Path) -> None:
+    """An unsupported database URL exits 2 with a one-line error, not a traceback."""
+    result = cli(tmp_path, "--database-url", "mysql://x/y", "db", "upgrade", check=False)
+    assert 2 == result.returncode
+    assert result.stderr.startswith("error: database_url: unsupported database URL scheme 'mysql'")
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("argv", [["send", "--file", "missing.jsonl"], ["status", "x"]])
 def test_usage_errors_are_clear(tmp_path: Path, argv: list[str]) -> None:
     """Bad command lines exit non-zero with a message naming the problem."""

@@ -184,3 +184,17 @@ async def _migrating_process(database_url: str) -> list[str]:
 
 if __name__ == "__main__":
     print(json.dumps(asyncio.run(_migrating_process(sys.argv[1]))))
+
+
+async def test_pending_migrations_are_reported(database_url: str) -> None:
+    """A fresh database reports every migration pending, a migrated one none."""
+    from iwork_mc.store import create_store
+
+    store = create_store(database_url)
+    await store.open()
+    try:
+        assert ["0001_initial"] == await store.pending_migrations()
+        await store.migrate()
+        assert [] == await store.pending_migrations()
+    finally:
+        await store.close()

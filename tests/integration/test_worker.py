@@ -85,6 +85,7 @@ async def test_sandbox_delivery_reaches_delivered(
         message.attempts,
     )
     assert ["accepted", "claimed", "submitted", "delivered"] == await kinds(store, message_id)
+    assert 0o600 == channel.path.stat().st_mode & 0o777
     [line] = channel.path.read_text(encoding="utf-8").splitlines()
     assert {"to": "+8613888888888", "text": "arrived: name: 张三", "msg_key": "visit-1"} == {
         k: json.loads(line)[k] for k in ("to", "text", "msg_key")

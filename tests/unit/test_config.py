@@ -85,3 +85,28 @@ def test_bad_files_are_refused(tmp_path: Path) -> None:
     unknown.write_text("prot = 1\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="unknown setting"):
         Settings.load({}, config_file=unknown)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"IWORK_MC_DEFAULT_REGION": "XX"}, "default_region: 'XX' is not a region code"),
+        ({"IWORK_MC_ALLOWED_REGIONS": "CN,ZZ"}, "allowed_regions: ZZ are not region codes"),
+        (
+            {"IWORK_MC_ALLOWED_REGIONS": ","},
+            "setting allowed_regions: ',' is not a valid comma-separated list (* for every region)",
+        ),
+        ({"IWORK_MC_LOG_FORMAT": "xml"}, "log_format: 'xml' is neither console nor json"),
+    ],
+    ids=["default-region", "allowed-regions", "empty-regions", "log-format"],
+)
+def test_values_are_checked(env: dict[str, str], message: str) -> None:
+    """Region codes and the log format are checked when settings load."""
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(env)
+    assert message == str(caught.value)
+
+
+def test_region_codes_are_upper_cased() -> None:
+    """A lower-case default region still parses numbers without a country code."""
+    assert "CN" == Settings.load({"IWORK_MC_DEFAULT_REGION": "cn"}).event_limits.default_region

@@ -32,7 +32,9 @@ class SandboxChannel:
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # The file holds phone numbers and texts: its owner's eyes only.
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
 
     async def close(self) -> None:
         return None

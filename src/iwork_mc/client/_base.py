@@ -114,11 +114,16 @@ class SendResult:
     """A message the gateway accepted.
 
     Args:
-        msg_key: the message's key; pass it again to resend idempotently.
+        msg_key: the message's key.
+        event_time_millis: the event time that was sent.  Sending again with the
+            same ``msg_key`` *and* ``event_time_millis`` (and the same other
+            fields) is a repeat, answered with success and delivered once; a
+            different event under the same key is refused (``MSG_KEY_CONFLICT``).
         request_id: the gateway's id of the (last) request, if the answer carried one.
     """
 
     msg_key: str
+    event_time_millis: int
     request_id: str | None
 
 
@@ -304,12 +309,12 @@ def top_api_error(error: Mapping[str, Any]) -> TopApiError:
     )
 
 
-def send_result(answer: Mapping[str, Any], msg_key: str) -> SendResult:
+def send_result(answer: Mapping[str, Any], event: MobileReceiverMessageEvent) -> SendResult:
     """Read the ``result`` of a sendmobile answer.
 
     Args:
         answer: the ``alibaba_iwork_mc_msg_sendmobile_response`` object.
-        msg_key: the key of the message that was sent.
+        event: the event that was sent.
 
     Returns:
         The :class:`SendResult` when ``result.success`` is true.
@@ -324,13 +329,15 @@ def send_result(answer: Mapping[str, Any], msg_key: str) -> SendResult:
         raise InvalidAnswer("the answer has no result object")
     success = result.get("success")
     if success in (True, "true"):
-        return SendResult(msg_key=msg_key, request_id=request_id)
+        return SendResult(
+            msg_key=event.msg_key, event_time_millis=event.event_time_millis, request_id=request_id
+        )
     if success in (False, "false"):
         raise MessageRejected(
             _text(result.get("error_code")),
             _text(result.get("error_msg")),
             request_id,
-            msg_key,
+            event.msg_key,
         )
     raise InvalidAnswer(f"result.success is not a boolean: {success!r}")
 
@@ -438,7 +445,7 @@ def send_mobile_flow(
         try:
             response = yield from _exchange(protocol.build_request(request))
             answer = protocol.parse_response(response, request.api_method_name)
-            return send_result(answer, event.msg_key)
+            return send_result(answer, event)
         except (TransportError, TopApiError) as exc:
             delay = retry_delay(exc, attempt, rng=rng) if attempt < max_retries else None
             if delay is None:

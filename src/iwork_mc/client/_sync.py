@@ -239,14 +239,16 @@ class Client(_base.BaseClient):
             action: the message event, e.g. ``iwork-action``.
             sender: the sender's numeric id.
             event_type: the message type.
-            msg_key: the message key; ``None`` makes a new uuid4.  Pass the key
-                of an earlier call to resend that message idempotently.
+            msg_key: the message key; ``None`` makes a new uuid4.  To resend an
+                earlier message idempotently, pass its ``msg_key`` and its
+                ``event_time_millis`` (both are on the :class:`SendResult`).
             event_time_millis: the event time in epoch milliseconds; ``None`` is now.
             resource_id: optional id of the resource the message is about.
             resource_url: optional URL of that resource.
 
         Returns:
-            The accepted message's ``msg_key`` and the gateway's ``request_id``.
+            The accepted message's ``msg_key`` and ``event_time_millis``, and the
+            gateway's ``request_id``.
 
         Raises:
             MessageRejected: the gateway declined the message (``result.success``

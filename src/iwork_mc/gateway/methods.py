@@ -53,20 +53,20 @@ _CONFLICT = business_result(
 class SendMobile:
     """``alibaba.iwork.mc.msg.sendmobile``: validate the event, store it durably, answer."""
 
-    def __init__(self, store: Store, limits: EventLimits, max_event_chars: int) -> None:
+    def __init__(self, store: Store, limits: EventLimits, max_event_bytes: int) -> None:
         self._store = store
         self._limits = limits
-        self._max_event_chars = max_event_chars
+        self._max_event_bytes = max_event_bytes
 
     async def __call__(self, call: TopCall) -> Mapping[str, Any]:
         raw = call.params.get(EVENT_PARAM, "")
         if not raw.strip():
             raise TopError(PlatformCode.MISSING_REQUIRED_ARGUMENTS, arg=EVENT_PARAM)
-        if len(raw) > self._max_event_chars:
+        if len(raw.encode("utf-8")) > self._max_event_bytes:
             raise TopError(
                 PlatformCode.INVALID_ARGUMENTS,
                 "isv.invalid-parameter",
-                f"{EVENT_PARAM} exceeds {self._max_event_chars} characters",
+                f"{EVENT_PARAM} exceeds {self._max_event_bytes} bytes",
                 arg=EVENT_PARAM,
             )
         try:

@@ -105,11 +105,11 @@ class TopEndpoint:
             body = envelope.render_error(error, request_id, fmt)
             log.info("top_call", request_id=request_id, code=int(error.code),
                      sub_code=error.sub_code, ms=_ms(started))  # fmt: skip
-        except StoreUnavailable:
-            log.warning("store_unavailable", request_id=request_id, exc_info=True)
+        except StoreUnavailable as exc:
+            log.warning("store_unavailable", request_id=request_id, **_describe(exc))
             body = envelope.render_error(_STORE_UNAVAILABLE, request_id, fmt)
-        except StoreError:
-            log.error("store_error", request_id=request_id, exc_info=True)
+        except StoreError as exc:
+            log.error("store_error", request_id=request_id, **_describe(exc))
             body = envelope.render_error(_STORE_FAILED, request_id, fmt)
         except Exception:
             log.exception("unexpected_error", request_id=request_id)
@@ -181,6 +181,17 @@ async def _answer(send: Send, body: bytes, fmt: Format) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def _describe(exc: StoreError) -> dict[str, str | None]:
+    # Driver messages can quote the failing row, phone number included: log
+    # what kind of failure it was, not its text.
+    cause = exc.__cause__
+    return {
+        "error": type(exc).__name__,
+        "cause": type(cause).__name__ if cause is not None else None,
+        "sqlstate": getattr(cause, "sqlstate", None) or getattr(cause, "sqlite_errorname", None),
+    }
 
 
 def _ms(started: float) -> float:

@@ -45,6 +45,9 @@ class Store(Protocol):
     async def migrate(self) -> list[str]:
         """Apply pending schema migrations in order; return the names applied."""
 
+    async def pending_migrations(self) -> list[str]:
+        """Names of the migrations not yet applied (servers refuse to start with any)."""
+
     # -- apps ---------------------------------------------------------------
 
     async def insert_app(self, app: App) -> None:

@@ -138,6 +138,30 @@ def migrate_sqlite(conn: sqlite3.Connection) -> list[str]:
     return applied
 
 
+def pending_sqlite(conn: sqlite3.Connection) -> list[str]:
+    """Names of the migrations not yet applied, in order."""
+    exists = conn.execute(
+        "SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ).fetchone()
+    applied = (
+        {row["version"] for row in conn.execute("SELECT version FROM schema_migrations")}
+        if exists
+        else set()
+    )
+    return [m.name for m in discover("sqlite") if m.version not in applied]
+
+
+async def pending_postgres(conn: AsyncConnection[Any]) -> list[str]:
+    """Names of the migrations not yet applied, in order (search_path decides the schema)."""
+    cursor = await conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL AS found")
+    row = await cursor.fetchone()
+    applied: set[int] = set()
+    if row is not None and row["found"]:
+        cursor = await conn.execute("SELECT version FROM schema_migrations")
+        applied = {found["version"] for found in await cursor.fetchall()}
+    return [m.name for m in discover("postgres") if m.version not in applied]
+
+
 def _sqlite_transaction(conn: sqlite3.Connection, body: Callable[[], object]) -> None:
     # IMMEDIATE takes the write lock up front: the ledger check and the
     # migration happen under one lock, with no window for another runner.

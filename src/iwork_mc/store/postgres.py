@@ -162,6 +162,10 @@ class PostgresStore:
         async with self._connection() as conn:
             return await migrations.migrate_postgres(conn)
 
+    async def pending_migrations(self) -> list[str]:
+        async with self._connection() as conn:
+            return await migrations.pending_postgres(conn)
+
     # -- apps ---------------------------------------------------------------
 
     async def insert_app(self, app: App) -> None:

@@ -185,6 +185,9 @@ class SQLiteStore:
     async def migrate(self) -> list[str]:
         return await self._submit("raw", migrations.migrate_sqlite)
 
+    async def pending_migrations(self) -> list[str]:
+        return await self._submit("raw", migrations.pending_sqlite)
+
     # -- apps ---------------------------------------------------------------
 
     async def insert_app(self, app: App) -> None:

@@ -112,7 +112,8 @@ async def test_send_mobile_returns_a_send_result(
     """An accepted message yields its msg_key and the request_id."""
     result = await async_client.send_mobile(**KWARGS, msg_key="k-1")
 
-    assert SendResult(msg_key="k-1", request_id=REQUEST_ID) == result
+    sent = gateway.events()[0]["event_time_millis"]
+    assert SendResult(msg_key="k-1", event_time_millis=sent, request_id=REQUEST_ID) == result
     assert "k-1" == gateway.events()[0]["msg_key"]
 
 
