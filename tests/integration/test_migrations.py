@@ -23,6 +23,9 @@ from iwork_mc.store import sqlite as sqlite_backend
 from iwork_mc.store.migrations import Migration
 
 INITIAL = "0001_initial"
+SEGMENTS = "0002_segments"
+ALL = [INITIAL, SEGMENTS]
+LEDGER = [(1, INITIAL), (2, SEGMENTS)]
 
 
 def ledger(database_url: str) -> list[tuple[int, str]]:
@@ -59,9 +62,9 @@ async def test_migrate_twice(database_url: str) -> None:
     first = await migrate(database_url)
     second = await migrate(database_url)
 
-    assert ([INITIAL], []) == (first, second)
-    assert [(1, INITIAL)] == ledger(database_url)
-    for table in ("apps", "messages", "outbox", "timeline"):
+    assert (ALL, []) == (first, second)
+    assert LEDGER == ledger(database_url)
+    for table in ("apps", "messages", "outbox", "timeline", "segments", "unmatched_receipts"):
         assert table_exists(database_url, table), table
 
 
@@ -71,8 +74,8 @@ async def test_processes_migrating_at_once(
     """Two processes migrating one fresh database at once both succeed, applying it once."""
     results = await asyncio.to_thread(race, Path(__file__), database_url)
 
-    assert [[], [INITIAL]] == sorted(results)
-    assert [(1, INITIAL)] == ledger(database_url)
+    assert [[], ALL] == sorted(results)
+    assert LEDGER == ledger(database_url)
 
 
 async def test_failed_migration_leaves_no_trace(
@@ -82,19 +85,20 @@ async def test_failed_migration_leaves_no_trace(
     real = migrations.discover
 
     def with_broken(dialect: str) -> list[Migration]:
+        found = real(dialect)
         broken = Migration(
-            version=2,
-            name="0002_broken",
+            version=len(found) + 1,
+            name=f"{len(found) + 1:04d}_broken",
             sql="CREATE TABLE half_done (x INTEGER); INSERT INTO no_such_table VALUES (1);",
         )
-        return [*real(dialect), broken]
+        return [*found, broken]
 
     monkeypatch.setattr(migrations, "discover", with_broken)
 
     with pytest.raises(StoreError):
         await migrate(database_url)
 
-    assert [(1, INITIAL)] == ledger(database_url)
+    assert LEDGER == ledger(database_url)
     assert False is table_exists(database_url, "half_done")
 
 
@@ -193,7 +197,7 @@ async def test_pending_migrations_are_reported(database_url: str) -> None:
     store = create_store(database_url)
     await store.open()
     try:
-        assert ["0001_initial"] == await store.pending_migrations()
+        assert ALL == await store.pending_migrations()
         await store.migrate()
         assert [] == await store.pending_migrations()
     finally:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from iwork_mc.apps import App
 from iwork_mc.messages import AcceptResult, Message, MessageStatus, NewMessage, TimelineEntry
+from iwork_mc.segments import ReceiptOutcome, Segment, SegmentState
 
 __all__ = ["AppExists", "MessageNotFound", "Store", "StoreError", "StoreUnavailable"]
 
@@ -132,3 +133,57 @@ class Store(Protocol):
         other status releases it.  Returns whether the change was made (a
         refused change writes nothing).
         """
+
+    # -- segments and receipts (carriers that confirm delivery later) -------
+
+    async def add_segments(
+        self, message_id: int, *, attempt: int, channel: str, total: int, now_ms: int
+    ) -> None:
+        """Record ``total`` pending segments of an attempt before any is submitted.
+
+        After a crash, a pending segment is one whose submission is in doubt.
+        """
+
+    async def segment_submitted(
+        self, message_id: int, *, attempt: int, part: int, carrier_id: str, now_ms: int
+    ) -> ReceiptOutcome | None:
+        """Record the carrier's id of a submitted segment.
+
+        A receipt that arrived for ``carrier_id`` before this (kept as unmatched)
+        is applied now, in the same transaction; its outcome is returned.
+        """
+
+    async def segments(self, message_id: int) -> list[Segment]:
+        """Every segment of every attempt of the message, by attempt then part."""
+
+    async def apply_receipt(
+        self,
+        *,
+        channel: str,
+        carrier_id: str,
+        state: SegmentState,
+        error: str | None,
+        now_ms: int,
+        detail: Mapping[str, Any] | None = None,
+    ) -> ReceiptOutcome:
+        """Record a delivery receipt durably, in one transaction.
+
+        Unknown ``carrier_id``: kept as unmatched (``matched=False``) until
+        :meth:`segment_submitted` names it.  Segment already final: nothing
+        changes (``duplicate=True``); a ``duplicate_receipt`` timeline entry is
+        written.  Otherwise the segment takes ``state`` (non-final states only
+        replace pending/submitted/enroute), a ``receipt`` timeline entry is
+        written, and if the message is ``submitted`` and every segment of its
+        latest attempt is final, the message moves to what
+        :func:`iwork_mc.segments.aggregate` says (``message_status``).
+        """
+
+    async def settle(self, message_id: int, *, now_ms: int) -> MessageStatus | None:
+        """Apply :func:`~iwork_mc.segments.aggregate` to a ``submitted`` message now.
+
+        The worker calls this after recording ``submitted``, for receipts that
+        arrived while the message was still ``sending``.
+        """
+
+    async def unmatched_receipts(self, channel: str) -> int:
+        """How many receipts for ``channel`` still match no segment."""

@@ -10,6 +10,8 @@ connections are in autocommit mode and every write is ONE statement: the
 queries in ``sql/postgres/queries.sql`` chain their steps with data-modifying
 CTEs, so an accept (message + outbox row + timeline entry) is one atomic round
 trip, and PostgreSQL's own group commit takes care of concurrent fsyncs.
+Recording segments and receipts is the exception: its steps depend on what the
+previous ones found, so those methods run explicit transactions (see there).
 
 *Idempotent accept.*  ``INSERT … ON CONFLICT (app_key, msg_key) DO NOTHING``:
 when two sessions insert the same key at once, the unique index makes the
@@ -49,6 +51,7 @@ from iwork_mc.messages import (
     NewMessage,
     TimelineEntry,
 )
+from iwork_mc.segments import FINAL_SEGMENT_STATES, ReceiptOutcome, Segment, SegmentState
 from iwork_mc.store import migrations, rows, sql
 from iwork_mc.store.base import (
     AppExists,
@@ -80,6 +83,18 @@ class _Queries:
     note: LiteralString
     claim_due: LiteralString
     transition: LiteralString
+    add_segments: LiteralString
+    segments: LiteralString
+    segment: LiteralString
+    receipt_lock: LiteralString
+    lock_message: LiteralString
+    submit_segment: LiteralString
+    segment_by_carrier: LiteralString
+    set_segment_state: LiteralString
+    latest_attempt_segments: LiteralString
+    insert_unmatched_receipt: LiteralString
+    take_unmatched_receipts: LiteralString
+    count_unmatched_receipts: LiteralString
 
 
 _Q = sql.load("postgres", _Queries)
@@ -272,21 +287,120 @@ class PostgresStore:
         channel_ref: str | None = None,
         error: str | None = None,
     ) -> bool:
-        params = {
-            "message_id": message_id,
-            "status": to.value,
-            "sources": rows.sources_of(to),
-            "now_ms": now_ms,
-            "due_at_ms": now_ms if due_at_ms is None else due_at_ms,
-            "worker_id": worker_id,
-            "channel": channel,
-            "channel_ref": channel_ref,
-            "error": error,
-            "kind": kind,
-            "detail": rows.detail_json(detail),
-        }
+        params = rows.transition_params(
+            message_id,
+            to=to,
+            now_ms=now_ms,
+            kind=kind,
+            detail=detail,
+            worker_id=worker_id,
+            due_at_ms=due_at_ms,
+            channel=channel,
+            channel_ref=channel_ref,
+            error=error,
+        )
         row = await self._fetch_one(_Q.transition, params)
         return row is not None and row["moved"] == 1
+
+    # -- segments and receipts ----------------------------------------------
+    #
+    # Unlike the methods above these are transactions of several statements.
+    # Locks are taken in one order: the receipt lock of a (channel, carrier_id),
+    # then the message row, then segment rows.  The message is locked before its
+    # segments are read for aggregation, so of two receipts completing one
+    # message the second always sees the first's segment and exactly one of them
+    # moves the message.  A submitted message has no outbox row, so the
+    # transition query's outbox lock (taken before the message's by claims and
+    # workers) never waits behind a message row this transaction holds.
+
+    async def add_segments(
+        self, message_id: int, *, attempt: int, channel: str, total: int, now_ms: int
+    ) -> None:
+        if total < 1:
+            raise ValueError(f"a message has at least one segment, not {total}")
+        params = {
+            "message_id": message_id,
+            "attempt": attempt,
+            "channel": channel,
+            "total": total,
+            "now_ms": now_ms,
+        }
+        if await self._fetch_one(_Q.add_segments, params) is None:
+            raise MessageNotFound(f"no message {message_id}")
+
+    async def segment_submitted(
+        self, message_id: int, *, attempt: int, part: int, carrier_id: str, now_ms: int
+    ) -> ReceiptOutcome | None:
+        key = {"message_id": message_id, "attempt": attempt, "part": part}
+        async with self._connection() as conn, conn.transaction():
+            segment = await _segment(conn, key)
+            await conn.execute(
+                _Q.receipt_lock, {"channel": segment.channel, "carrier_id": carrier_id}
+            )
+            await _lock_message(conn, message_id)
+            params = {**key, "carrier_id": carrier_id, "now_ms": now_ms}
+            submitted = await (await conn.execute(_Q.submit_segment, params)).fetchone()
+            if submitted is None:
+                return None  # Named already: a repeat changes nothing.
+            segment = rows.segment_from_row(submitted)
+            taken = {"channel": segment.channel, "carrier_id": carrier_id}
+            found = await (await conn.execute(_Q.take_unmatched_receipts, taken)).fetchall()
+            outcome = None
+            for receipt in map(rows.kept_receipt_from_row, found):
+                outcome = await _apply_receipt(
+                    conn,
+                    segment,
+                    state=receipt.state,
+                    error=receipt.error,
+                    now_ms=now_ms,
+                    detail={**receipt.detail, "received_at_ms": receipt.received_at_ms},
+                )
+                # The next kept receipt meets the segment as this one left it.
+                segment = await _segment(conn, key)
+            return outcome
+
+    async def segments(self, message_id: int) -> list[Segment]:
+        found = await self._fetch_all(_Q.segments, {"message_id": message_id})
+        return [rows.segment_from_row(row) for row in found]
+
+    async def apply_receipt(
+        self,
+        *,
+        channel: str,
+        carrier_id: str,
+        state: SegmentState,
+        error: str | None,
+        now_ms: int,
+        detail: Mapping[str, Any] | None = None,
+    ) -> ReceiptOutcome:
+        params = rows.unmatched_receipt_params(
+            channel=channel,
+            carrier_id=carrier_id,
+            state=state,
+            error=error,
+            now_ms=now_ms,
+            detail=detail,
+        )
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(_Q.receipt_lock, params)
+            # Read under the receipt lock: nobody else can change this segment now.
+            row = await (await conn.execute(_Q.segment_by_carrier, params)).fetchone()
+            if row is None:
+                await conn.execute(_Q.insert_unmatched_receipt, params)
+                return ReceiptOutcome(matched=False)
+            segment = rows.segment_from_row(row)
+            return await _apply_receipt(
+                conn, segment, state=state, error=error, now_ms=now_ms, detail=detail
+            )
+
+    async def settle(self, message_id: int, *, now_ms: int) -> MessageStatus | None:
+        async with self._connection() as conn, conn.transaction():
+            status = await _lock_message(conn, message_id)
+            return await _conclude(conn, message_id, status, now_ms)
+
+    async def unmatched_receipts(self, channel: str) -> int:
+        row = await self._fetch_one(_Q.count_unmatched_receipts, {"channel": channel})
+        return 0 if row is None else int(row["n"])
 
     # -- plumbing -------------------------------------------------------------
 
@@ -314,6 +428,99 @@ class PostgresStore:
     async def _fetch_all(self, query: LiteralString, params: Mapping[str, Any]) -> list[DictRow]:
         async with self._connection() as conn:
             return await (await conn.execute(query, params)).fetchall()
+
+
+async def _segment(conn: _Connection, key: Mapping[str, Any]) -> Segment:
+    row = await (await conn.execute(_Q.segment, key)).fetchone()
+    if row is None:
+        raise StoreError(
+            f"message {key['message_id']} has no segment {key['part']} in attempt {key['attempt']}"
+        )
+    return rows.segment_from_row(row)
+
+
+async def _lock_message(conn: _Connection, message_id: int) -> MessageStatus | None:
+    """Lock the message row until the transaction ends; its status (None: no such message)."""
+    row = await (await conn.execute(_Q.lock_message, {"message_id": message_id})).fetchone()
+    return None if row is None else MessageStatus(row["status"])
+
+
+async def _apply_receipt(
+    conn: _Connection,
+    segment: Segment,
+    *,
+    state: SegmentState,
+    error: str | None,
+    now_ms: int,
+    detail: Mapping[str, Any] | None,
+) -> ReceiptOutcome:
+    """Record a receipt for a known segment, then aggregate (see Store.apply_receipt).
+
+    Runs inside a transaction holding the segment's receipt lock.
+    """
+    message_id = segment.message_id
+    status = await _lock_message(conn, message_id)
+    if segment.state in FINAL_SEGMENT_STATES:
+        entry = rows.duplicate_receipt_detail(segment, state=state, detail=detail)
+        await _note(conn, message_id, now_ms=now_ms, kind="duplicate_receipt", detail=entry)
+        return ReceiptOutcome(matched=True, duplicate=True, message_id=message_id)
+    changed = {
+        **rows.segment_key(segment),
+        "state": rows.recorded_state(state).value,
+        "error": error,
+        "now_ms": now_ms,
+    }
+    await conn.execute(_Q.set_segment_state, changed)
+    entry = rows.receipt_detail(segment, state=state, error=error, detail=detail)
+    await _note(conn, message_id, now_ms=now_ms, kind="receipt", detail=entry)
+    concluded = await _conclude(conn, message_id, status, now_ms)
+    return ReceiptOutcome(matched=True, message_id=message_id, message_status=concluded)
+
+
+async def _conclude(
+    conn: _Connection, message_id: int, status: MessageStatus | None, now_ms: int
+) -> MessageStatus | None:
+    """Move a submitted message to what its latest attempt's segments add up to, if final.
+
+    ``status`` is the message's status, read when this transaction locked its row.
+    """
+    if status != MessageStatus.SUBMITTED:
+        return None  # Still sending (settle comes later), or final: never downgraded.
+    # A statement after the lock: a new snapshot, with every earlier receipt committed.
+    key = {"message_id": message_id}
+    latest = await (await conn.execute(_Q.latest_attempt_segments, key)).fetchall()
+    concluded = rows.conclusion([rows.segment_from_row(row) for row in latest])
+    if concluded is None:
+        return None
+    params = rows.transition_params(
+        message_id,
+        to=concluded.status,
+        now_ms=now_ms,
+        kind=concluded.status.value,
+        detail=concluded.detail,
+        error=concluded.error,
+    )
+    row = await (await conn.execute(_Q.transition, params)).fetchone()
+    return concluded.status if row is not None and row["moved"] == 1 else None
+
+
+async def _note(
+    conn: _Connection,
+    message_id: int,
+    *,
+    now_ms: int,
+    kind: str,
+    detail: Mapping[str, Any] | None,
+) -> None:
+    """Append a timeline entry carrying the message's current status."""
+    params = {
+        "message_id": message_id,
+        "now_ms": now_ms,
+        "kind": kind,
+        "detail": rows.detail_json(detail),
+    }
+    if await (await conn.execute(_Q.note, params)).fetchone() is None:
+        raise MessageNotFound(f"no message {message_id}")
 
 
 if TYPE_CHECKING:

@@ -9,7 +9,8 @@ so nothing here depends on the backend.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from iwork_mc.apps import App
@@ -21,16 +22,28 @@ from iwork_mc.messages import (
     NewMessage,
     TimelineEntry,
 )
+from iwork_mc.segments import FINAL_SEGMENT_STATES, Segment, SegmentState, aggregate
 
 __all__ = [
+    "Conclusion",
+    "KeptReceipt",
     "Row",
     "accept_params",
     "app_from_row",
     "app_params",
+    "conclusion",
     "detail_json",
+    "duplicate_receipt_detail",
+    "kept_receipt_from_row",
     "message_from_row",
+    "receipt_detail",
+    "recorded_state",
+    "segment_from_row",
+    "segment_key",
     "sources_of",
     "timeline_entry_from_row",
+    "transition_params",
+    "unmatched_receipt_params",
 ]
 
 Row = Mapping[str, Any]
@@ -129,3 +142,156 @@ def detail_json(detail: Mapping[str, Any] | None) -> str:
 def sources_of(target: MessageStatus) -> list[str]:
     """The statuses from which :data:`TRANSITIONS` allows a move to ``target``."""
     return sorted(source.value for source, targets in TRANSITIONS.items() if target in targets)
+
+
+def transition_params(
+    message_id: int,
+    *,
+    to: MessageStatus,
+    now_ms: int,
+    kind: str,
+    detail: Mapping[str, Any] | None = None,
+    worker_id: str | None = None,
+    due_at_ms: int | None = None,
+    channel: str | None = None,
+    channel_ref: str | None = None,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """Parameters of the transition queries; ``sources`` is a list (SQLite wants it as JSON)."""
+    return {
+        "message_id": message_id,
+        "status": to.value,
+        "sources": sources_of(to),
+        "now_ms": now_ms,
+        "due_at_ms": now_ms if due_at_ms is None else due_at_ms,
+        "worker_id": worker_id,
+        "channel": channel,
+        "channel_ref": channel_ref,
+        "error": error,
+        "kind": kind,
+        "detail": detail_json(detail),
+    }
+
+
+# -- segments and receipts ---------------------------------------------------
+
+
+def segment_from_row(row: Row) -> Segment:
+    return Segment(
+        message_id=row["message_id"],
+        attempt=row["attempt"],
+        part=row["part"],
+        total=row["total"],
+        channel=row["channel"],
+        carrier_id=row["carrier_id"],
+        state=SegmentState(row["state"]),
+        error=row["error"],
+        updated_at_ms=row["updated_at_ms"],
+    )
+
+
+def segment_key(segment: Segment) -> dict[str, Any]:
+    """The primary key of a segment's row, as query parameters."""
+    return {"message_id": segment.message_id, "attempt": segment.attempt, "part": segment.part}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class KeptReceipt:
+    """A receipt kept in ``unmatched_receipts`` until its segment is named."""
+
+    state: SegmentState
+    error: str | None
+    received_at_ms: int
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def kept_receipt_from_row(row: Row) -> KeptReceipt:
+    return KeptReceipt(
+        state=SegmentState(row["state"]),
+        error=row["error"],
+        received_at_ms=row["received_at_ms"],
+        detail=json.loads(row["detail"]),
+    )
+
+
+def unmatched_receipt_params(
+    *,
+    channel: str,
+    carrier_id: str,
+    state: SegmentState,
+    error: str | None,
+    now_ms: int,
+    detail: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "channel": channel,
+        "carrier_id": carrier_id,
+        "state": state.value,
+        "error": error,
+        "now_ms": now_ms,
+        "detail": detail_json(detail),
+    }
+
+
+def recorded_state(state: SegmentState) -> SegmentState:
+    """What a receipt's state is recorded as: a final state as is, any other as ``enroute``."""
+    return state if state in FINAL_SEGMENT_STATES else SegmentState.ENROUTE
+
+
+def receipt_detail(
+    segment: Segment,
+    *,
+    state: SegmentState,
+    error: str | None,
+    detail: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The detail of a ``receipt`` timeline entry; the receipt's own keys cannot mask ours."""
+    return {
+        **dict(detail or {}),
+        "part": segment.part,
+        "total": segment.total,
+        "state": recorded_state(state).value,
+        "error": error,
+        "carrier_id": segment.carrier_id,
+    }
+
+
+def duplicate_receipt_detail(
+    segment: Segment, *, state: SegmentState, detail: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The detail of a ``duplicate_receipt`` timeline entry (``state`` is what the receipt said)."""
+    return {
+        **dict(detail or {}),
+        "part": segment.part,
+        "state": recorded_state(state).value,
+        "carrier_id": segment.carrier_id,
+    }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Conclusion:
+    """The final status an attempt's segments add up to, and what to record with it."""
+
+    status: MessageStatus
+    #: The first segment that made the message fail or expire: its error, else its state.
+    error: str | None
+    detail: dict[str, Any]
+
+
+def conclusion(latest: Sequence[Segment]) -> Conclusion | None:
+    """What :func:`~iwork_mc.segments.aggregate` makes of one attempt's segments, if final."""
+    status = aggregate(segment.state for segment in latest)
+    if status is None:
+        return None
+    detail: dict[str, Any] = {
+        "attempt": latest[0].attempt,
+        "states": [segment.state.value for segment in latest],
+    }
+    if status == MessageStatus.DELIVERED:
+        return Conclusion(status=status, error=None, detail=detail)
+    # The first segment that alone adds up to the message's status is the one to blame.
+    culprit = next(segment for segment in latest if aggregate([segment.state]) == status)
+    error = culprit.error or culprit.state.value
+    return Conclusion(
+        status=status, error=error, detail={**detail, "part": culprit.part, "error": error}
+    )

@@ -58,6 +58,7 @@ from iwork_mc.messages import (
     NewMessage,
     TimelineEntry,
 )
+from iwork_mc.segments import FINAL_SEGMENT_STATES, ReceiptOutcome, Segment, SegmentState
 from iwork_mc.store import migrations, rows, sql
 from iwork_mc.store.base import (
     AppExists,
@@ -97,6 +98,16 @@ class _Queries:
     transition_message: LiteralString
     schedule_outbox: LiteralString
     release_outbox: LiteralString
+    insert_segments: LiteralString
+    segments: LiteralString
+    segment: LiteralString
+    submit_segment: LiteralString
+    segment_by_carrier: LiteralString
+    set_segment_state: LiteralString
+    latest_attempt_segments: LiteralString
+    insert_unmatched_receipt: LiteralString
+    take_unmatched_receipts: LiteralString
+    count_unmatched_receipts: LiteralString
 
 
 _Q = sql.load("sqlite", _Queries)
@@ -274,18 +285,9 @@ class SQLiteStore:
     async def note(
         self, message_id: int, *, now_ms: int, kind: str, detail: Mapping[str, Any] | None = None
     ) -> None:
-        params = {
-            "message_id": message_id,
-            "now_ms": now_ms,
-            "kind": kind,
-            "detail": rows.detail_json(detail),
-        }
-
-        def job(conn: sqlite3.Connection) -> None:
-            if _one(conn, _Q.note, params) is None:
-                raise MessageNotFound(f"no message {message_id}")
-
-        await self._submit("write", job)
+        await self._submit(
+            "write", lambda conn: _note(conn, message_id, now_ms=now_ms, kind=kind, detail=detail)
+        )
 
     async def claim_due(
         self, *, worker_id: str, now_ms: int, lease_ms: int, limit: int
@@ -334,34 +336,121 @@ class SQLiteStore:
         channel_ref: str | None = None,
         error: str | None = None,
     ) -> bool:
+        params = rows.transition_params(
+            message_id,
+            to=to,
+            now_ms=now_ms,
+            kind=kind,
+            detail=detail,
+            worker_id=worker_id,
+            due_at_ms=due_at_ms,
+            channel=channel,
+            channel_ref=channel_ref,
+            error=error,
+        )
+        return await self._submit("write", lambda conn: _transition(conn, params))
+
+    # -- segments and receipts ----------------------------------------------
+
+    async def add_segments(
+        self, message_id: int, *, attempt: int, channel: str, total: int, now_ms: int
+    ) -> None:
+        if total < 1:
+            raise ValueError(f"a message has at least one segment, not {total}")
         params = {
             "message_id": message_id,
-            "status": to.value,
-            "sources": json.dumps(rows.sources_of(to)),
-            "now_ms": now_ms,
-            "due_at_ms": now_ms if due_at_ms is None else due_at_ms,
-            "worker_id": worker_id,
+            "attempt": attempt,
             "channel": channel,
-            "channel_ref": channel_ref,
-            "error": error,
-            "kind": kind,
-            "detail": rows.detail_json(detail),
+            "total": total,
+            "now_ms": now_ms,
         }
 
-        def job(conn: sqlite3.Connection) -> bool:
-            # The batch holds the write lock: nothing can change between these statements.
-            if worker_id is not None and _one(conn, _Q.lease_held, params) is None:
-                return False
-            if _one(conn, _Q.transition_message, params) is None:
-                return False
-            if to == MessageStatus.QUEUED:
-                conn.execute(_Q.schedule_outbox, params)
-            elif to != MessageStatus.SENDING:
-                conn.execute(_Q.release_outbox, params)
-            conn.execute(_Q.insert_timeline, params)
-            return True
+        def job(conn: sqlite3.Connection) -> None:
+            if _one(conn, _Q.get_message_by_id, params) is None:
+                raise MessageNotFound(f"no message {message_id}")
+            conn.execute(_Q.insert_segments, params)
+
+        await self._submit("write", job)
+
+    async def segment_submitted(
+        self, message_id: int, *, attempt: int, part: int, carrier_id: str, now_ms: int
+    ) -> ReceiptOutcome | None:
+        key = {"message_id": message_id, "attempt": attempt, "part": part}
+
+        def job(conn: sqlite3.Connection) -> ReceiptOutcome | None:
+            params = {**key, "carrier_id": carrier_id, "now_ms": now_ms}
+            row = _one(conn, _Q.submit_segment, params)
+            if row is None:
+                _segment(conn, key)  # Raises if there is no such segment.
+                return None  # Named already: a repeat changes nothing.
+            segment = rows.segment_from_row(row)
+            taken = {"channel": segment.channel, "carrier_id": carrier_id}
+            kept = [
+                rows.kept_receipt_from_row(found)
+                for found in sorted(
+                    conn.execute(_Q.take_unmatched_receipts, taken).fetchall(),
+                    key=lambda found: (found["received_at_ms"], found["id"]),
+                )
+            ]
+            outcome = None
+            for receipt in kept:
+                outcome = _apply_receipt(
+                    conn,
+                    segment,
+                    state=receipt.state,
+                    error=receipt.error,
+                    now_ms=now_ms,
+                    detail={**receipt.detail, "received_at_ms": receipt.received_at_ms},
+                )
+                # The next kept receipt meets the segment as this one left it.
+                segment = _segment(conn, key)
+            return outcome
 
         return await self._submit("write", job)
+
+    async def segments(self, message_id: int) -> list[Segment]:
+        found = await self._submit("read", _fetch_all(_Q.segments, {"message_id": message_id}))
+        return [rows.segment_from_row(row) for row in found]
+
+    async def apply_receipt(
+        self,
+        *,
+        channel: str,
+        carrier_id: str,
+        state: SegmentState,
+        error: str | None,
+        now_ms: int,
+        detail: Mapping[str, Any] | None = None,
+    ) -> ReceiptOutcome:
+        params = rows.unmatched_receipt_params(
+            channel=channel,
+            carrier_id=carrier_id,
+            state=state,
+            error=error,
+            now_ms=now_ms,
+            detail=detail,
+        )
+
+        def job(conn: sqlite3.Connection) -> ReceiptOutcome:
+            # The batch holds the write lock: matching and keeping cannot race a submit.
+            row = _one(conn, _Q.segment_by_carrier, params)
+            if row is None:
+                conn.execute(_Q.insert_unmatched_receipt, params)
+                return ReceiptOutcome(matched=False)
+            segment = rows.segment_from_row(row)
+            return _apply_receipt(
+                conn, segment, state=state, error=error, now_ms=now_ms, detail=detail
+            )
+
+        return await self._submit("write", job)
+
+    async def settle(self, message_id: int, *, now_ms: int) -> MessageStatus | None:
+        return await self._submit("write", lambda conn: _conclude(conn, message_id, now_ms))
+
+    async def unmatched_receipts(self, channel: str) -> int:
+        params = {"channel": channel}
+        row = await self._submit("read", _fetch_one(_Q.count_unmatched_receipts, params))
+        return 0 if row is None else int(row["n"])
 
     # -- the database thread -------------------------------------------------
 
@@ -517,6 +606,99 @@ def _store_error(exc: BaseException) -> StoreError:
     ):
         return StoreUnavailable(f"SQLite database unavailable: {exc}")
     return StoreError(f"SQLite error: {exc}")
+
+
+def _transition(conn: sqlite3.Connection, params: Mapping[str, Any]) -> bool:
+    """The guarded status change of :meth:`SQLiteStore.transition`, inside a job."""
+    params = {**params, "sources": json.dumps(params["sources"])}
+    # The batch holds the write lock: nothing can change between these statements.
+    if params["worker_id"] is not None and _one(conn, _Q.lease_held, params) is None:
+        return False
+    if _one(conn, _Q.transition_message, params) is None:
+        return False
+    if params["status"] == MessageStatus.QUEUED:
+        conn.execute(_Q.schedule_outbox, params)
+    elif params["status"] != MessageStatus.SENDING:
+        conn.execute(_Q.release_outbox, params)
+    conn.execute(_Q.insert_timeline, params)
+    return True
+
+
+def _apply_receipt(
+    conn: sqlite3.Connection,
+    segment: Segment,
+    *,
+    state: SegmentState,
+    error: str | None,
+    now_ms: int,
+    detail: Mapping[str, Any] | None,
+) -> ReceiptOutcome:
+    """Record a receipt for a known segment, then aggregate (see Store.apply_receipt)."""
+    message_id = segment.message_id
+    if segment.state in FINAL_SEGMENT_STATES:
+        entry = rows.duplicate_receipt_detail(segment, state=state, detail=detail)
+        _note(conn, message_id, now_ms=now_ms, kind="duplicate_receipt", detail=entry)
+        return ReceiptOutcome(matched=True, duplicate=True, message_id=message_id)
+    changed = {
+        **rows.segment_key(segment),
+        "state": rows.recorded_state(state).value,
+        "error": error,
+        "now_ms": now_ms,
+    }
+    conn.execute(_Q.set_segment_state, changed)
+    entry = rows.receipt_detail(segment, state=state, error=error, detail=detail)
+    _note(conn, message_id, now_ms=now_ms, kind="receipt", detail=entry)
+    status = _conclude(conn, message_id, now_ms)
+    return ReceiptOutcome(matched=True, message_id=message_id, message_status=status)
+
+
+def _segment(conn: sqlite3.Connection, key: Mapping[str, Any]) -> Segment:
+    row = _one(conn, _Q.segment, key)
+    if row is None:
+        raise StoreError(
+            f"message {key['message_id']} has no segment {key['part']} in attempt {key['attempt']}"
+        )
+    return rows.segment_from_row(row)
+
+
+def _conclude(conn: sqlite3.Connection, message_id: int, now_ms: int) -> MessageStatus | None:
+    """Move a submitted message to what its latest attempt's segments add up to, if final."""
+    key = {"message_id": message_id}
+    message = _one(conn, _Q.get_message_by_id, key)
+    if message is None or message["status"] != MessageStatus.SUBMITTED:
+        return None  # Still sending (settle comes later), or final: never downgraded.
+    latest = conn.execute(_Q.latest_attempt_segments, key).fetchall()
+    concluded = rows.conclusion([rows.segment_from_row(row) for row in latest])
+    if concluded is None:
+        return None
+    params = rows.transition_params(
+        message_id,
+        to=concluded.status,
+        now_ms=now_ms,
+        kind=concluded.status.value,
+        detail=concluded.detail,
+        error=concluded.error,
+    )
+    return concluded.status if _transition(conn, params) else None
+
+
+def _note(
+    conn: sqlite3.Connection,
+    message_id: int,
+    *,
+    now_ms: int,
+    kind: str,
+    detail: Mapping[str, Any] | None,
+) -> None:
+    """Append a timeline entry carrying the message's current status."""
+    params = {
+        "message_id": message_id,
+        "now_ms": now_ms,
+        "kind": kind,
+        "detail": rows.detail_json(detail),
+    }
+    if _one(conn, _Q.note, params) is None:
+        raise MessageNotFound(f"no message {message_id}")
 
 
 def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:

@@ -167,3 +167,86 @@ WITH lease AS (
     SELECT id, %(now_ms)s, %(kind)s, status, %(detail)s::jsonb FROM moved
 )
 SELECT count(*) AS moved FROM moved;
+
+-- add_segments --
+-- Parts 1..total of an attempt, pending; nothing if the attempt has segments already
+-- (ON CONFLICT: two racing calls insert one set).  Returns a row iff the message exists.
+WITH message AS (
+    SELECT id FROM messages WHERE id = %(message_id)s
+), inserted AS (
+    INSERT INTO segments (message_id, attempt, part, total, channel, state, updated_at_ms)
+    SELECT id, %(attempt)s, part, %(total)s, %(channel)s, 'pending', %(now_ms)s
+    FROM message, generate_series(1, %(total)s::integer) AS part
+    WHERE NOT EXISTS (
+        SELECT 1 FROM segments WHERE message_id = %(message_id)s AND attempt = %(attempt)s
+    )
+    ON CONFLICT DO NOTHING
+)
+SELECT id FROM message;
+
+-- segments --
+SELECT * FROM segments WHERE message_id = %(message_id)s ORDER BY attempt, part;
+
+-- segment --
+SELECT * FROM segments
+WHERE message_id = %(message_id)s AND attempt = %(attempt)s AND part = %(part)s;
+
+-- receipt_lock --
+-- Serialises everything that decides whether a receipt for (channel, carrier_id)
+-- matches a segment: apply_receipt (match, or keep as unmatched) and
+-- segment_submitted (name the segment, take what was kept).  Without it a receipt
+-- and the submit_sm_resp naming its segment could each miss the other.  Held until
+-- the transaction ends; a hash collision only serialises two unrelated receipts.
+SELECT pg_advisory_xact_lock(
+    1769108420,
+    hashtext(concat_ws(' ', current_schema(), %(channel)s::text, %(carrier_id)s::text))
+);
+
+-- lock_message --
+-- Serialises aggregation per message: whoever locks second sees the first's segment
+-- change (read committed takes a new snapshot per statement).  NO KEY: inserts that
+-- only reference the message (timeline entries, segments) are not blocked.
+SELECT status FROM messages WHERE id = %(message_id)s FOR NO KEY UPDATE;
+
+-- submit_segment --
+-- Only a pending segment takes a carrier id; no row otherwise.
+UPDATE segments
+SET carrier_id = %(carrier_id)s, state = 'submitted', updated_at_ms = %(now_ms)s
+WHERE message_id = %(message_id)s AND attempt = %(attempt)s AND part = %(part)s
+    AND state = 'pending'
+RETURNING *;
+
+-- segment_by_carrier --
+SELECT * FROM segments WHERE channel = %(channel)s AND carrier_id = %(carrier_id)s;
+
+-- set_segment_state --
+UPDATE segments
+SET state = %(state)s, error = %(error)s, updated_at_ms = %(now_ms)s
+WHERE message_id = %(message_id)s AND attempt = %(attempt)s AND part = %(part)s;
+
+-- latest_attempt_segments --
+-- The segments of the message's latest attempt, by part.
+SELECT * FROM segments
+WHERE message_id = %(message_id)s
+    AND attempt = (SELECT max(attempt) FROM segments WHERE message_id = %(message_id)s)
+ORDER BY part;
+
+-- insert_unmatched_receipt --
+INSERT INTO unmatched_receipts (channel, carrier_id, state, error, received_at_ms, detail)
+VALUES (
+    %(channel)s, %(carrier_id)s, %(state)s, %(error)s, %(now_ms)s, %(detail)s::jsonb
+);
+
+-- take_unmatched_receipts --
+-- Deletes and returns the receipts kept for a carrier id, in arrival order.
+WITH taken AS (
+    DELETE FROM unmatched_receipts
+    WHERE channel = %(channel)s AND carrier_id = %(carrier_id)s
+    RETURNING *
+)
+SELECT id, channel, carrier_id, state, error, received_at_ms, detail::text AS detail
+FROM taken
+ORDER BY received_at_ms, id;
+
+-- count_unmatched_receipts --
+SELECT count(*) AS n FROM unmatched_receipts WHERE channel = %(channel)s;

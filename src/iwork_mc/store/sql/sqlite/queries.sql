@@ -132,3 +132,56 @@ SET due_at_ms = excluded.due_at_ms, lease_owner = NULL, lease_expires_at_ms = NU
 
 -- release_outbox --
 DELETE FROM outbox WHERE message_id = :message_id;
+
+-- insert_segments --
+-- Parts 1..:total of an attempt, pending; nothing if the attempt has segments already.
+-- (WHERE on the SELECT: SQLite would otherwise read ON CONFLICT as a join's ON.)
+WITH RECURSIVE parts (part) AS (
+    SELECT 1 UNION ALL SELECT part + 1 FROM parts WHERE part < :total
+)
+INSERT INTO segments (message_id, attempt, part, total, channel, state, updated_at_ms)
+SELECT :message_id, :attempt, part, :total, :channel, 'pending', :now_ms FROM parts
+WHERE NOT EXISTS (
+    SELECT 1 FROM segments WHERE message_id = :message_id AND attempt = :attempt
+)
+ON CONFLICT DO NOTHING;
+
+-- segments --
+SELECT * FROM segments WHERE message_id = :message_id ORDER BY attempt, part;
+
+-- segment --
+SELECT * FROM segments WHERE message_id = :message_id AND attempt = :attempt AND part = :part;
+
+-- submit_segment --
+-- Only a pending segment takes a carrier id; no row otherwise.
+UPDATE segments
+SET carrier_id = :carrier_id, state = 'submitted', updated_at_ms = :now_ms
+WHERE message_id = :message_id AND attempt = :attempt AND part = :part AND state = 'pending'
+RETURNING *;
+
+-- segment_by_carrier --
+SELECT * FROM segments WHERE channel = :channel AND carrier_id = :carrier_id;
+
+-- set_segment_state --
+UPDATE segments
+SET state = :state, error = :error, updated_at_ms = :now_ms
+WHERE message_id = :message_id AND attempt = :attempt AND part = :part;
+
+-- latest_attempt_segments --
+-- The segments of the message's latest attempt, by part.
+SELECT * FROM segments
+WHERE message_id = :message_id
+    AND attempt = (SELECT max(attempt) FROM segments WHERE message_id = :message_id)
+ORDER BY part;
+
+-- insert_unmatched_receipt --
+INSERT INTO unmatched_receipts (channel, carrier_id, state, error, received_at_ms, detail)
+VALUES (:channel, :carrier_id, :state, :error, :now_ms, :detail);
+
+-- take_unmatched_receipts --
+-- Deletes and returns the receipts kept for a carrier id (in no particular order).
+DELETE FROM unmatched_receipts WHERE channel = :channel AND carrier_id = :carrier_id
+RETURNING *;
+
+-- count_unmatched_receipts --
+SELECT count(*) AS n FROM unmatched_receipts WHERE channel = :channel;
