@@ -1,0 +1,1 @@
+"""Unit tests for iwork_mc.smpp, the sans-I/O SMPP 3.4 engine."""
