@@ -22,10 +22,12 @@ TCP connection does, binds when the SMSC says ``ESME_ROK`` to a bind, unbinds
 when either end says ``unbind``, and closes with the connection::
 
     OPEN ──bind_*_resp(ESME_ROK)──▶ BOUND_TX / BOUND_RX / BOUND_TRX
-      │                                     │
-      │                               unbind, unbind_resp
-      │                                     ▼
-      └───────────── EOF ─────────────▶ UNBOUND ──EOF──▶ CLOSED
+                                                    │
+                                                 unbind
+                                                    ▼
+                                                 UNBOUND
+
+    any state ──EOF──▶ CLOSED
 
 What each end may *send* in each state is the table ``SESSION[role][state]``
 (§2.3, Table 2-1, and the PDU descriptions in §4), a dict whose keys are the

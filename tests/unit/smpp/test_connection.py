@@ -493,3 +493,38 @@ def test_random_bytes_only_raise_remote_errors(data: bytes) -> None:
             continue
 
     assert State.CLOSED == esme.state
+
+
+def test_documented_read_loop_answers_bad_pdus_and_carries_on() -> None:
+    """The adapter loop of the package docstring refuses a submit_sm before bind, then binds."""
+    smsc = smpp.Connection(our_role=Role.SMSC)
+    written: list[bytes] = []
+    handled: list[smpp.Pdu] = []
+    stream = (
+        smpp.encode(smpp.SubmitSm(sequence_number=1, destination_addr="1"))
+        + bytes.fromhex("00000010 00001234 00000000 00000002")
+        + smpp.encode(smpp.BindTransceiver(sequence_number=3, system_id="acme"))
+    )
+
+    smsc.receive_data(stream)
+    while True:
+        try:
+            event = smsc.next_event()
+        except smpp.RemoteProtocolError as exc:
+            if exc.reply is not None:
+                written.append(smsc.send(exc.reply))
+            if smsc.state is State.CLOSED:
+                break
+            continue
+        if event is smpp.NEED_DATA or event is smpp.CLOSED:
+            break
+        handled.append(event)
+
+    assert (
+        [
+            smpp.SubmitSmResp(sequence_number=1, command_status=S.ESME_RINVBNDSTS),
+            smpp.GenericNack(sequence_number=2, command_status=S.ESME_RINVCMDID),
+        ],
+        [smpp.BindTransceiver(sequence_number=3, system_id="acme")],
+        State.OPEN,
+    ) == ([smpp.decode(w) for w in written], handled, smsc.state)

@@ -248,6 +248,14 @@ def test_concatenation_reads_each_method(
     assert expected == smpp.concatenation(smpp.split("a" * 200, method=method, reference=0x107)[0])
 
 
+def test_concatenation_skips_other_information_elements() -> None:
+    """Other UDH information elements before the concatenation one are skipped."""
+    udh = bytes.fromhex("08 24 01 01 00 03 2A 03 02")  # IE 0x24 (language shift), then IE 0x00
+    segment = smpp.Segment(short_message=udh + b"x", esm_class=0x40, data_coding=0)
+
+    assert smpp.Concatenation(0x2A, 3, 2) == smpp.concatenation(segment)
+
+
 def test_concatenation_of_a_single_message_is_none() -> None:
     """A message sent whole has no concatenation header."""
     assert None is smpp.concatenation(smpp.split("hi", reference=1)[0])
@@ -263,7 +271,10 @@ def test_reassemble_decodes_latin1_and_ascii() -> None:
         smpp.reassemble([smpp.Segment(short_message=b"\x00", esm_class=0, data_coding=4)])
 
 
-def test_malformed_udh_is_refused() -> None:
-    """UDHI set with a header longer than short_message raises ValueError."""
+@pytest.mark.parametrize(
+    "short_message", [b"\x05\x00", b"\x02\x00\x03"], ids=["header too long", "IE too long"]
+)
+def test_malformed_udh_is_refused(short_message: bytes) -> None:
+    """A UDH longer than short_message, or an IE longer than the UDH, raises ValueError."""
     with pytest.raises(ValueError):
-        smpp.reassemble([smpp.Segment(short_message=b"\x05\x00", esm_class=0x40, data_coding=0)])
+        smpp.reassemble([smpp.Segment(short_message=short_message, esm_class=0x40, data_coding=0)])

@@ -190,6 +190,9 @@ def test_decode_of_random_bytes_fails_only_as_remote_error(data: bytes) -> None:
         pytest.param(h("00000014 00000009 00000000 00000001") + b"acme", S.ESME_RINVCMDLEN, id="body ends in a C-string"),
         pytest.param(h("00000027 00000009 00000000 00000001") + b"a" * 16 + b"\0\0\0" + h("34 00 00 00"), S.ESME_RINVSYSID, id="system_id too long"),
         pytest.param(h("0000001A 80000004 00000000 00000001") + b"abc\0" + h("0001 0005"), S.ESME_RINVCMDLEN, id="bytes after the body"),
+        pytest.param(h("00000030 00000009 00000000 00000001") + b"a" * 32, S.ESME_RINVSYSID, id="system_id without NUL"),
+        pytest.param(h("00000016 00000005 00000000 00000001") + b"\0\0\0\0\0\0", S.ESME_RINVCMDLEN, id="deliver_sm cut short"),
+        pytest.param(h("00000012 80000009 00000000 00000001") + b"\0" + h("02"), S.ESME_RINVOPTPARSTREAM, id="TLV header cut short"),
     ],
 )  # fmt: skip
 def test_malformed_pdu_is_a_remote_error_with_a_hint(wire: bytes, status: S) -> None:
@@ -291,6 +294,16 @@ def test_tlv_bytes_on_the_wire() -> None:
     ]
 
 
+def test_sc_interface_version() -> None:
+    """A bind response reads the SMSC's SMPP version from sc_interface_version."""
+    resp = smpp.BindTransceiverResp(tlvs=(smpp.Tlv(smpp.TlvTag.SC_INTERFACE_VERSION, b"\x34"),))
+
+    assert (0x34, None) == (
+        resp.sc_interface_version,
+        smpp.BindTransceiverResp().sc_interface_version,
+    )
+
+
 def test_malformed_known_tlv_reads_as_absent() -> None:
     """A known TLV with the wrong length reads as None instead of failing the PDU."""
     pdu = smpp.DeliverSm(destination_addr="1", tlvs=(smpp.Tlv(0x0427, b"\x02\x00"),))
@@ -320,6 +333,12 @@ def test_receipted_message_id_without_nul() -> None:
         pytest.param(lambda: smpp.SubmitSmResp(message_id="中"), S.ESME_RINVMSGID, id="non-Latin-1 message_id"),
         pytest.param(lambda: smpp.EnquireLink(sequence_number=-1), S.ESME_RSYSERR, id="sequence_number"),
         pytest.param(lambda: smpp.Tlv(0x10000, b""), S.ESME_RINVOPTPARSTREAM, id="tlv tag"),
+        pytest.param(lambda: smpp.Tlv(1, b"x" * 0x10000), S.ESME_RINVPARLEN, id="tlv value length"),
+        pytest.param(lambda: smpp.Tlv(1, "x"), S.ESME_RINVOPTPARAMVAL, id="tlv value str"),  # type: ignore[arg-type]
+        pytest.param(lambda: smpp.Tlv.receipted_message_id("x" * 65), S.ESME_RINVPARLEN, id="receipted_message_id"),
+        pytest.param(lambda: smpp.SubmitSm(destination_addr=1), S.ESME_RINVDSTADR, id="destination_addr int"),  # type: ignore[arg-type]
+        pytest.param(lambda: smpp.SubmitSm(destination_addr="1", tlvs=(b"",)), S.ESME_RINVOPTPARSTREAM, id="tlvs not Tlv"),  # type: ignore[arg-type]
+        pytest.param(lambda: smpp.EnquireLink(command_status=-5), S.ESME_RSYSERR, id="command_status"),  # type: ignore[arg-type]
         pytest.param(lambda: smpp.Tlv.sar_total_segments(256), S.ESME_RINVOPTPARAMVAL, id="tlv value"),
     ],
 )  # fmt: skip
