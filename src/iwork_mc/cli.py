@@ -46,8 +46,8 @@ db_cli = typer.Typer(help="Manage the database schema.")
 app.add_typer(apps_cli, name="apps")
 app.add_typer(db_cli, name="db")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -307,10 +307,17 @@ def _server(settings: Settings, store: Store, host: str, port: int) -> Any:
 
 
 def _worker(settings: Settings, store: Store, *, echo: bool) -> Any:
-    from iwork_mc.channels.sandbox import SandboxChannel
     from iwork_mc.worker import Worker
 
-    channel = SandboxChannel(settings.data_dir / "sandbox", echo=echo)
+    channel: Any
+    if settings.channel == "smpp":
+        from iwork_mc.channels.smpp import SMPPChannel
+
+        channel = SMPPChannel(settings.smpp, store, tls=settings.smpp_tls)
+    else:
+        from iwork_mc.channels.sandbox import SandboxChannel
+
+        channel = SandboxChannel(settings.data_dir / "sandbox", echo=echo)
     return Worker(
         store,
         channel,

@@ -15,12 +15,13 @@ import tomllib
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import phonenumbers
 
+from iwork_mc.channels.smpp_config import SMPPConfig
 from iwork_mc.events import EventLimits
 
 __all__ = ["ENV_PREFIX", "ConfigError", "Settings"]
@@ -68,6 +69,32 @@ class Settings:
     lease_s: float = 60.0
     #: How often an idle worker looks for due messages.
     poll_interval_s: float = 0.2
+    #: Where workers deliver: ``sandbox`` (a local file) or ``smpp`` (an SMSC).
+    channel: str = "sandbox"
+    smpp_host: str = "127.0.0.1"
+    smpp_port: int = 2775
+    smpp_system_id: str = ""
+    smpp_password: str = field(default="", repr=False)
+    smpp_system_type: str = ""
+    #: ``transceiver`` (one session both ways) or ``separate`` (transmitter + receiver).
+    smpp_bind_mode: str = "transceiver"
+    smpp_binds: int = 1
+    smpp_window: int = 10
+    #: submit_sm per second per session; 0: no cap.
+    smpp_rate: float = 0.0
+    smpp_enquire_link_s: float = 30.0
+    smpp_response_timeout_s: float = 10.0
+    smpp_source_addr: str = ""
+    smpp_source_ton: int = 5
+    smpp_source_npi: int = 0
+    #: ``international`` (8613888888888, TON 1) or ``national`` (13888888888, TON 2).
+    smpp_destination_format: str = "international"
+    #: ``udh8``, ``udh16``, ``sar`` or ``payload``.
+    smpp_long_messages: str = "udh8"
+    smpp_registered_delivery: bool = True
+    smpp_query_sm: bool = False
+    smpp_in_doubt_resend_s: float = 30.0
+    smpp_tls: bool = False
     #: ``console`` (human) or ``json`` (one object per line).
     log_format: str = "console"
     log_level: str = "info"
@@ -84,6 +111,23 @@ class Settings:
         if self.effective_database_url.lower().startswith("sqlite:"):
             return {"busy_timeout_ms": self.sqlite_busy_timeout_ms}
         return {"max_size": self.pg_pool_size}
+
+    @property
+    def smpp(self) -> SMPPConfig:
+        """The SMPP channel's settings (``smpp_*``)."""
+        return SMPPConfig(
+            host=self.smpp_host, port=self.smpp_port, system_id=self.smpp_system_id,
+            password=self.smpp_password, system_type=self.smpp_system_type,
+            bind_mode=self.smpp_bind_mode,  # type: ignore[arg-type]  # checked by _validate
+            binds=self.smpp_binds, window=self.smpp_window, rate=self.smpp_rate,
+            enquire_link_interval_s=self.smpp_enquire_link_s,
+            response_timeout_s=self.smpp_response_timeout_s, source_addr=self.smpp_source_addr,
+            source_ton=self.smpp_source_ton, source_npi=self.smpp_source_npi,
+            destination_format=self.smpp_destination_format,  # type: ignore[arg-type]
+            long_messages=self.smpp_long_messages,  # type: ignore[arg-type]
+            registered_delivery=self.smpp_registered_delivery, query_sm=self.smpp_query_sm,
+            in_doubt_resend_s=self.smpp_in_doubt_resend_s,
+        )  # fmt: skip
 
     @property
     def event_limits(self) -> EventLimits:
@@ -106,10 +150,10 @@ class Settings:
         )
         if path is not None:
             values.update(_read_toml(path))
-        for field in fields(cls):
-            env_value = environ.get(ENV_PREFIX + field.name.upper())
+        for setting in fields(cls):
+            env_value = environ.get(ENV_PREFIX + setting.name.upper())
             if env_value is not None and env_value != "":
-                values[field.name] = env_value
+                values[setting.name] = env_value
         values.update({k: v for k, v in (overrides or {}).items() if v is not None})
         settings = cls(**{name: _coerce(name, value) for name, value in values.items()})
         _validate(settings)
@@ -128,6 +172,17 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"allowed_regions: {', '.join(unknown)} are not region codes")
     if settings.log_format not in ("console", "json"):
         raise ConfigError(f"log_format: {settings.log_format!r} is neither console nor json")
+    choices = {
+        "channel": ("sandbox", "smpp"),
+        "smpp_bind_mode": ("transceiver", "separate"),
+        "smpp_destination_format": ("international", "national"),
+        "smpp_long_messages": ("udh8", "udh16", "sar", "payload"),
+    }
+    for name, allowed in choices.items():
+        if getattr(settings, name) not in allowed:
+            raise ConfigError(
+                f"{name}: {getattr(settings, name)!r} is not one of {', '.join(allowed)}"
+            )
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

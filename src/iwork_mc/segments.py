@@ -21,6 +21,7 @@ __all__ = ["FINAL_SEGMENT_STATES", "ReceiptOutcome", "Segment", "SegmentState", 
 
 class SegmentState(StrEnum):
     PENDING = "pending"  #: Being submitted; no carrier id yet (in doubt if the session drops)
+    REFUSED = "refused"  #: The carrier answered with an error: never accepted, not in doubt
     SUBMITTED = "submitted"  #: The carrier answered with its id; waiting for a receipt
     ENROUTE = "enroute"  #: An intermediate receipt (enroute / accepted) arrived
     DELIVERED = "delivered"

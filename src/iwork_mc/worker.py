@@ -26,6 +26,7 @@ import structlog
 from iwork_mc.channels.base import (
     Channel,
     Delivered,
+    InDoubt,
     PermanentChannelError,
     SendResult,
     TransientChannelError,
@@ -108,6 +109,13 @@ class Worker:
             result = await self.channel.send(message, text)
         except PermanentChannelError as exc:
             await self._record(message, MessageStatus.FAILED, "failed", error=exc.reason)
+        except InDoubt as exc:
+            # Not a failure to back off from: the carrier may have it.  Wait long
+            # enough for a late receipt, then send again, marked as such.
+            due_at = self._now_ms() + int(exc.retry_after_s * 1000)
+            await self._record(
+                message, MessageStatus.QUEUED, "in_doubt", error=exc.reason, due_at_ms=due_at
+            )
         except TransientChannelError as exc:
             await self._retry_or_fail(message, exc.reason)
         except Exception as exc:
@@ -129,6 +137,9 @@ class Worker:
                 kind="delivered",
                 detail={"channel": self.channel.name, "ref": result.ref},
             )
+        elif recorded:
+            # Receipts that arrived while the message was still "sending".
+            await self.store.settle(message.id, now_ms=self._now_ms())
         log.info(
             "message_sent",
             message_id=message.id,

@@ -18,6 +18,7 @@ __all__ = [
     "Channel",
     "ChannelError",
     "Delivered",
+    "InDoubt",
     "PermanentChannelError",
     "SendResult",
     "Submitted",
@@ -52,6 +53,18 @@ class ChannelError(Exception):
 
 class TransientChannelError(ChannelError):
     """The carrier may accept the message later (throttled, unreachable, busy)."""
+
+
+class InDoubt(TransientChannelError):
+    """A submission went out and its answer never came: the carrier may have it.
+
+    The worker sends it again after ``retry_after_s`` (long enough for a late
+    receipt to arrive), and the resend is marked as a possible duplicate.
+    """
+
+    def __init__(self, reason: str, retry_after_s: float) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s
 
 
 class PermanentChannelError(ChannelError):

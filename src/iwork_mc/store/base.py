@@ -153,6 +153,11 @@ class Store(Protocol):
         is applied now, in the same transaction; its outcome is returned.
         """
 
+    async def segment_refused(
+        self, message_id: int, *, attempt: int, part: int, error: str, now_ms: int
+    ) -> None:
+        """Record that the carrier refused a pending segment: it is not in doubt."""
+
     async def segments(self, message_id: int) -> list[Segment]:
         """Every segment of every attempt of the message, by attempt then part."""
 

@@ -89,6 +89,7 @@ class _Queries:
     receipt_lock: LiteralString
     lock_message: LiteralString
     submit_segment: LiteralString
+    refuse_segment: LiteralString
     segment_by_carrier: LiteralString
     set_segment_state: LiteralString
     latest_attempt_segments: LiteralString
@@ -358,6 +359,14 @@ class PostgresStore:
                 # The next kept receipt meets the segment as this one left it.
                 segment = await _segment(conn, key)
             return outcome
+
+    async def segment_refused(
+        self, message_id: int, *, attempt: int, part: int, error: str, now_ms: int
+    ) -> None:
+        params = {"message_id": message_id, "attempt": attempt, "part": part,
+                  "error": error, "now_ms": now_ms}  # fmt: skip
+        async with self._connection() as conn:
+            await conn.execute(_Q.refuse_segment, params)
 
     async def segments(self, message_id: int) -> list[Segment]:
         found = await self._fetch_all(_Q.segments, {"message_id": message_id})

@@ -102,6 +102,7 @@ class _Queries:
     segments: LiteralString
     segment: LiteralString
     submit_segment: LiteralString
+    refuse_segment: LiteralString
     segment_by_carrier: LiteralString
     set_segment_state: LiteralString
     latest_attempt_segments: LiteralString
@@ -407,6 +408,17 @@ class SQLiteStore:
             return outcome
 
         return await self._submit("write", job)
+
+    async def segment_refused(
+        self, message_id: int, *, attempt: int, part: int, error: str, now_ms: int
+    ) -> None:
+        params = {"message_id": message_id, "attempt": attempt, "part": part,
+                  "error": error, "now_ms": now_ms}  # fmt: skip
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(_Q.refuse_segment, params)
+
+        await self._submit("write", job)
 
     async def segments(self, message_id: int) -> list[Segment]:
         found = await self._submit("read", _fetch_all(_Q.segments, {"message_id": message_id}))

@@ -216,6 +216,13 @@ WHERE message_id = %(message_id)s AND attempt = %(attempt)s AND part = %(part)s
     AND state = 'pending'
 RETURNING *;
 
+-- refuse_segment --
+-- The carrier answered with an error: this part was never accepted, so it is not in doubt.
+UPDATE segments
+SET state = 'refused', error = %(error)s, updated_at_ms = %(now_ms)s
+WHERE message_id = %(message_id)s AND attempt = %(attempt)s AND part = %(part)s
+    AND state = 'pending';
+
 -- segment_by_carrier --
 SELECT * FROM segments WHERE channel = %(channel)s AND carrier_id = %(carrier_id)s;
 

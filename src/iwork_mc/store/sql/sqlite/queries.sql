@@ -159,6 +159,12 @@ SET carrier_id = :carrier_id, state = 'submitted', updated_at_ms = :now_ms
 WHERE message_id = :message_id AND attempt = :attempt AND part = :part AND state = 'pending'
 RETURNING *;
 
+-- refuse_segment --
+-- The carrier answered with an error: this part was never accepted, so it is not in doubt.
+UPDATE segments
+SET state = 'refused', error = :error, updated_at_ms = :now_ms
+WHERE message_id = :message_id AND attempt = :attempt AND part = :part AND state = 'pending';
+
 -- segment_by_carrier --
 SELECT * FROM segments WHERE channel = :channel AND carrier_id = :carrier_id;
 

@@ -14,7 +14,7 @@ CREATE TABLE segments (
     carrier_id text,
     state text NOT NULL CHECK (
         state IN (
-            'pending', 'submitted', 'enroute', 'delivered', 'expired', 'undeliverable',
+            'pending', 'refused', 'submitted', 'enroute', 'delivered', 'expired', 'undeliverable',
             'rejected', 'deleted', 'unknown'
         )
     ),

@@ -1,0 +1,122 @@
+"""`iwork-mc worker` on the SMPP channel, killed with -9 mid-stream and restarted."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from iwork_mc.apps import App
+from iwork_mc.events import MobileReceiverMessageEvent
+from iwork_mc.messages import MessageStatus, NewMessage
+from iwork_mc.store import create_store
+from iwork_mc.testing import FakeSMSC, SMSCPolicy
+
+MESSAGES = 300
+WINDOW = 10
+
+
+async def seed_messages(database_url: str) -> list[int]:
+    store = create_store(database_url)
+    await store.open()
+    try:
+        await store.migrate()
+        await store.insert_app(App(app_key="12345678", name="load", secret="s" * 32,
+                                   enabled=True, created_at_ms=0))  # fmt: skip
+        ids = []
+        for i in range(MESSAGES):
+            event = MobileReceiverMessageEvent(
+                msg_key=f"k{i}", event_time_millis=1, source="park", action="visit",
+                mobile_receiver=f"+86139{i:08d}", event_type="notice", json_data='{"n":1}',
+                sender=1,
+            )  # fmt: skip
+            result = await store.accept(NewMessage(app_key="12345678", event=event,
+                                                   fingerprint=event.fingerprint(),
+                                                   request_id="r", accepted_at_ms=0))  # fmt: skip
+            ids.append(result.message_id)
+        return ids
+    finally:
+        await store.close()
+
+
+async def delivered_and_kinds(database_url: str, ids: list[int]) -> tuple[int, Counter[str]]:
+    store = create_store(database_url)
+    await store.open()
+    try:
+        counts = await store.count_by_status()
+        kinds: Counter[str] = Counter()
+        for message_id in ids:
+            kinds.update({e.kind for e in await store.timeline(message_id)})
+        return counts[MessageStatus.DELIVERED], kinds
+    finally:
+        await store.close()
+
+
+async def start_worker(data_dir: Path, port: int, log: Path) -> asyncio.subprocess.Process:
+    env = {
+        **os.environ,
+        "IWORK_MC_CHANNEL": "smpp",
+        "IWORK_MC_SMPP_PORT": str(port),
+        "IWORK_MC_SMPP_SYSTEM_ID": "park01",
+        "IWORK_MC_SMPP_PASSWORD": "secret",
+        "IWORK_MC_SMPP_WINDOW": str(WINDOW),
+        "IWORK_MC_SMPP_IN_DOUBT_RESEND_S": "0.5",
+        "IWORK_MC_WORKER_CONCURRENCY": str(WINDOW),
+        "IWORK_MC_LEASE_S": "1",
+        "IWORK_MC_POLL_INTERVAL_S": "0.05",
+    }
+    with log.open("ab") as out:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "iwork_mc", "--data-dir", str(data_dir), "worker",
+            stdout=out, stderr=asyncio.subprocess.STDOUT, env=env,
+        )  # fmt: skip
+
+
+@pytest.mark.slow
+async def test_worker_killed_mid_stream_loses_nothing(tmp_path: Path) -> None:
+    """kill -9 with submits in flight: after a restart every message reaches the SMSC, once or marked."""
+    database_url = f"sqlite:///{tmp_path / 'iwork-mc.db'}"
+    ids = await seed_messages(database_url)
+    log = tmp_path / "worker.log"
+    async with FakeSMSC(
+        SMSCPolicy(system_id="park01", password="secret", resp_delay=0.002)
+    ) as smsc:
+        worker = await start_worker(tmp_path, smsc.port, log)
+        try:
+            await smsc.wait_for(lambda: len(smsc.submissions) >= MESSAGES // 3, within=30)
+            os.kill(worker.pid, signal.SIGKILL)
+            await worker.wait()
+            submitted_before = len(smsc.submissions)
+            assert 0 < submitted_before < MESSAGES
+
+            worker = await start_worker(tmp_path, smsc.port, log)
+            deadline = time.monotonic() + 60
+            delivered = 0
+            while time.monotonic() < deadline:
+                delivered, kinds = await delivered_and_kinds(database_url, ids)
+                if delivered == MESSAGES:
+                    break
+                await asyncio.sleep(0.2)
+        finally:
+            if worker.returncode is None:
+                worker.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(worker.wait(), 30)
+        per_destination = Counter(s.destination for s in smsc.accepted)
+    assert MESSAGES == delivered, log.read_text()[-3000:]
+    assert MESSAGES == len(per_destination)
+    duplicates = sum(per_destination.values()) - MESSAGES
+    # Only submissions in flight at the kill can be sent twice, and each such resend is marked.
+    assert duplicates <= WINDOW
+    assert duplicates <= kinds["possible_duplicate"]
+    logs = log.read_text()
+    assert "secret" not in logs and "8613900000001" not in logs
+    print(json.dumps({"submitted_before_kill": submitted_before, "duplicates": duplicates,
+                      "possible_duplicate_marks": kinds["possible_duplicate"],
+                      "already_submitted": kinds["already_submitted"]}))  # fmt: skip

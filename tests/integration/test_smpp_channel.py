@@ -1,0 +1,272 @@
+"""The SMPP channel end to end: store → worker → real SMPP over TCP → FakeSMSC → receipts → status.
+
+Every test runs the real worker and the real channel against ``iwork_mc.testing.FakeSMSC``,
+an SMPP server on 127.0.0.1, with a real store (SQLite file, and PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from iwork_mc import smpp
+from iwork_mc.apps import App
+from iwork_mc.channels.smpp import SMPPChannel
+from iwork_mc.channels.smpp_config import SMPPConfig
+from iwork_mc.messages import MessageStatus, NewMessage
+from iwork_mc.store import Store
+from iwork_mc.testing import FakeSMSC, SMSCPolicy
+from iwork_mc.text import render_default
+from iwork_mc.worker import Worker
+
+CHINESE = "张三，您的访客已到达前台，请尽快前往一楼大厅接待。" * 4  # 104 characters: 2 UCS-2 parts
+LATIN = "Your visitor Zhang San is waiting at the front desk of building 3. " * 3  # 201: 2 parts
+
+
+def config(smsc: FakeSMSC, **changes: Any) -> SMPPConfig:
+    base = SMPPConfig(
+        host="127.0.0.1", port=smsc.port, system_id="park01", password="secret",
+        source_addr="ParkDesk", response_timeout_s=2.0, reconnect_min_s=0.05,
+        reconnect_max_s=0.2, in_doubt_resend_s=0.2, throttle_pause_s=0.05, bind_wait_s=2.0,
+    )  # fmt: skip
+    return replace(base, **changes)
+
+
+def policy(**changes: Any) -> SMSCPolicy:
+    return SMSCPolicy(system_id="park01", password="secret", **changes)
+
+
+async def accept(
+    store: Store,
+    make: Callable[..., NewMessage],
+    count: int,
+    *,
+    text: str = "hello",
+    first: int = 0,
+) -> list[int]:
+    ids = []
+    for i in range(first, first + count):
+        message = make(
+            msg_key=f"m{i}", mobile_receiver=f"+86139{i:08d}", json_data=json.dumps({"t": text})
+        )
+        ids.append((await store.accept(message)).message_id)
+    return ids
+
+
+@asynccontextmanager
+async def delivering(
+    store: Store, channel: SMPPChannel, **worker_options: Any
+) -> AsyncIterator[Worker]:
+    """The channel open and a worker serving, both stopped (drained) afterwards."""
+    await channel.open()
+    worker = Worker(store, channel, poll_interval=0.02, **worker_options)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.serve(stop))
+    try:
+        yield worker
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await channel.close()
+
+
+async def statuses(store: Store, ids: Iterable[int]) -> list[MessageStatus]:
+    found = [await store.get_message_by_id(i) for i in ids]
+    return [m.status for m in found if m is not None]
+
+
+async def wait_until(
+    store: Store, ids: list[int], wanted: set[MessageStatus], within: float = 15
+) -> list[MessageStatus]:
+    deadline = time.monotonic() + within
+    while True:
+        current = await statuses(store, ids)
+        if all(status in wanted for status in current) or time.monotonic() > deadline:
+            return current
+        await asyncio.sleep(0.05)
+
+
+async def kinds(store: Store, message_id: int) -> list[str]:
+    return [e.kind for e in await store.timeline(message_id)]
+
+
+# -- encoding ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "coding"), [(CHINESE, 8), (LATIN, 0)], ids=["ucs2", "gsm7"])
+@pytest.mark.parametrize("method", ["udh8", "udh16", "sar", "payload"])
+async def test_long_texts_arrive_as_segments_that_reassemble(
+    store: Store, app: App, message_factory: Callable[..., NewMessage], text: str, coding: int,
+    method: str,
+) -> None:  # fmt: skip
+    """Chinese (UCS-2) and Latin (GSM-7) long texts reach the SMSC in parts that make the text again."""
+    [message_id] = await accept(store, message_factory, 1, text=text)
+    message = await store.get_message_by_id(message_id)
+    assert message is not None
+    async with FakeSMSC(policy()) as smsc:
+        channel = SMPPChannel(config(smsc, long_messages=method), store)  # type: ignore[arg-type]
+        async with delivering(store, channel):
+            assert [MessageStatus.DELIVERED] == await wait_until(
+                store, [message_id], {MessageStatus.DELIVERED}
+            )
+        submitted = smsc.accepted
+    expected_parts = 1 if method == "payload" else 2
+    assert expected_parts == len(submitted)
+    assert {coding} == {s.data_coding for s in submitted}
+    assert {"8613900000000"} == {s.destination for s in submitted}
+    assert [render_default(message.event)] == smsc.messages("8613900000000")
+    segments = await store.segments(message_id)
+    assert [expected_parts] * expected_parts == [s.total for s in segments]
+
+
+# -- receipts ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (smpp.MessageState.DELIVERED, MessageStatus.DELIVERED),
+        (smpp.MessageState.UNDELIVERABLE, MessageStatus.FAILED),
+        (smpp.MessageState.EXPIRED, MessageStatus.EXPIRED),
+        (smpp.MessageState.REJECTED, MessageStatus.FAILED),
+    ],
+    ids=["delivered", "undeliverable", "expired", "rejected"],
+)
+async def test_receipts_decide_the_status(
+    store: Store, app: App, message_factory: Callable[..., NewMessage],
+    state: smpp.MessageState, expected: MessageStatus,
+) -> None:  # fmt: skip
+    """A final receipt moves the submitted message to its status, with the receipt in the timeline."""
+    ids = await accept(store, message_factory, 3)
+    async with FakeSMSC(policy(receipt=state)) as smsc:
+        async with delivering(store, SMPPChannel(config(smsc), store)):
+            assert [expected] * 3 == await wait_until(store, ids, {expected})
+        assert 3 == smsc.receipts_acked
+    timeline = await kinds(store, ids[0])
+    # The receipt may be recorded before or after the worker records "submitted".
+    assert (["accepted", "claimed"], {"submitted", "receipt"}, [expected.value]) == (
+        timeline[:2],
+        set(timeline[2:4]),
+        timeline[4:],
+    )
+
+
+async def test_multipart_partial_failure_fails_the_message(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """One undeliverable part out of two fails the whole message; the bad part is named."""
+    [message_id] = await accept(store, message_factory, 1, text=CHINESE)
+    rules = policy(segment_states={2: smpp.MessageState.UNDELIVERABLE})
+    async with FakeSMSC(rules) as smsc, delivering(store, SMPPChannel(config(smsc), store)):
+        assert [MessageStatus.FAILED] == await wait_until(
+            store, [message_id], {MessageStatus.FAILED}
+        )
+    message = await store.get_message_by_id(message_id)
+    assert message is not None
+    segments = await store.segments(message_id)
+    assert ["delivered", "undeliverable"] == [s.state.value for s in segments]
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [{"duplicate_receipts": True}, {"out_of_order": True}, {"receipt_before_resp": True}],
+    ids=["duplicate", "out-of-order", "before-submit-resp"],
+)
+async def test_awkward_receipts_still_give_one_honest_status(
+    store: Store, app: App, message_factory: Callable[..., NewMessage], rule: dict[str, bool]
+) -> None:
+    """Duplicate, out-of-order and early receipts leave each message delivered exactly once."""
+    ids = await accept(store, message_factory, 5)
+    async with FakeSMSC(policy(**rule)) as smsc:
+        channel = SMPPChannel(config(smsc), store)
+        async with delivering(store, channel):
+            assert [MessageStatus.DELIVERED] * 5 == await wait_until(
+                store, ids, {MessageStatus.DELIVERED}
+            )
+            await asyncio.sleep(0.2)  # let late duplicates and intermediates arrive
+    for message_id in ids:
+        timeline = await kinds(store, message_id)
+        assert 1 == timeline.count("delivered")
+    assert 0 == await store.unmatched_receipts("smpp")
+    if rule.get("duplicate_receipts"):
+        assert 5 == channel.stats["duplicate_receipts"]
+
+
+# -- faults -------------------------------------------------------------------------
+
+
+async def test_throttling_slows_down_and_still_delivers(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """ESME_RTHROTTLED on every 4th submit: the session backs off and every message is delivered."""
+    ids = await accept(store, message_factory, 30)
+    async with FakeSMSC(policy(throttle_every=4)) as smsc:
+        channel = SMPPChannel(config(smsc), store)
+        async with delivering(store, channel):
+            assert [MessageStatus.DELIVERED] * 30 == await wait_until(
+                store, ids, {MessageStatus.DELIVERED}
+            )
+        assert smsc.throttled >= 5
+    assert channel.stats["throttled"] == smsc.throttled
+    assert 30 == len({s.destination for s in smsc.accepted})
+
+
+async def test_permanent_refusal_fails_with_the_smsc_reason(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """ESME_RINVDSTADR fails the message at once, with the SMSC's reason kept."""
+    ids = await accept(store, message_factory, 2)
+    rules = policy(reject={"8613900000001": smpp.CommandStatus.ESME_RINVDSTADR})
+    async with FakeSMSC(rules) as smsc, delivering(store, SMPPChannel(config(smsc), store)):
+        done = await wait_until(store, ids, {MessageStatus.DELIVERED, MessageStatus.FAILED})
+    assert [MessageStatus.DELIVERED, MessageStatus.FAILED] == done
+    failed = await store.get_message_by_id(ids[1])
+    assert failed is not None and failed.last_error is not None
+    assert "ESME_RINVDSTADR" in failed.last_error
+    assert 1 == failed.attempts
+
+
+async def test_smsc_down_at_start(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """With the SMSC down the worker keeps binding and messages wait; once it is up they go."""
+    ids = await accept(store, message_factory, 4)
+    async with FakeSMSC(policy(), started=False) as smsc:
+        channel = SMPPChannel(config(smsc), store)
+        async with delivering(store, channel):
+            await asyncio.sleep(0.5)
+            assert {MessageStatus.QUEUED, MessageStatus.SENDING} >= set(await statuses(store, ids))
+            await smsc.start()
+            done = await wait_until(store, ids, {MessageStatus.DELIVERED})
+    assert [MessageStatus.DELIVERED] * 4 == done
+
+
+async def test_connection_dropped_mid_window_loses_nothing(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """The SMSC drops the session with submits unanswered: they are in doubt, resent, marked, delivered."""
+    ids = await accept(store, message_factory, 20)
+    async with FakeSMSC(policy(drop_after=7)) as smsc:
+        channel = SMPPChannel(config(smsc), store)
+        async with delivering(store, channel):
+            assert [MessageStatus.DELIVERED] * 20 == await wait_until(
+                store, ids, {MessageStatus.DELIVERED}
+            )
+    in_doubt = [i for i in ids if "in_doubt" in await kinds(store, i)]
+    assert in_doubt, "the drop left no submission in doubt"
+    for message_id in in_doubt:
+        assert "possible_duplicate" in await kinds(store, message_id)
+    assert len(in_doubt) == channel.stats["possible_duplicates"]
+    # Every message reached the SMSC; any duplicate is one of the marked in-doubt ones.
+    per_destination: dict[str, int] = {}
+    for submission in smsc.accepted:
+        per_destination[submission.destination] = per_destination.get(submission.destination, 0) + 1
+    assert 20 == len(per_destination)
+    assert sum(per_destination.values()) - 20 <= len(in_doubt)
