@@ -240,17 +240,15 @@ async def test_segment_submitted_unknown_segment(
 async def test_carrier_id_names_one_segment_per_channel(
     store: Store, app: App, message_factory: MessageFactory
 ) -> None:
-    """A carrier id already naming a segment of the channel is refused; another channel may reuse it."""
+    """A carrier id names one segment per channel: reused, it moves; another channel keeps its own."""
     message_id = await accepted_id(store, message_factory())
     await store.add_segments(message_id, attempt=1, channel=SMPP, total=2, now_ms=T0)
     await store.add_segments(message_id, attempt=2, channel="smpp-b", total=1, now_ms=T0)
     await store.segment_submitted(message_id, attempt=1, part=1, carrier_id="id", now_ms=T0)
-
-    with pytest.raises(StoreError):
-        await store.segment_submitted(message_id, attempt=1, part=2, carrier_id="id", now_ms=T0)
     await store.segment_submitted(message_id, attempt=2, part=1, carrier_id="id", now_ms=T0)
+    await store.segment_submitted(message_id, attempt=1, part=2, carrier_id="id", now_ms=T0)
 
-    assert ["id", None, "id"] == [s.carrier_id for s in await store.segments(message_id)]
+    assert [None, "id", "id"] == [s.carrier_id for s in await store.segments(message_id)]
 
 
 # -- receipts -----------------------------------------------------------------------------
@@ -820,3 +818,32 @@ async def test_receipt_racing_its_carrier_id(
         assert [SegmentState.DELIVERED] == await states_of(store, message_id)
         kinds = [entry.kind for entry in await store.timeline(message_id)]
         assert 1 == kinds.count("receipt")
+
+
+async def test_a_reused_carrier_id_moves_to_the_newest_segment(
+    store: Store, app: App, message_factory: MessageFactory
+) -> None:
+    """An SMSC that reuses an id: the newest segment takes it, the old one keeps its state."""
+    old = await sending(store, message_factory(msg_key="old"), parts=1)
+    await store.segment_submitted(old, attempt=1, part=1, carrier_id="42", now_ms=T0 + 2)
+    await record_submitted(store, old)
+    await store.apply_receipt(channel=SMPP, carrier_id="42", state=SegmentState.DELIVERED,
+                              error=None, now_ms=T0 + 4)  # fmt: skip
+    new = await sending(store, message_factory(msg_key="new"), parts=1)
+    await store.segment_submitted(new, attempt=1, part=1, carrier_id="42", now_ms=T0 + 5)
+    await record_submitted(store, new)
+    outcome = await store.apply_receipt(channel=SMPP, carrier_id="42",
+                                        state=SegmentState.UNDELIVERABLE, error="1", now_ms=T0 + 6)  # fmt: skip
+    assert (new, MessageStatus.FAILED) == (outcome.message_id, outcome.message_status)
+    [kept] = await store.segments(old)
+    assert (None, SegmentState.DELIVERED) == (kept.carrier_id, kept.state)
+
+
+async def test_a_refused_segment_is_not_in_doubt(
+    store: Store, app: App, message_factory: MessageFactory
+) -> None:
+    """segment_refused marks a pending part the carrier answered with an error."""
+    message_id = await sending(store, message_factory(), parts=2)
+    await store.segment_refused(message_id, attempt=1, part=2, error="ESME_RSYSERR", now_ms=T0 + 2)
+    states = [(s.part, s.state, s.error) for s in await store.segments(message_id)]
+    assert [(1, SegmentState.PENDING, None), (2, SegmentState.REFUSED, "ESME_RSYSERR")] == states

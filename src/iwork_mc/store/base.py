@@ -150,7 +150,10 @@ class Store(Protocol):
         """Record the carrier's id of a submitted segment.
 
         A receipt that arrived for ``carrier_id`` before this (kept as unmatched)
-        is applied now, in the same transaction; its outcome is returned.
+        is applied now, in the same transaction; its outcome is returned.  SMSCs
+        reuse ids after a while: an id already naming another segment of the
+        channel moves to this one (the old segment keeps its state).  Raises
+        :class:`StoreError` if the segment was never added.
         """
 
     async def segment_refused(

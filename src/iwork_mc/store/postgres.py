@@ -90,6 +90,7 @@ class _Queries:
     lock_message: LiteralString
     submit_segment: LiteralString
     refuse_segment: LiteralString
+    release_carrier_id: LiteralString
     segment_by_carrier: LiteralString
     set_segment_state: LiteralString
     latest_attempt_segments: LiteralString
@@ -340,6 +341,7 @@ class PostgresStore:
             )
             await _lock_message(conn, message_id)
             params = {**key, "carrier_id": carrier_id, "now_ms": now_ms}
+            await conn.execute(_Q.release_carrier_id, {**params, "channel": segment.channel})
             submitted = await (await conn.execute(_Q.submit_segment, params)).fetchone()
             if submitted is None:
                 return None  # Named already: a repeat changes nothing.

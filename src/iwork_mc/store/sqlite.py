@@ -103,6 +103,7 @@ class _Queries:
     segment: LiteralString
     submit_segment: LiteralString
     refuse_segment: LiteralString
+    release_carrier_id: LiteralString
     segment_by_carrier: LiteralString
     set_segment_state: LiteralString
     latest_attempt_segments: LiteralString
@@ -380,6 +381,8 @@ class SQLiteStore:
 
         def job(conn: sqlite3.Connection) -> ReceiptOutcome | None:
             params = {**key, "carrier_id": carrier_id, "now_ms": now_ms}
+            current = _segment(conn, key)  # Raises if there is no such segment.
+            conn.execute(_Q.release_carrier_id, {**params, "channel": current.channel})
             row = _one(conn, _Q.submit_segment, params)
             if row is None:
                 _segment(conn, key)  # Raises if there is no such segment.

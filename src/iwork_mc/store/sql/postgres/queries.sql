@@ -216,6 +216,13 @@ WHERE message_id = %(message_id)s AND attempt = %(attempt)s AND part = %(part)s
     AND state = 'pending'
 RETURNING *;
 
+-- release_carrier_id --
+-- SMSCs reuse their ids after a while: the newest segment takes the id, the old
+-- segment keeps its state but can no longer be named by a receipt.
+UPDATE segments SET carrier_id = NULL
+WHERE channel = %(channel)s AND carrier_id = %(carrier_id)s
+    AND NOT (message_id = %(message_id)s AND attempt = %(attempt)s AND part = %(part)s);
+
 -- refuse_segment --
 -- The carrier answered with an error: this part was never accepted, so it is not in doubt.
 UPDATE segments

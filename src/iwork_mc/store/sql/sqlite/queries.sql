@@ -159,6 +159,13 @@ SET carrier_id = :carrier_id, state = 'submitted', updated_at_ms = :now_ms
 WHERE message_id = :message_id AND attempt = :attempt AND part = :part AND state = 'pending'
 RETURNING *;
 
+-- release_carrier_id --
+-- SMSCs reuse their ids after a while: the newest segment takes the id, the old
+-- segment keeps its state but can no longer be named by a receipt.
+UPDATE segments SET carrier_id = NULL
+WHERE channel = :channel AND carrier_id = :carrier_id
+    AND NOT (message_id = :message_id AND attempt = :attempt AND part = :part);
+
 -- refuse_segment --
 -- The carrier answered with an error: this part was never accepted, so it is not in doubt.
 UPDATE segments
