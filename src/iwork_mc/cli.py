@@ -276,7 +276,9 @@ def apps_rotate_secret(
 # -- running ------------------------------------------------------------------
 
 
-def _server(settings: Settings, store: Store, host: str, port: int) -> Any:
+def _server(
+    settings: Settings, store: Store, host: str, port: int, channel_health: Any = None
+) -> Any:
     import contextlib
     from collections.abc import Iterator
 
@@ -292,7 +294,7 @@ def _server(settings: Settings, store: Store, host: str, port: int) -> Any:
             yield
 
     config = uvicorn.Config(
-        create_app(settings, store),
+        create_app(settings, store, channel_health=channel_health),
         host=host,
         port=port,
         # uvicorn's access log prints query strings, which carry app keys,
@@ -344,7 +346,9 @@ async def _serve(
                 f"the database needs migration(s) {', '.join(pending)}: run `iwork-mc db upgrade`"
             )
         stop = asyncio.Event()
-        server = _server(settings, store, host, port) if gateway else None
+        delivery = _worker(settings, store, echo=echo) if worker else None
+        health = delivery.channel.health if delivery is not None else None
+        server = _server(settings, store, host, port, health) if gateway else None
 
         def on_signal() -> None:
             # First SIGINT/SIGTERM: stop accepting, finish open requests, drain
@@ -359,7 +363,6 @@ async def _serve(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal)
         tasks: list[asyncio.Task[None]] = []
-        delivery = _worker(settings, store, echo=echo) if worker else None
         if delivery is not None:
             await delivery.channel.open()
             tasks.append(asyncio.create_task(delivery.serve(stop)))

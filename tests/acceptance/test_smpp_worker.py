@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 
 from iwork_mc.apps import App
@@ -18,6 +19,9 @@ from iwork_mc.events import MobileReceiverMessageEvent
 from iwork_mc.messages import MessageStatus, NewMessage
 from iwork_mc.store import create_store
 from iwork_mc.testing import FakeSMSC, SMSCPolicy
+
+from processes import free_port
+from topcalls import event_json, java_layout, signed
 
 MESSAGES = 300
 WINDOW = 10
@@ -120,3 +124,41 @@ async def test_worker_killed_mid_stream_loses_nothing(tmp_path: Path) -> None:
     print(json.dumps({"submitted_before_kill": submitted_before, "duplicates": duplicates,
                       "possible_duplicate_marks": kinds["possible_duplicate"],
                       "already_submitted": kinds["already_submitted"]}))  # fmt: skip
+
+
+async def test_run_on_smpp_reports_sessions_and_delivers(tmp_path: Path) -> None:
+    """`iwork-mc run` with channel=smpp: /healthz shows the bound session, the seed is delivered."""
+    port = free_port()
+    log = tmp_path / "run.log"
+    env = {**os.environ, "IWORK_MC_CHANNEL": "smpp", "IWORK_MC_SMPP_SYSTEM_ID": "park01",
+           "IWORK_MC_SMPP_PASSWORD": "secret"}  # fmt: skip
+    async with FakeSMSC(SMSCPolicy(system_id="park01", password="secret")) as smsc:
+        env["IWORK_MC_SMPP_PORT"] = str(smsc.port)
+        with log.open("wb") as out:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "iwork_mc", "--data-dir", str(tmp_path), "run", "--dev-app",
+                "--port", str(port), stdout=out, stderr=asyncio.subprocess.STDOUT, env=env,
+            )  # fmt: skip
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+                health: dict[str, object] = {}
+                for _ in range(200):
+                    try:
+                        health = (await http.get("/healthz")).json()
+                        if health.get("channel", {}).get("sessions") == ["bound"]:  # type: ignore[union-attr]
+                            break
+                    except httpx.TransportError:
+                        pass
+                    await asyncio.sleep(0.05)
+                assert {"channel": "smpp", "sessions": ["bound"]} == health["channel"]
+                saved = json.loads((tmp_path / "dev-app.json").read_text())
+                call = signed(saved["app_key"], saved["secret"], event=event_json(), format="json")
+                answer = (await http.post("/router/rest", **java_layout(call))).json()
+                assert answer["alibaba_iwork_mc_msg_sendmobile_response"]["result"]["success"]
+            await smsc.wait_for(lambda: smsc.receipts_acked == 1, within=10)
+            assert ["iwork-action: name: 张三 http://www.aaa.com"] == smsc.messages("8613888888888")
+        finally:
+            process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(process.wait(), 30)
+    assert 0 == process.returncode, log.read_text()
+    assert "smpp_unbound" in log.read_text()

@@ -270,3 +270,28 @@ async def test_connection_dropped_mid_window_loses_nothing(
         per_destination[submission.destination] = per_destination.get(submission.destination, 0) + 1
     assert 20 == len(per_destination)
     assert sum(per_destination.values()) - 20 <= len(in_doubt)
+
+
+async def test_crash_after_submit_resp_is_not_resent_and_is_queried(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """A worker died after every part was answered: the next one sends nothing and asks query_sm."""
+    [message_id] = await accept(store, message_factory, 1, text=CHINESE)
+    async with FakeSMSC(policy(send_receipts=False)) as smsc:
+        crashed = SMPPChannel(config(smsc), store)
+        await crashed.open()
+        now_ms = int(time.time() * 1000)
+        [claimed] = await store.claim_due(worker_id="dead", now_ms=now_ms, lease_ms=1, limit=1)
+        await crashed.send(claimed, render_default(claimed.event))  # ... and then the worker died
+        await crashed.close()
+        assert 2 == len(smsc.accepted)
+
+        survivor = SMPPChannel(config(smsc, query_sm=True), store)
+        async with delivering(store, survivor):
+            done = await wait_until(store, [message_id], {MessageStatus.DELIVERED})
+    assert [MessageStatus.DELIVERED] == done
+    assert 2 == len(smsc.accepted), "the message was sent twice"
+    timeline = await kinds(store, message_id)
+    assert {"already_submitted", "delivered"} <= set(timeline)
+    assert "possible_duplicate" not in timeline
+    assert 2 == smsc.queries

@@ -10,7 +10,7 @@ leases and status; channels only talk to carriers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from iwork_mc.messages import Message
 
@@ -81,3 +81,7 @@ class Channel(Protocol):
     async def close(self) -> None: ...
 
     async def send(self, message: Message, text: str) -> SendResult: ...
+
+    def health(self) -> dict[str, Any]:
+        """What /healthz shows of the channel (session states, say)."""
+        ...

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from iwork_mc.channels.base import Delivered
 from iwork_mc.messages import Message
@@ -30,6 +30,9 @@ class SandboxChannel:
         self._echo = echo
         self._out = out or sys.stdout
         self._lock = asyncio.Lock()
+
+    def health(self) -> dict[str, Any]:
+        return {"channel": self.name, "file": str(self.path)}
 
     async def open(self) -> None:
         # The file holds phone numbers and texts: its owner's eyes only.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,9 +23,17 @@ __all__ = ["create_app"]
 
 
 def create_app(
-    settings: Settings, store: Store, *, clock: Callable[[], float] = time.time
+    settings: Settings,
+    store: Store,
+    *,
+    clock: Callable[[], float] = time.time,
+    channel_health: Callable[[], dict[str, Any]] | None = None,
 ) -> ASGIApp:
-    """Build the gateway around an opened ``store``; the caller owns the store's lifetime."""
+    """Build the gateway around an opened ``store``; the caller owns the store's lifetime.
+
+    ``channel_health`` (a worker in the same process) adds its sessions' states
+    to ``/healthz``.
+    """
     top = TopEndpoint(
         methods=build_methods(store, settings.event_limits, settings.max_event_bytes),
         apps=AppDirectory(store, settings.app_cache_ttl_s),
@@ -39,7 +48,9 @@ def create_app(
             await store.get_app("")
         except StoreError:
             return JSONResponse({"status": "unavailable", "store": "unreachable"}, status_code=503)
-        return JSONResponse({"status": "ok"})
+        if channel_health is None:
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "ok", "channel": channel_health()})
 
     rest = Starlette(routes=[Route("/healthz", healthz, methods=["GET"])])
 
