@@ -14,7 +14,6 @@ held in memory, so a restart loses none.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
 import socket
@@ -86,21 +85,57 @@ class Worker:
         return len(claimed)
 
     async def serve(self, stop: asyncio.Event) -> None:
-        """Deliver until ``stop`` is set; the batch in flight is finished, never abandoned."""
+        """Deliver until ``stop`` is set; what is in flight is finished, never abandoned.
+
+        Up to ``concurrency`` messages are in flight at once, and a free slot is
+        refilled as soon as one finishes (no batch waits for its slowest member).
+        """
         log.info("worker_started", worker_id=self.worker_id, channel=self.channel.name)
+        in_flight: set[asyncio.Task[None]] = set()
+        slot_freed = asyncio.Event()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            in_flight.discard(task)
+            slot_freed.set()
+            if not task.cancelled() and task.exception() is not None:
+                # The store failed while recording: the lease will expire and the
+                # message will be claimed again; nothing is lost.
+                log.warning("delivery_not_recorded", error=type(task.exception()).__name__)
+
         failures = 0
         while not stop.is_set():
-            try:
-                claimed = await self.run_once()
-                failures = 0
-            except StoreError:
-                failures += 1
-                log.warning("store_unavailable", worker_id=self.worker_id, exc_info=True)
-                claimed = 0
-            if claimed == 0:
-                pause = self.poll_interval if failures == 0 else min(30.0, 2.0**failures)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=pause)
+            slot_freed.clear()  # before counting, so a finish from here on is not missed
+            free = self.concurrency - len(in_flight)
+            claimed: list[Message] = []
+            # Claim in batches (a quarter of the slots at least): one store round
+            # trip per freed slot would cost more than the wait.
+            if free > 0 and (free >= max(1, self.concurrency // 4) or not in_flight):
+                try:
+                    claimed = await self.store.claim_due(
+                        worker_id=self.worker_id, now_ms=self._now_ms(),
+                        lease_ms=self.lease_ms, limit=free,
+                    )  # fmt: skip
+                    failures = 0
+                except StoreError:
+                    failures += 1
+                    log.warning("store_unavailable", worker_id=self.worker_id, exc_info=True)
+            for message in claimed:
+                task = asyncio.create_task(self._deliver(message))
+                in_flight.add(task)
+                task.add_done_callback(finished)
+            if claimed and len(claimed) == free:
+                continue  # more may be due: claim again as soon as a slot frees
+            pause = self.poll_interval if failures == 0 else min(30.0, 2.0**failures)
+            waiters = [asyncio.ensure_future(stop.wait())]
+            if in_flight:
+                waiters.append(asyncio.ensure_future(slot_freed.wait()))
+            _, pending = await asyncio.wait(
+                waiters, timeout=pause, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in pending:
+                waiter.cancel()
+        if in_flight:
+            await asyncio.gather(*in_flight, return_exceptions=True)
         log.info("worker_stopped", worker_id=self.worker_id)
 
     async def _deliver(self, message: Message) -> None:

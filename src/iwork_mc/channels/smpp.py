@@ -127,6 +127,7 @@ class _Session:
         self._window = asyncio.Semaphore(self.config.window)
         self._rate = _RateLimit(self.config.rate, clock)
         self._bound = asyncio.Event()
+        self._receipts: set[asyncio.Task[None]] = set()
         self._last_activity = 0.0
         self._sent_recently: list[float] = []
 
@@ -287,9 +288,11 @@ class _Session:
     async def _handle(self, event: Any) -> None:
         self._last_activity = self._clock()
         if isinstance(event, smpp.DeliverSm):
-            status = await self.channel.receive(event)
-            self._write(smpp.DeliverSmResp(sequence_number=event.sequence_number,
-                                           command_status=status))  # fmt: skip
+            # Stored concurrently: the reader must keep reading submit_sm_resp
+            # while a receipt waits for its commit.  Its answer follows the commit.
+            task = asyncio.create_task(self._receipt(event))
+            self._receipts.add(task)
+            task.add_done_callback(self._receipts.discard)
         elif isinstance(event, smpp.EnquireLink):
             self._write(smpp.EnquireLinkResp(sequence_number=event.sequence_number))
         elif isinstance(event, smpp.Unbind):
@@ -302,6 +305,13 @@ class _Session:
                 future.set_result(event)
             elif not isinstance(event, smpp.EnquireLinkResp):
                 log.warning("smpp_unexpected_pdu", session=self.number, pdu=type(event).__name__)
+
+    async def _receipt(self, deliver: smpp.DeliverSm) -> None:
+        status = await self.channel.receive(deliver)
+        if self._conn is not None:
+            # Unanswered if the session is gone: the SMSC sends it again later.
+            self._write(smpp.DeliverSmResp(sequence_number=deliver.sequence_number,
+                                           command_status=status))  # fmt: skip
 
     def _lose(self, reason: str) -> None:
         self._bound.clear()
@@ -365,7 +375,9 @@ class SMPPChannel:
 
     async def send(self, message: Message, text: str) -> Submitted:
         now = self._now_ms()
-        earlier = [s for s in await self.store.segments(message.id) if s.channel == self.name]
+        # A first attempt has no history to check: skip the read on the common path.
+        history = await self.store.segments(message.id) if message.attempts > 1 else []
+        earlier = [s for s in history if s.channel == self.name]
         last = max((s.attempt for s in earlier), default=0)
         last_parts = [s for s in earlier if s.attempt == last]
         if last_parts and all(s.carrier_id for s in last_parts):

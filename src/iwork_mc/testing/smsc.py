@@ -19,15 +19,16 @@ Everything the fake saw is kept for assertions: :attr:`FakeSMSC.submissions`
 texts, multipart ones reassembled with :func:`iwork_mc.smpp.reassemble`),
 :attr:`FakeSMSC.receipts` (every receipt sent and what became of it) and the
 counters (``binds``, ``submits``, ``throttled``, ``rejected``,
-``receipts_sent``, ``receipts_acked``, ``connections``).
+``receipts_sent``, ``receipts_acked``, ``connections``, and a few more).
 :meth:`FakeSMSC.wait_for` waits until a condition on them holds.
 
-Receipts go to a receiver or transceiver session bound with the ``system_id``
-that submitted the message; with none bound they wait, as a real SMSC keeps
-them, until one binds (a receipt due after its session ended included).  A receipt that
-is refused (a ``deliver_sm_resp`` with an error status) or whose session
-closes before it is acknowledged counts as unacknowledged and is sent again
-after ``policy.receipt_retry_s``, up to ``policy.receipt_attempts`` times.
+Receipts go to a receiver or transceiver session bound with the
+``system_id`` that submitted the message; with none bound they wait, as a
+real SMSC keeps them, until one binds (a receipt due after its session ended
+included).  A receipt that is refused (a ``deliver_sm_resp`` with an error
+status) or whose session closes before it is acknowledged counts as
+unacknowledged and is sent again after ``policy.receipt_retry_s``, up to
+``policy.receipt_attempts`` times in all.
 
 The port is bound (not listening) from construction on, so ``port=0`` gives a
 port that the test can hand to the code under test before the SMSC "comes
@@ -132,7 +133,8 @@ class SMSCPolicy:
             return self.segment_states[segment]
         if isinstance(self.receipt, smpp.MessageState):
             return self.receipt
-        return _longest_prefix(self.receipt, destination) or smpp.MessageState.DELIVERED
+        state = _longest_prefix(self.receipt, destination)
+        return smpp.MessageState.DELIVERED if state is None else state
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -308,7 +310,9 @@ class FakeSMSC:
     :meth:`stop` yourself::
 
         async with FakeSMSC(policy=SMSCPolicy(throttle_every=3)) as smsc:
-            channel = SmppChannel(host=smsc.host, port=smsc.port, ...)
+            ...  # point the code under test at smsc.host, smsc.port
+
+    Without the context manager, :meth:`aclose` releases the port at the end.
 
     Args:
         policy: how to behave; see :class:`SMSCPolicy`.
@@ -417,6 +421,10 @@ class FakeSMSC:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop, forget pending receipts and release the port."""
         await self.stop()
         for timer in self._timers:
             timer.cancel()

@@ -75,9 +75,11 @@ SELECT * FROM messages WHERE app_key = :app_key AND msg_key = :msg_key;
 SELECT * FROM messages WHERE id = :message_id;
 
 -- timeline --
+-- In the order the entries were recorded: writers of one message are serialised
+-- by its row lock, while their clocks (at_ms) were read before they waited for it.
 SELECT at_ms, kind, status, detail FROM timeline
 WHERE message_id = :message_id
-ORDER BY at_ms, id;
+ORDER BY id;
 
 -- count_by_status --
 SELECT status, count(*) AS n FROM messages GROUP BY status;
