@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
 import statistics
 import struct
@@ -668,10 +669,15 @@ def _run_one(python: str, name: str, port: int, n: int, window: int, loop: str) 
     except subprocess.TimeoutExpired:
         return {"library": name, "error": "timed out"}
     lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
+    try:
+        row = dict(json.loads(lines[-1]))
+    except (IndexError, ValueError):
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         return {"library": name, "error": tail[0][:160]}
-    return dict(json.loads(lines[-1]))
+    if done.returncode != 0:
+        # It measured, then failed on the way out (smpp34 sometimes dies of SIGSEGV at exit).
+        row["exit_status"] = done.returncode
+    return row
 
 
 def orchestrate(args: argparse.Namespace) -> None:
@@ -713,11 +719,16 @@ def orchestrate(args: argparse.Namespace) -> None:
             runs_text = ", ".join(f"{r:.0f}" for r in row["rates"])
             how = HOW.get(row["library"], "").replace("WINDOW", str(args.window))
             print(
-                f"| {row['library']} | {row['version']} | {row['rate']:.0f} | {runs_text} | {how} |"
+                f"| {row['library']} | {row['version']} | {row['rate']:.0f} | {runs_text} "
+                f"| {how}{row['note']} |"
             )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(rows, out, indent=2)
+
+
+def _exit_text(status: int) -> str:
+    return f"killed by {signal.Signals(-status).name}" if status < 0 else f"exit status {status}"
 
 
 def _summary(name: str, runs: list[dict[str, Any]], n: int) -> dict[str, Any]:
@@ -727,7 +738,11 @@ def _summary(name: str, runs: list[dict[str, Any]], n: int) -> dict[str, Any]:
         error = bad.get("error") or f"{bad.get('ok')} of {n} submit_sm answered ESME_ROK"
         return {"library": name, "error": error}
     rates = sorted(r["rate"] for r in good)
-    return {**good[0], "rate": statistics.median(rates), "rates": rates}
+    exits = [_exit_text(r["exit_status"]) for r in good if "exit_status" in r]
+    note = ""
+    if exits:
+        note = f"; {', '.join(sorted(set(exits)))} at exit in {len(exits)} of {len(good)} runs"
+    return {**good[0], "rate": statistics.median(rates), "rates": rates, "note": note}
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,7 @@ from iwork_mc.testing import FakeSMSC, SMSCPolicy
 SYSTEM_ID = "park01"
 PASSWORD = "secret"
 TIMEOUT = 2.0
+BindKind = type[smpp.BindTransmitter] | type[smpp.BindReceiver] | type[smpp.BindTransceiver]
 
 
 class Esme:
@@ -55,7 +57,9 @@ class Esme:
                     self.writer.write(self.conn.send(ack))
                     self.inbox.put_nowait(event)
                 elif event.command_id.is_response and event.sequence_number in self.responses:
-                    self.responses.pop(event.sequence_number).set_result(event)
+                    future = self.responses.pop(event.sequence_number)
+                    if not future.done():  # a caller may have given up on it
+                        future.set_result(event)
         finally:
             self.closed.set()
             for future in self.responses.values():
@@ -72,13 +76,14 @@ class Esme:
     async def request(self, pdu: smpp.Pdu) -> smpp.Pdu:
         return await asyncio.wait_for(self.send(pdu), TIMEOUT)
 
-    async def bind(self, kind: type[smpp.Pdu] = smpp.BindTransceiver, **kw: str) -> smpp.Pdu:
-        creds = {"system_id": SYSTEM_ID, "password": PASSWORD, **kw}
-        return await self.request(kind(**creds))  # type: ignore[call-arg]
+    async def bind(
+        self, kind: BindKind = smpp.BindTransceiver, password: str = PASSWORD
+    ) -> smpp.Pdu:
+        return await self.request(kind(system_id=SYSTEM_ID, password=password))
 
-    async def submit(self, destination: str = "8613800138000", **kw: object) -> smpp.SubmitSmResp:
-        fields: dict[str, object] = {"short_message": b"hello", "registered_delivery": 1, **kw}
-        submit = smpp.SubmitSm(destination_addr=destination, source_addr="10690000", **fields)  # type: ignore[arg-type]
+    async def submit(self, destination: str = "8613800138000", **kw: Any) -> smpp.SubmitSmResp:
+        fields: dict[str, Any] = {"short_message": b"hello", "registered_delivery": 1, **kw}
+        submit = smpp.SubmitSm(destination_addr=destination, source_addr="10690000", **fields)
         resp = await self.request(submit)
         assert isinstance(resp, smpp.SubmitSmResp)
         return resp
@@ -99,9 +104,9 @@ class Esme:
 
 
 @contextlib.asynccontextmanager
-async def running(**policy: object) -> AsyncIterator[tuple[FakeSMSC, Esme]]:
+async def running(**policy: Any) -> AsyncIterator[tuple[FakeSMSC, Esme]]:
     """A FakeSMSC with this policy and an ESME bound to it as a transceiver."""
-    async with FakeSMSC(SMSCPolicy(system_id=SYSTEM_ID, password=PASSWORD, **policy)) as smsc:  # type: ignore[arg-type]
+    async with FakeSMSC(SMSCPolicy(system_id=SYSTEM_ID, password=PASSWORD, **policy)) as smsc:
         esme = await Esme.connect(smsc)
         try:
             resp = await esme.bind()
@@ -251,6 +256,26 @@ async def test_drop_after_closes_mid_window() -> None:
         smsc.dropped,
         smsc.connections,
     )
+
+
+async def test_resp_delay_holds_each_response() -> None:
+    """resp_delay=0.1 answers a submit_sm no sooner than 0.1 s after it was sent."""
+    async with running(resp_delay=0.1) as (_, esme):
+        loop = asyncio.get_running_loop()
+        sent_at = loop.time()
+        resp = await esme.submit(registered_delivery=0)
+        elapsed = loop.time() - sent_at
+
+    assert (S.ESME_ROK, True) == (resp.command_status, elapsed >= 0.1)
+
+
+async def test_enquire_link_can_go_unanswered() -> None:
+    """answer_enquire_link=False leaves enquire_link unanswered, as a hung SMSC does."""
+    async with running(answer_enquire_link=False) as (smsc, esme):
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(esme.send(smpp.EnquireLink()), 0.2)
+
+    assert 1 == smsc.enquire_links
 
 
 async def test_receipt_can_come_before_the_submit_sm_resp() -> None:

@@ -221,7 +221,11 @@ class _Session:
         if self._conn is None or self._writer is None:
             raise _NotSent("the session is closed")
         future: asyncio.Future[smpp.Pdu] = asyncio.get_running_loop().create_future()
-        sequence = self._write(event)
+        try:
+            sequence = self._write(event)
+        except smpp.LocalProtocolError as exc:
+            # The core refused to send (the session is closing): nothing left.
+            raise _NotSent(str(exc)) from None
         self._pending[sequence] = future
         try:
             await self._writer.drain()
