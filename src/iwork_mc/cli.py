@@ -315,7 +315,7 @@ def _worker(settings: Settings, store: Store, *, echo: bool) -> Any:
     if settings.channel == "smpp":
         from iwork_mc.channels.smpp import SMPPChannel
 
-        channel = SMPPChannel(settings.smpp, store, tls=settings.smpp_tls)
+        channel = SMPPChannel(settings.smpp, store)
     else:
         from iwork_mc.channels.sandbox import SandboxChannel
 

@@ -94,7 +94,6 @@ class Settings:
     smpp_registered_delivery: bool = True
     smpp_query_sm: bool = False
     smpp_in_doubt_resend_s: float = 30.0
-    smpp_tls: bool = False
     #: ``console`` (human) or ``json`` (one object per line).
     log_format: str = "console"
     log_level: str = "info"

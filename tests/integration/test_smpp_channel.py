@@ -299,3 +299,35 @@ async def test_crash_after_submit_resp_is_not_resent_and_is_queried(
     assert {"already_submitted", "delivered"} <= set(timeline)
     assert "possible_duplicate" not in timeline
     assert 2 == smsc.queries
+
+
+async def test_separate_transmitter_and_receiver_sessions(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """bind_mode separate: submits go on the transmitter, receipts come on the receiver."""
+    ids = await accept(store, message_factory, 5)
+    async with FakeSMSC(policy()) as smsc:
+        channel = SMPPChannel(config(smsc, bind_mode="separate"), store)
+        async with delivering(store, channel):
+            done = await wait_until(store, ids, {MessageStatus.DELIVERED})
+            assert {"channel": "smpp", "sessions": ["bound", "bound"]} == channel.health()
+        binds = smsc.binds
+    assert [MessageStatus.DELIVERED] * 5 == done
+    assert 2 == binds
+
+
+async def test_national_destination_format(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """destination_format national sends the national number with TON 2."""
+    ids = await accept(store, message_factory, 1)
+    async with FakeSMSC(policy()) as smsc:
+        channel = SMPPChannel(config(smsc, destination_format="national"), store)
+        async with delivering(store, channel):
+            await wait_until(store, ids, {MessageStatus.DELIVERED})
+        [submission] = smsc.accepted
+    assert ("13900000000", 2, 1) == (
+        submission.destination,
+        submission.pdu.dest_addr_ton,
+        submission.pdu.dest_addr_npi,
+    )

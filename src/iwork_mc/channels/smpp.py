@@ -30,7 +30,6 @@ import contextlib
 import dataclasses
 import itertools
 import random
-import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -156,9 +155,8 @@ class _Session:
 
     async def _serve_once(self, stopping: asyncio.Event) -> None:
         self.state = "connecting"
-        context = ssl.create_default_context() if self.channel.tls else None
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(self.config.host, self.config.port, ssl=context),
+            asyncio.open_connection(self.config.host, self.config.port),
             timeout=self.config.response_timeout_s,
         )
         self._writer = writer
@@ -335,13 +333,11 @@ class SMPPChannel:
         store: Store,
         *,
         name: str = "smpp",
-        tls: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
         self.config = config
         self.store = store
-        self.tls = tls
         self._clock = clock
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
