@@ -82,7 +82,7 @@ class Settings:
     smpp_window: int = 10
     #: submit_sm per second per session; 0: no cap.
     smpp_rate: float = 0.0
-    smpp_enquire_link_s: float = 30.0
+    smpp_enquire_link_interval_s: float = 30.0
     smpp_response_timeout_s: float = 10.0
     smpp_source_addr: str = ""
     smpp_source_ton: int = 5
@@ -113,20 +113,13 @@ class Settings:
 
     @property
     def smpp(self) -> SMPPConfig:
-        """The SMPP channel's settings (``smpp_*``)."""
-        return SMPPConfig(
-            host=self.smpp_host, port=self.smpp_port, system_id=self.smpp_system_id,
-            password=self.smpp_password, system_type=self.smpp_system_type,
-            bind_mode=self.smpp_bind_mode,  # type: ignore[arg-type]  # checked by _validate
-            binds=self.smpp_binds, window=self.smpp_window, rate=self.smpp_rate,
-            enquire_link_interval_s=self.smpp_enquire_link_s,
-            response_timeout_s=self.smpp_response_timeout_s, source_addr=self.smpp_source_addr,
-            source_ton=self.smpp_source_ton, source_npi=self.smpp_source_npi,
-            destination_format=self.smpp_destination_format,  # type: ignore[arg-type]
-            long_messages=self.smpp_long_messages,  # type: ignore[arg-type]
-            registered_delivery=self.smpp_registered_delivery, query_sm=self.smpp_query_sm,
-            in_doubt_resend_s=self.smpp_in_doubt_resend_s,
-        )  # fmt: skip
+        """The SMPP channel's settings: each ``smpp_<name>`` is SMPPConfig's ``<name>``."""
+        given = {
+            option.name: getattr(self, f"smpp_{option.name}")
+            for option in fields(SMPPConfig)
+            if hasattr(self, f"smpp_{option.name}")
+        }
+        return SMPPConfig(**given)
 
     @property
     def event_limits(self) -> EventLimits:

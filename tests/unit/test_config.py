@@ -110,3 +110,24 @@ def test_values_are_checked(env: dict[str, str], message: str) -> None:
 def test_region_codes_are_upper_cased() -> None:
     """A lower-case default region still parses numbers without a country code."""
     assert "CN" == Settings.load({"IWORK_MC_DEFAULT_REGION": "cn"}).event_limits.default_region
+
+
+def test_smpp_settings_map_onto_the_channel_config() -> None:
+    """Each smpp_<name> setting becomes SMPPConfig.<name>; the password shows in no repr."""
+    settings = Settings.load(
+        {"IWORK_MC_CHANNEL": "smpp", "IWORK_MC_SMPP_PORT": "2776", "IWORK_MC_SMPP_PASSWORD": "pw-123",
+         "IWORK_MC_SMPP_LONG_MESSAGES": "sar", "IWORK_MC_SMPP_ENQUIRE_LINK_INTERVAL_S": "5"}
+    )  # fmt: skip
+    config = settings.smpp
+    assert (2776, "pw-123", "sar", 5.0) == (
+        config.port, config.password, config.long_messages, config.enquire_link_interval_s
+    )  # fmt: skip
+    assert "pw-123" not in repr(settings) and "pw-123" not in repr(config)
+
+
+def test_smpp_choices_are_checked() -> None:
+    """An unknown channel or long-message method is refused with the allowed values."""
+    with pytest.raises(ConfigError, match="smpp_long_messages: 'udh7' is not one of"):
+        Settings.load({"IWORK_MC_SMPP_LONG_MESSAGES": "udh7"})
+    with pytest.raises(ConfigError, match="channel: 'email' is not one of sandbox, smpp"):
+        Settings.load({"IWORK_MC_CHANNEL": "email"})
