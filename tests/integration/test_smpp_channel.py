@@ -331,3 +331,45 @@ async def test_national_destination_format(
         submission.pdu.dest_addr_ton,
         submission.pdu.dest_addr_npi,
     )
+
+
+async def test_several_binds_share_the_load(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """binds=2 opens two sessions and submits on both."""
+    ids = await accept(store, message_factory, 20)
+    async with FakeSMSC(policy()) as smsc:
+        channel = SMPPChannel(config(smsc, binds=2), store)
+        async with delivering(store, channel):
+            done = await wait_until(store, ids, {MessageStatus.DELIVERED})
+            assert ["bound", "bound"] == channel.health()["sessions"]
+        binds = smsc.binds
+    assert [MessageStatus.DELIVERED] * 20 == done
+    assert 2 == binds
+
+
+async def test_rate_cap_spaces_submits(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """rate=20 per session: 20 submits take about a second, never a burst."""
+    ids = await accept(store, message_factory, 20)
+    async with FakeSMSC(policy()) as smsc:
+        channel = SMPPChannel(config(smsc, rate=20.0), store)
+        async with delivering(store, channel):
+            started = time.monotonic()
+            await smsc.wait_for(lambda: len(smsc.accepted) == 20, within=10)
+            elapsed = time.monotonic() - started
+            await wait_until(store, ids, {MessageStatus.DELIVERED})
+    assert 0.7 <= elapsed  # unthrottled, 20 submits take a few milliseconds
+
+
+async def test_idle_sessions_send_enquire_link(store: Store, app: App) -> None:
+    """An idle session sends enquire_link every enquire_link_interval_s and stays bound."""
+    async with FakeSMSC(policy()) as smsc:
+        channel = SMPPChannel(config(smsc, enquire_link_interval_s=0.2), store)
+        await channel.open()
+        try:
+            await smsc.wait_for(lambda: smsc.enquire_links >= 3, within=5)
+            assert ["bound"] == channel.health()["sessions"]
+        finally:
+            await channel.close()
