@@ -11,6 +11,8 @@ import enum
 import json
 import os
 import signal
+import socket
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -331,7 +333,7 @@ def _worker(settings: Settings, store: Store, *, echo: bool) -> Any:
 
 async def _serve(
     settings: Settings, *, host: str, port: int, gateway: bool, worker: bool, echo: bool,
-    dev_app: bool,
+    dev_app: bool, reuse_port: bool = False,
 ) -> None:  # fmt: skip
     store = _create_store(settings)
     await store.open()
@@ -367,7 +369,7 @@ async def _serve(
             await delivery.channel.open()
             tasks.append(asyncio.create_task(delivery.serve(stop)))
         if server is not None:
-            await server.serve()
+            await server.serve(sockets=[_listen(host, port)] if reuse_port else None)
         else:
             await stop.wait()
         stop.set()
@@ -411,11 +413,49 @@ def run(
 
 
 @app.command()
-def serve(ctx: typer.Context, host: HostOption = None, port: PortOption = None) -> None:
+def serve(
+    ctx: typer.Context,
+    host: HostOption = None,
+    port: PortOption = None,
+    processes: Annotated[
+        int, typer.Option(min=1, help="Gateway processes sharing the port (SO_REUSEPORT).")
+    ] = 1,
+    reuse_port: Annotated[bool, typer.Option(hidden=True)] = False,
+) -> None:
     """Run the gateway only (accepts messages; workers deliver them)."""
     settings = _settings(ctx, host=host, port=port)
+    if processes > 1:
+        raise typer.Exit(_supervise(settings, processes))
     _run(_serve(settings, host=settings.host, port=settings.port, gateway=True, worker=False,
-                echo=False, dev_app=False))  # fmt: skip
+                echo=False, dev_app=False, reuse_port=reuse_port))  # fmt: skip
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    # Each gateway process binds the same port; the kernel spreads connections.
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
+
+
+def _supervise(settings: Settings, count: int) -> int:
+    """Run ``count`` gateway processes on one port; stop them all together."""
+    # The children get the parent's resolved settings through the environment.
+    env = {**os.environ, **settings.as_environment()}
+    command = [sys.executable, "-m", "iwork_mc", "serve", "--reuse-port"]
+    children = [subprocess.Popen(command, env=env) for _ in range(count)]
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                os.kill(child.pid, signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, forward)
+    codes = [child.wait() for child in children]
+    return max(codes, key=abs)
 
 
 @app.command()

@@ -111,6 +111,20 @@ class Settings:
             return {"busy_timeout_ms": self.sqlite_busy_timeout_ms}
         return {"max_size": self.pg_pool_size}
 
+    def as_environment(self) -> dict[str, str]:
+        """``IWORK_MC_*`` variables that load back into these settings."""
+        env = {}
+        for setting in fields(self):
+            value = getattr(self, setting.name)
+            if isinstance(value, tuple):
+                text = ",".join(value) if value else "*"
+            elif isinstance(value, bool):
+                text = "true" if value else "false"
+            else:
+                text = str(value)
+            env[ENV_PREFIX + setting.name.upper()] = text
+        return env
+
     @property
     def smpp(self) -> SMPPConfig:
         """The SMPP channel's settings: each ``smpp_<name>`` is SMPPConfig's ``<name>``."""

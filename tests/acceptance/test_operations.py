@@ -130,3 +130,34 @@ def test_usage_errors_are_clear(tmp_path: Path, argv: list[str]) -> None:
     result = cli(tmp_path, *argv, check=False)
     assert 0 != result.returncode
     assert result.stderr.strip()
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_several_gateway_processes_share_one_port(tmp_path: Path, servers: list[Server]) -> None:
+    """serve --processes 2 runs two gateways on one port; SIGTERM stops both cleanly."""
+    cli(tmp_path, "db", "upgrade")
+    app = json.loads(cli(tmp_path, "apps", "create", "multi", "--json").stdout)
+    gateway = start(tmp_path, "serve", "--processes", "2")
+    servers.append(gateway)
+    gateway.wait_ready()
+    assert 2 == len(children_of(gateway.process.pid))
+    for i in range(40):
+        assert SUCCESS in call(gateway, app["app_key"], app["secret"], f"p-{i}")
+    with sqlite3.connect(tmp_path / "iwork-mc.db") as db:
+        assert 40 == db.execute("SELECT count(*) FROM messages").fetchone()[0]
+    children = children_of(gateway.process.pid)
+    gateway.kill(signal.SIGTERM)
+    assert 0 == gateway.process.returncode
+    assert [] == [pid for pid in children if Path(f"/proc/{pid}").exists()]
