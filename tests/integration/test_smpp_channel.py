@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -21,7 +22,7 @@ from iwork_mc.apps import App
 from iwork_mc.channels.smpp import SMPPChannel
 from iwork_mc.channels.smpp_config import SMPPConfig
 from iwork_mc.messages import MessageStatus, NewMessage
-from iwork_mc.store import Store
+from iwork_mc.store import Store, create_store
 from iwork_mc.testing import FakeSMSC, SMSCPolicy
 from iwork_mc.text import render_default
 from iwork_mc.worker import Worker
@@ -373,3 +374,36 @@ async def test_idle_sessions_send_enquire_link(store: Store, app: App) -> None:
             assert ["bound"] == channel.health()["sessions"]
         finally:
             await channel.close()
+
+
+async def test_a_receipt_the_store_cannot_take_is_refused_and_comes_back(
+    sqlite_url: str, app_factory: Callable[..., App], message_factory: Callable[..., NewMessage]
+) -> None:
+    """While the database is locked a receipt is answered ESME_RX_T_APPN; the SMSC's resend lands."""
+    store = create_store(sqlite_url, busy_timeout_ms=100)
+    await store.open()
+    await store.migrate()
+    try:
+        await store.insert_app(app_factory())
+        ids = await accept(store, message_factory, 1)
+        rules = policy(receipt_delay=0.6, receipt_retry_s=0.5, receipt_attempts=5)
+        async with FakeSMSC(rules) as smsc:
+            channel = SMPPChannel(config(smsc), store)
+            async with delivering(store, channel):
+                await wait_until(store, ids, {MessageStatus.SUBMITTED})
+                lock = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+                lock.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+                try:
+                    await smsc.wait_for(lambda: smsc.receipts_sent >= 1, within=5)
+                    await asyncio.sleep(0.3)
+                finally:
+                    lock.execute("ROLLBACK")
+                    lock.close()
+                done = await wait_until(store, ids, {MessageStatus.DELIVERED})
+            refused = [
+                r for r in smsc.receipts if r.ack_status == smpp.CommandStatus.ESME_RX_T_APPN
+            ]
+        assert [MessageStatus.DELIVERED] == done
+        assert 1 <= len(refused)
+    finally:
+        await store.close()
