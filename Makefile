@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 IWORK_MC_TEST_PG_DSN ?= postgresql://postgres@127.0.0.1:5432/test
 export IWORK_MC_TEST_PG_DSN
 
-.PHONY: install run test lint typecheck unit bench clean
+.PHONY: install run test lint typecheck unit bench bench-quick bench-deps clean
 
 install: $(VENV)/.installed
 
@@ -33,8 +33,20 @@ test: install lint typecheck
 unit: install
 	$(BIN)/pytest tests/unit -q
 
-bench: install
-	$(BIN)/python bench/accept.py
+# Benchmarks (docs/benchmarks.md): the bench extra (matplotlib), wrk, then the standard set
+# (under 5 minutes; Kannel, the reference peer, is installed by bench/kannel.py where missing).
+bench: install bench-deps
+	$(BIN)/python bench/run.py
+
+bench-quick: install bench-deps
+	$(BIN)/python bench/run.py --quick
+
+bench-deps: install
+	@$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/pip install --quiet -e '.[dev,bench]'
+	@command -v wrk >/dev/null 2>&1 || { \
+		echo "wrk is missing: installing it with apt-get"; \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y wrk || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk; }; } \
+		|| { echo "error: cannot install wrk (needs root and Debian's packages): install wrk and run make bench again" >&2; exit 1; }; }
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
