@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -237,6 +238,13 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 # -- the markdown ------------------------------------------------------------------------
 
 
+def _clean(command: str) -> str:
+    """A recorded command without its run's temporary names."""
+    command = re.sub(r"search_path%3Dbench_[0-9a-f]+", "search_path%3D<fresh schema>", command)
+    command = re.sub(r"sqlite:///<tmp>/[\w-]+/", "sqlite:///<fresh dir>/", command)
+    return re.sub(r"(RATE_LIMIT=\d+)\.0\b", r"\1", command)
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     out += ["| " + " | ".join(row) + " |" for row in rows]
@@ -341,21 +349,25 @@ def markdown(results: dict[str, Any], plot: Path | None, plot_error: str | None)
         "Reproduce:",
         "",
         "```sh",
-        "make bench          # installs the bench extra and wrk if missing, then:",
-        results["command"],
+        "make bench    # installs the bench extra and wrk if missing, runs python bench/run.py",
+        f"{results['command']}    # this page's run",
         "python bench/report.py bench/results/standard.json   # rebuild this page from the "
         "raw results",
         "```",
         "",
         "Each scenario's server, as started (`<fresh …>`: a new SQLite directory or "
-        "PostgreSQL schema per configuration; `python` is the project's .venv):",
+        "PostgreSQL schema per configuration; `python` is the project's .venv; the "
+        "several-process rows run the same `serve` with `--processes 2` or `4`, the drains "
+        "start 1 or 2 `worker` processes, and the memory run is the SQLite `serve` under the "
+        "c64 load for 60 s):",
         "",
         "```sh",
-        *[f"# {name}\n{command}" for name, command in results.get("commands", {}).items()],
+        *[f"# {name}\n{_clean(command)}" for name, command in results.get("commands", {}).items()],
         *[
-            f"# load ({r['concurrency']} connections)\n{r['command']}"
-            for r in results.get("accept", [])[:1]
-        ],
+            f"# load, e.g. {r['concurrency']} connections\n{_clean(r['command'])}"
+            for r in results.get("accept", [])
+            if r["concurrency"] == plan["main_level"]
+        ][:1],
         "```",
         "",
         "## Targets",
@@ -385,10 +397,11 @@ def markdown(results: dict[str, Any], plot: Path | None, plot_error: str | None)
         "per level. *req/s*: acknowledged calls (business success) per second; *server CPU*: "
         "utime + stime of the gateway processes during the level (per second of the run: 1.00 "
         "is one core saturated); *load / other CPU*: CPU seconds of wrk and bench/run.py, and "
-        "of every other process on the machine (PostgreSQL in its rows; elsewhere noise, which "
-        "should be near 0: see *Noise* below); *peak RSS*: VmHWM, summed over the gateway "
-        "processes; *of ceiling*: this rate / the bare ceiling's at the same concurrency; "
-        "*stored check*: every acknowledged call found in the store, no duplicate.",
+        "of everything else: the kernel's own work (interrupts and I/O for the fsyncs), "
+        "PostgreSQL in its rows, and any other process (see *Noise* below); *peak RSS*: "
+        "VmHWM, summed over the gateway processes; *of ceiling*: this rate / the bare "
+        "ceiling's at the same concurrency; *stored check*: every acknowledged call found in "
+        "the store, no duplicate.",
         "",
     ]
     lines += _table(LOAD_HEADERS, _load_rows(results.get("accept", []), results["ceiling"]))
@@ -617,10 +630,10 @@ def _stalls(results: dict[str, Any]) -> str:
     return (
         "- **Stalls**: in "
         + "; ".join(seen)
-        + " some calls waited seconds while most were quick. With several SQLite gateways "
-        "this is the write-lock starvation described below; in a single process it is a "
-        "stall of the whole group commit (its one thread, its fsync), which this run's "
-        "*other CPU* does or does not attribute to another process."
+        + " a share of the calls waited far longer than most (p99 over 10× p50). With "
+        "several SQLite gateways this is the write-lock starvation described below; in a "
+        "single process it is a stall of the whole group commit (its one thread, its fsync), "
+        "which this run's *Noise* line does or does not attribute to another process."
     )
 
 

@@ -307,6 +307,20 @@ def busiest_others(
     return [(name, round(cpu, 2)) for name, cpu in top if cpu >= 0.2]
 
 
+def wait_quiet(within: float, threshold: float = 0.1) -> float:
+    """The machine's busy share over the last second, after waiting up to ``within`` seconds
+    for three quiet seconds in a row (below ``threshold``)."""
+    deadline, quiet = time.monotonic() + within, 0
+    while True:
+        busy0, total0 = machine_busy()
+        time.sleep(1)
+        busy1, total1 = machine_busy()
+        share = (busy1 - busy0) / max(1, total1 - total0)
+        quiet = quiet + 1 if share < threshold else 0
+        if quiet >= 3 or time.monotonic() >= deadline:
+            return share
+
+
 def _rusage(who: int) -> float:
     usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
@@ -1037,7 +1051,7 @@ class Bench:
     def overload(self, sustainable: float) -> None:
         """Flow control at about the sustainable rate, driven at twice that for overload_s."""
         db = Database("sqlite", self.workdir, "overload")
-        limit = max(50, round(sustainable * self.plan.limit_share, -1))
+        limit = max(50, int(round(sustainable * self.plan.limit_share, -1)))
         port = free_port()
         env = db.env(app_rate_limit=limit)
         command = self.iwork("serve", "--port", str(port))
@@ -1262,6 +1276,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the report [docs/benchmarks.md; with --quick: var/bench-quick/benchmarks.md]",
     )
     parser.add_argument("--json", type=Path, help="the raw results [bench/results/<mode>.json]")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="first wait up to SECONDS for 3 s in a row with the machine under 10%% busy",
+    )
     args = parser.parse_args(argv)
     plan = CHECK if args.check_only else QUICK if args.quick else STANDARD
     if shutil.which("wrk") is None:
@@ -1271,10 +1292,7 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {int(LOAD_CPU)})  # this process, its threads and wrk: CPU 1
     argv_shown = ["python", "bench/run.py", *(argv if argv is not None else sys.argv[1:])]
     results: dict[str, Any] = {"command": shlex.join(argv_shown), "machine": machine()}
-    busy0, total0 = machine_busy()
-    time.sleep(1)
-    busy1, total1 = machine_busy()
-    results["background_busy"] = (busy1 - busy0) / max(1, total1 - total0)
+    results["background_busy"] = wait_quiet(args.wait_quiet)
     if results["background_busy"] > 0.1:
         print(
             f"warning: the machine is {results['background_busy']:.0%} busy before the run: "

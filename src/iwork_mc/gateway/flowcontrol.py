@@ -34,8 +34,11 @@ class FlowControl:
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = _Bucket(tokens=float(self.burst), updated_at=now)
-        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated_at) * self.rate)
-        bucket.updated_at = now
+        # Concurrent calls may read the clock before awaiting and arrive here out of
+        # order: time never runs backwards for a bucket.
+        elapsed = max(0.0, now - bucket.updated_at)
+        bucket.tokens = min(self.burst, bucket.tokens + elapsed * self.rate)
+        bucket.updated_at = max(bucket.updated_at, now)
         if bucket.tokens >= 1:
             bucket.tokens -= 1
             return 0
