@@ -9,14 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from iwork_mc.apps import App
 from iwork_mc.config import Settings
+from iwork_mc.events import EventLimits
 from iwork_mc.gateway.directory import AppDirectory
 from iwork_mc.gateway.flowcontrol import FlowControl
-from iwork_mc.gateway.methods import TopCall
+from iwork_mc.gateway.methods import SendMobile, TopCall
 from iwork_mc.gateway.top_endpoint import TopEndpoint
 from iwork_mc.store import Store
+from iwork_mc.top.errors import PlatformCode, TopError
 
 from servers import GatewayThread
 from topcalls import event_json, java_layout, signed
@@ -74,3 +77,18 @@ async def test_unexpected_error_answers_10(store: Store, app: App) -> None:
     assert (10, "Service Currently Unavailable", "isp.unknown-error") == (
         error["code"], error["msg"], error["sub_code"]
     )  # fmt: skip
+
+
+async def test_event_limit_counts_utf8_bytes_not_characters(store: Store, app: App) -> None:
+    """48 characters of Chinese are 128 UTF-8 bytes: over a 100-byte limit they answer 41."""
+    handler = SendMobile(store, EventLimits(), max_event_bytes=100)
+
+    def call(event: str) -> TopCall:
+        return TopCall({"mobile_receiver_message_event": event}, app, "r", 0)
+
+    with pytest.raises(TopError) as too_long:
+        await handler(call('{"x":"' + "张" * 40 + '"}'))
+    assert PlatformCode.INVALID_ARGUMENTS == too_long.value.code
+    with pytest.raises(TopError) as fits:  # 88 bytes: within the limit, so the fields are checked
+        await handler(call('{"x":"' + "a" * 80 + '"}'))
+    assert PlatformCode.REMOTE_SERVICE_FIELD_ERROR == fits.value.code

@@ -46,6 +46,7 @@ from iwork_mc.channels.base import (
 )
 from iwork_mc.channels.smpp_config import SMPPConfig, is_permanent
 from iwork_mc.messages import Message
+from iwork_mc.privacy import mask_phone
 from iwork_mc.segments import SegmentState
 from iwork_mc.store.base import Store, StoreError
 
@@ -456,12 +457,10 @@ class SMPPChannel:
             if status == smpp.CommandStatus.ESME_ROK and isinstance(resp, smpp.SubmitSmResp):
                 carrier_id = resp.message_id
                 self.stats["submitted"] += 1
-                outcome = await self.store.segment_submitted(
+                await self.store.segment_submitted(
                     message.id, attempt=message.attempts, part=part, carrier_id=carrier_id,
                     now_ms=self._now_ms(),
                 )  # fmt: skip
-                if outcome is not None:
-                    self.stats["receipts"] += 1
                 return carrier_id
             if status in (smpp.CommandStatus.ESME_RTHROTTLED, smpp.CommandStatus.ESME_RMSGQFUL):
                 self.stats["throttled"] += 1
@@ -526,7 +525,7 @@ class SMPPChannel:
         receipt = smpp.parse_receipt(deliver)
         if receipt is None:
             # A mobile-originated message: not handled yet, acknowledged so it is not resent.
-            log.info("smpp_mo_ignored", source=_mask(deliver.source_addr))
+            log.info("smpp_mo_ignored", source=mask_phone(deliver.source_addr))
             return smpp.CommandStatus.ESME_ROK
         try:
             outcome = await self.store.apply_receipt(
@@ -559,9 +558,3 @@ def _phrase(status: int) -> str:
     except ValueError:
         return f"command_status 0x{status:08X}"
     return f"{code.name} ({code.phrase})"
-
-
-def _mask(address: str) -> str:
-    from iwork_mc.privacy import mask_phone
-
-    return mask_phone(address)

@@ -62,7 +62,8 @@ class SendMobile:
         raw = call.params.get(EVENT_PARAM, "")
         if not raw.strip():
             raise TopError(PlatformCode.MISSING_REQUIRED_ARGUMENTS, arg=EVENT_PARAM)
-        if len(raw.encode("utf-8")) > self._max_event_bytes:
+        # A UTF-8 character is at most 4 bytes: encode only when the text might be too long.
+        if len(raw) * 4 > self._max_event_bytes and len(raw.encode()) > self._max_event_bytes:
             raise TopError(
                 PlatformCode.INVALID_ARGUMENTS,
                 "isv.invalid-parameter",
