@@ -28,6 +28,8 @@ class App:
     #: The secret replaced by the last rotation, valid until ``previous_secret_expires_at_ms``.
     previous_secret: str | None = None
     previous_secret_expires_at_ms: int | None = None
+    #: Where each status change of the app's messages is POSTed (signed); None: nowhere.
+    callback_url: str | None = None
 
     def valid_secrets(self, now_ms: int) -> tuple[str, ...]:
         """The secrets a signature may be made with at ``now_ms``, current first."""

@@ -24,13 +24,17 @@ from iwork_mc.events import MobileReceiverMessageEvent
 
 __all__ = [
     "FINAL_STATUSES",
+    "REQUEUE_FROM",
     "TRANSITIONS",
     "AcceptOutcome",
     "AcceptResult",
     "InvalidTransition",
     "Message",
+    "MessageQuery",
     "MessageStatus",
     "NewMessage",
+    "Rejection",
+    "StatusEvent",
     "TimelineEntry",
     "check_transition",
 ]
@@ -74,6 +78,12 @@ TRANSITIONS: dict[MessageStatus, frozenset[MessageStatus]] = {
 }
 
 
+#: Final statuses an operator may send again (``iwork-mc messages retry``, the REST
+#: call).  This is the one way out of a final status, and never an automatic one:
+#: receipts and workers go only by :data:`TRANSITIONS`.
+REQUEUE_FROM = frozenset({MessageStatus.FAILED, MessageStatus.EXPIRED})
+
+
 class InvalidTransition(ValueError):
     """A status change outside :data:`TRANSITIONS`."""
 
@@ -88,12 +98,23 @@ class AcceptOutcome(StrEnum):
     ACCEPTED = "accepted"  #: A new message was stored
     DUPLICATE = "duplicate"  #: Same msg_key and same event: nothing new stored
     CONFLICT = "conflict"  #: Same msg_key, different event: nothing stored
+    REJECTED = "rejected"  #: A receiver policy declined it: nothing stored
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Rejection:
+    """Why a valid request is declined: the business ``error_code`` and a sentence."""
+
+    code: str
+    reason: str
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AcceptResult:
     outcome: AcceptOutcome
+    #: The stored message's id; 0 when nothing was stored (``REJECTED``).
     message_id: int
+    rejection: Rejection | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -105,6 +126,21 @@ class NewMessage:
     fingerprint: str
     request_id: str
     accepted_at_ms: int
+    #: What the receiver will read, rendered at accept time (see templates.py).
+    text: str = ""
+    #: The template that rendered ``text``; ``""`` for the configured default.
+    template: str = ""
+    #: ``gsm7`` or ``ucs2``, and how many SMS segments ``text`` costs.
+    encoding: str = "gsm7"
+    segments: int = 1
+    urgent: bool = False
+    #: When the first attempt is due (later than ``accepted_at_ms`` when deferred).
+    due_at_ms: int | None = None
+    #: After this instant the message is expired instead of sent.
+    expires_at_ms: int | None = None
+    #: Timeline entries written after ``accepted`` in the same transaction
+    #: (policy decisions: ``("deferred", {...})``), as ``(kind, detail)``.
+    notes: tuple[tuple[str, dict[str, Any]], ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -123,6 +159,16 @@ class Message:
     channel: str | None = None
     channel_ref: str | None = None
     last_error: str | None = None
+    text: str = ""
+    template: str = ""
+    encoding: str = "gsm7"
+    segments: int = 1
+    urgent: bool = False
+    expires_at_ms: int | None = None
+    #: Index in the route's channel list now in use (0: the first choice).
+    route_step: int = 0
+    #: Attempts on the current route step (retries are counted per channel).
+    step_attempts: int = 0
 
     @property
     def msg_key(self) -> str:
@@ -136,4 +182,37 @@ class TimelineEntry:
     at_ms: int
     kind: str
     status: MessageStatus
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MessageQuery:
+    """Filters of a message search; ``None`` means "any".  Newest first, by id."""
+
+    app_key: str | None = None
+    statuses: frozenset[MessageStatus] | None = None
+    receiver: str | None = None
+    accepted_from_ms: int | None = None
+    accepted_until_ms: int | None = None
+    #: Only messages with an id below this (the previous page's last id).
+    before_id: int | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StatusEvent:
+    """One status change of a message, queued for the app's callback URL.
+
+    ``id`` is unique and increasing: receivers use it to drop repeats.
+    """
+
+    id: int
+    message_id: int
+    app_key: str
+    msg_key: str
+    status: MessageStatus
+    at_ms: int
+    url: str
+    attempts: int
+    #: The timeline entry's detail at the change (error, channel, ref...).
     detail: dict[str, Any] = field(default_factory=dict)

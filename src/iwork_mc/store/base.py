@@ -12,10 +12,27 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from iwork_mc.apps import App
-from iwork_mc.messages import AcceptResult, Message, MessageStatus, NewMessage, TimelineEntry
+from iwork_mc.messages import (
+    AcceptResult,
+    Message,
+    MessageQuery,
+    MessageStatus,
+    NewMessage,
+    StatusEvent,
+    TimelineEntry,
+)
+from iwork_mc.policies import AcceptChecks, OptOut
 from iwork_mc.segments import ReceiptOutcome, Segment, SegmentState
+from iwork_mc.templates import Template
 
-__all__ = ["AppExists", "MessageNotFound", "Store", "StoreError", "StoreUnavailable"]
+__all__ = [
+    "AppExists",
+    "MessageNotFound",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "TemplateExists",
+]
 
 
 class StoreError(Exception):
@@ -32,6 +49,10 @@ class AppExists(StoreError):
 
 class MessageNotFound(StoreError):
     """No message has that id."""
+
+
+class TemplateExists(StoreError):
+    """A template with that name, or with the same (app, source, action, event_type), exists."""
 
 
 class Store(Protocol):
@@ -67,15 +88,61 @@ class Store(Protocol):
     ) -> App | None:
         """Make ``new_secret`` current and keep the old one valid until the given instant."""
 
+    async def set_callback_url(self, app_key: str, url: str | None) -> App | None:
+        """Set (or with ``None`` clear) the app's status callback URL; ``None`` if no app."""
+
+    # -- templates ----------------------------------------------------------
+
+    async def insert_template(self, template: Template) -> None:
+        """Raises :class:`TemplateExists` if the name or the selection key is taken."""
+
+    async def update_template(self, template: Template) -> bool:
+        """Replace the template of that name (``created_at_ms`` kept); False if none.
+
+        Raises :class:`TemplateExists` if the new selection key is another's.
+        """
+
+    async def delete_template(self, name: str) -> bool: ...
+
+    async def get_template(self, name: str) -> Template | None: ...
+
+    async def list_templates(self) -> list[Template]:
+        """Every template, by name."""
+
+    # -- opt-outs -----------------------------------------------------------
+
+    async def add_opt_out(self, opt_out: OptOut) -> bool:
+        """Record it; False if that (app_key, receiver) was already opted out."""
+
+    async def remove_opt_out(self, app_key: str, receiver: str) -> bool: ...
+
+    async def list_opt_outs(self, app_key: str | None = None) -> list[OptOut]:
+        """Every opt-out (of ``app_key`` and the ``"*"`` ones, if given), newest first."""
+
+    async def is_opted_out(self, app_key: str, receiver: str) -> bool:
+        """Opted out of ``app_key`` or of every app (``"*"``)."""
+
     # -- accepting ----------------------------------------------------------
 
-    async def accept(self, message: NewMessage) -> AcceptResult:
+    async def accept(self, message: NewMessage, checks: AcceptChecks | None = None) -> AcceptResult:
         """Store a message and its outbox row in one transaction, idempotently.
 
         ``(app_key, msg_key)`` is unique.  A repeat with the same fingerprint
         answers ``DUPLICATE`` with the existing id; a different fingerprint
         answers ``CONFLICT``; neither writes anything.  Safe against the same
         request racing from several processes.  Returns only after commit.
+
+        With ``checks``, a new message is first put to the receiver policies
+        in the same transaction (so concurrent accepts cannot both pass a
+        cap): the store gathers the :class:`~iwork_mc.policies.ReceiverFacts`
+        (opt-out for the app or ``"*"``, one count per
+        ``checks.count_queries``: messages to the receiver accepted after
+        ``since_ms`` from the same app / any app / the same template, and
+        whether a message with ``checks.text_digest`` went to the receiver
+        after ``checks.dedupe_since_ms``) and answers ``REJECTED`` with
+        ``checks.decide(facts)``'s rejection, storing nothing, if it declines.
+        The accepted message is queued at ``message.due_at_ms`` (default: at
+        once); ``message.notes`` follow the ``accepted`` timeline entry.
         """
 
     # -- reading ------------------------------------------------------------
@@ -87,7 +154,28 @@ class Store(Protocol):
     async def timeline(self, message_id: int) -> list[TimelineEntry]:
         """The message's history, oldest first (accepted is the first entry)."""
 
-    async def count_by_status(self, app_key: str | None = None) -> dict[MessageStatus, int]: ...
+    async def count_by_status(
+        self,
+        app_key: str | None = None,
+        *,
+        accepted_from_ms: int | None = None,
+        accepted_until_ms: int | None = None,
+    ) -> dict[MessageStatus, int]: ...
+
+    async def find_messages(self, query: MessageQuery) -> list[Message]:
+        """Messages matching every filter, newest (highest id) first, ``query.limit`` at most.
+
+        ``accepted_until_ms`` is exclusive, ``accepted_from_ms`` inclusive.
+        """
+
+    async def requeue(self, message_id: int, *, now_ms: int, expires_at_ms: int, by: str) -> bool:
+        """Send a ``failed`` or ``expired`` message again (an operator's decision).
+
+        Queues it due now with a new validity, back on the first route step
+        with no step attempts; the timeline gets ``requeued`` with ``by`` and
+        the previous status and error.  False (nothing written) unless its
+        status is in :data:`~iwork_mc.messages.REQUEUE_FROM`.
+        """
 
     # -- delivering ---------------------------------------------------------
 
@@ -122,8 +210,13 @@ class Store(Protocol):
         channel: str | None = None,
         channel_ref: str | None = None,
         error: str | None = None,
+        route_step: int | None = None,
     ) -> bool:
         """Move a message to ``to`` if :data:`~iwork_mc.messages.TRANSITIONS` allows it.
+
+        With ``route_step`` the message moves to that step of its route (a
+        fallback to the next channel) and its ``step_attempts`` restart at 0.
+        ``claim_due`` adds one to both ``attempts`` and ``step_attempts``.
 
         Appends a timeline entry of ``kind`` with ``detail``.  With ``worker_id``
         the change only happens while that worker still holds the lease (a lease
@@ -195,3 +288,38 @@ class Store(Protocol):
 
     async def unmatched_receipts(self, channel: str) -> int:
         """How many receipts for ``channel`` still match no segment."""
+
+    # -- status callbacks -----------------------------------------------------
+    #
+    # Every status change of a message whose app has a callback URL (at the
+    # time of the change) adds a status event in the SAME transaction as the
+    # change: accept (queued), transition, settle/apply_receipt conclusions,
+    # requeue.  Status events are delivered at least once by the callback
+    # sender, which leases them like the outbox.
+
+    async def claim_status_events(
+        self, *, worker_id: str, now_ms: int, lease_ms: int, limit: int
+    ) -> list[StatusEvent]:
+        """Lease up to ``limit`` due, undelivered status events, oldest first."""
+
+    async def status_event_done(
+        self, event_id: int, *, now_ms: int, worker_id: str, status_code: int
+    ) -> None:
+        """The receiver took the event: it is never sent again.
+
+        Writes a ``callback_delivered`` note on the message's timeline.
+        """
+
+    async def status_event_failed(
+        self,
+        event_id: int,
+        *,
+        now_ms: int,
+        worker_id: str,
+        error: str,
+        retry_at_ms: int | None,
+    ) -> None:
+        """An attempt failed: try again at ``retry_at_ms``, or give up (``None``).
+
+        Writes ``callback_failed`` (with error, attempt, next try) on the timeline.
+        """
