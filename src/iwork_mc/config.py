@@ -11,11 +11,12 @@ Precedence, highest first (documented in docs/settings.md):
 
 from __future__ import annotations
 
+import json
 import tomllib
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,28 @@ import phonenumbers
 
 from iwork_mc.channels.smpp_config import SMPPConfig
 from iwork_mc.events import EventLimits
+from iwork_mc.policies import CapRule, PolicyError, QuietHours, parse_limits
+from iwork_mc.retry import RetryPolicy
+from iwork_mc.routing import DEFAULT_ROUTE, Route
+from iwork_mc.templates import DEFAULT_TEMPLATE, Renderer, TemplateError
 
-__all__ = ["ENV_PREFIX", "ConfigError", "Settings"]
+__all__ = ["CHANNEL_KINDS", "ENV_PREFIX", "ChannelSpec", "ConfigError", "Settings"]
+
+CHANNEL_KINDS = ("sandbox", "smpp")
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSpec:
+    """A named channel instance: its kind and the options that differ from the defaults.
+
+    For ``smpp`` the options are SMPPConfig fields (``host``, ``system_id``…)
+    over the flat ``smpp_*`` settings; ``sandbox`` takes none.
+    """
+
+    name: str
+    kind: str
+    options: tuple[tuple[str, Any], ...] = ()
+
 
 ENV_PREFIX = "IWORK_MC_"
 
@@ -94,6 +115,37 @@ class Settings:
     smpp_registered_delivery: bool = True
     smpp_query_sm: bool = False
     smpp_in_doubt_resend_s: float = 30.0
+    #: Named channel instances (TOML ``[channels.<name>]`` tables, or JSON in the env).
+    #: Empty: one channel named after ``channel``, configured by the flat settings.
+    channels: tuple[ChannelSpec, ...] = ()
+    #: Ordered routes (TOML ``[[routes]]``); empty: every message tries the channels in order.
+    routes: tuple[Route, ...] = ()
+    #: Time zone of quiet hours and of ``event_time`` in templates.
+    timezone: str = "Asia/Shanghai"
+    #: ``HH:MM-HH:MM`` during which non-urgent messages wait; empty: none.
+    quiet_hours: str = ""
+    #: How long a message may wait for delivery before it expires.
+    message_validity_s: int = 86_400
+    #: Most SMS segments one rendered text may cost (accept answers MESSAGE_TOO_LONG above).
+    max_segments: int = 10
+    #: The Jinja2 text for events no template matches.
+    default_template: str = DEFAULT_TEMPLATE
+    #: How long a gateway trusts its copy of the templates.
+    template_cache_ttl_s: float = 2.0
+    #: Per-receiver caps per app, e.g. ``minute=2,hour=10,day=20``; empty: none.
+    receiver_limits_per_app: str = ""
+    #: Per-receiver caps over all apps.
+    receiver_limits_global: str = ""
+    #: The same text to the same receiver within this many seconds is refused (0: off).
+    dedupe_window_s: int = 0
+    #: Delivery retries: attempt n waits up to retry_base_s * 2**(n-1), capped.
+    retry_base_s: float = 2.0
+    retry_max_delay_s: float = 300.0
+    #: Attempts per channel of a message's route before falling back (or failing).
+    retry_max_attempts: int = 10
+    #: Status callbacks: attempts per event, and how long one POST may take.
+    callback_max_attempts: int = 12
+    callback_timeout_s: float = 10.0
     #: ``console`` (human) or ``json`` (one object per line).
     log_format: str = "console"
     log_level: str = "info"
@@ -116,7 +168,9 @@ class Settings:
         env = {}
         for setting in fields(self):
             value = getattr(self, setting.name)
-            if isinstance(value, tuple):
+            if setting.name in ("channels", "routes"):
+                text = json.dumps(_plain_structure(setting.name, value))
+            elif isinstance(value, tuple):
                 text = ",".join(value) if value else "*"
             elif isinstance(value, bool):
                 text = "true" if value else "false"
@@ -134,6 +188,38 @@ class Settings:
             if hasattr(self, f"smpp_{option.name}")
         }
         return SMPPConfig(**given)
+
+    @property
+    def channel_specs(self) -> tuple[ChannelSpec, ...]:
+        return self.channels or (ChannelSpec(self.channel, self.channel),)
+
+    @property
+    def effective_routes(self) -> tuple[Route, ...]:
+        if self.routes:
+            return self.routes
+        return (Route(name=DEFAULT_ROUTE, channels=tuple(c.name for c in self.channel_specs)),)
+
+    def smpp_for(self, spec: ChannelSpec) -> SMPPConfig:
+        """The SMPPConfig of a named smpp channel: the flat settings, then its own options."""
+        return replace(self.smpp, **dict(spec.options))
+
+    @property
+    def quiet(self) -> QuietHours | None:
+        return QuietHours.parse(self.quiet_hours, self.timezone)
+
+    @property
+    def receiver_rules(self) -> tuple[CapRule, ...]:
+        return parse_limits(self.receiver_limits_per_app, "app") + parse_limits(
+            self.receiver_limits_global, "global"
+        )
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            base_s=self.retry_base_s,
+            max_delay_s=self.retry_max_delay_s,
+            max_attempts=self.retry_max_attempts,
+        )
 
     @property
     def event_limits(self) -> EventLimits:
@@ -189,6 +275,105 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(
                 f"{name}: {getattr(settings, name)!r} is not one of {', '.join(allowed)}"
             )
+    for name in ("message_validity_s", "max_segments", "retry_max_attempts"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"{name}: must be at least 1")
+    try:
+        settings.quiet  # noqa: B018 - parsing is the check
+        settings.receiver_rules  # noqa: B018
+    except PolicyError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        Renderer(settings.timezone).compile(settings.default_template)
+    except TemplateError as exc:
+        raise ConfigError(f"default_template: {exc}") from None
+    _validate_channels(settings)
+
+
+def _validate_channels(settings: Settings) -> None:
+    names = [spec.name for spec in settings.channel_specs]
+    if len(set(names)) != len(names):
+        raise ConfigError("channels: two channels have the same name")
+    smpp_options = {option.name for option in fields(SMPPConfig)}
+    for spec in settings.channel_specs:
+        if spec.kind not in CHANNEL_KINDS:
+            raise ConfigError(
+                f"channels.{spec.name}: kind {spec.kind!r} is not one of {', '.join(CHANNEL_KINDS)}"
+            )
+        allowed = smpp_options if spec.kind == "smpp" else set()
+        unknown = sorted(set(dict(spec.options)) - allowed)
+        if unknown:
+            raise ConfigError(f"channels.{spec.name}: unknown option(s) {', '.join(unknown)}")
+    route_names = [route.name for route in settings.routes]
+    if len(set(route_names)) != len(route_names):
+        raise ConfigError("routes: two routes have the same name")
+    for route in settings.routes:
+        if not route.channels:
+            raise ConfigError(f"routes.{route.name}: names no channel")
+        missing = [name for name in route.channels if name not in names]
+        if missing:
+            raise ConfigError(f"routes.{route.name}: no channel named {', '.join(missing)}")
+        bad = [r for r in route.regions if r not in phonenumbers.SUPPORTED_REGIONS]
+        if bad:
+            raise ConfigError(f"routes.{route.name}: {', '.join(bad)} are not region codes")
+
+
+def _plain_structure(name: str, value: Any) -> Any:
+    """channels/routes as the JSON an ``IWORK_MC_CHANNELS``/``_ROUTES`` variable holds."""
+    if name == "channels":
+        return {spec.name: {"kind": spec.kind, **dict(spec.options)} for spec in value}
+    return [
+        {
+            "name": r.name,
+            "channels": list(r.channels),
+            "prefixes": list(r.prefixes),
+            "regions": list(r.regions),
+            "templates": list(r.templates),
+        }
+        for r in value
+    ]
+
+
+def _structure(name: str, value: Any) -> Any:
+    """Parse ``channels`` (a table of tables) or ``routes`` (a list of tables)."""
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip() else ({} if name == "channels" else [])
+    if name == "channels":
+        if not isinstance(value, Mapping):
+            raise ValueError("expected a table of channels")
+        specs = []
+        for channel_name, table in value.items():
+            if not isinstance(table, Mapping) or "kind" not in table:
+                raise ValueError(f"channels.{channel_name} needs a kind")
+            options = tuple((k, v) for k, v in table.items() if k != "kind")
+            specs.append(ChannelSpec(str(channel_name), str(table["kind"]), options))
+        return tuple(specs)
+    if not isinstance(value, list):
+        raise ValueError("expected a list of routes")
+    routes = []
+    for index, table in enumerate(value):
+        if not isinstance(table, Mapping):
+            raise ValueError(f"route {index + 1} is not a table")
+        unknown = set(table) - {"name", "channels", "prefixes", "regions", "templates"}
+        if unknown:
+            raise ValueError(f"route {index + 1}: unknown key(s) {', '.join(sorted(unknown))}")
+        routes.append(
+            Route(
+                name=str(table.get("name", f"route-{index + 1}")),
+                channels=_strings(table, "channels", index),
+                prefixes=_strings(table, "prefixes", index),
+                regions=tuple(r.upper() for r in _strings(table, "regions", index)),
+                templates=_strings(table, "templates", index),
+            )
+        )
+    return tuple(routes)
+
+
+def _strings(table: Mapping[str, Any], key: str, index: int) -> tuple[str, ...]:
+    items = table.get(key, [])
+    if isinstance(items, str) or not all(isinstance(item, str) for item in items):
+        raise ValueError(f"route {index + 1}: {key} must be a list of strings")
+    return tuple(items)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -208,6 +393,11 @@ def _coerce(name: str, value: Any) -> Any:
     if name not in _TYPES:
         raise ConfigError(f"unknown setting {name!r}")
     kind = _TYPES[name]
+    if name in ("channels", "routes"):
+        try:
+            return _structure(name, value)
+        except ValueError as exc:  # JSONDecodeError included
+            raise ConfigError(f"setting {name}: {exc}") from None
     try:
         if kind is Path:
             return Path(value)

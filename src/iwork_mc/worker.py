@@ -1,4 +1,4 @@
-"""The dispatcher: claim due messages, render, send through the channel, record.
+"""The dispatcher: claim due messages, check, route, send through a channel, record.
 
 Each round leases up to ``concurrency`` due messages (``queued`` and due, or
 ``sending`` under an expired lease, i.e. a crashed worker's), sends them
@@ -9,6 +9,12 @@ possible duplicate is visible, never silent.
 
 Retries are scheduled in the store (``queued`` with a later ``due_at``), never
 held in memory, so a restart loses none.
+
+Before each attempt: a message past its validity expires; a receiver who
+opted out since the message was accepted gets nothing (``rejected``).  The
+message's route (routing.py) names its channels in order; retries are counted
+per channel, and a permanent failure or retries run out on one channel fall
+back to the next, each step written to the timeline.
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
+import phonenumbers
 import structlog
 
 from iwork_mc.channels.base import (
@@ -33,6 +41,7 @@ from iwork_mc.channels.base import (
 from iwork_mc.messages import Message, MessageStatus
 from iwork_mc.privacy import mask_phone
 from iwork_mc.retry import RetryPolicy
+from iwork_mc.routing import DEFAULT_ROUTE, Route, choose_route, needs_region
 from iwork_mc.store.base import Store, StoreError
 from iwork_mc.text import render_default
 
@@ -49,8 +58,9 @@ class Worker:
     def __init__(
         self,
         store: Store,
-        channel: Channel,
+        channel: Channel | Mapping[str, Channel],
         *,
+        routes: Sequence[Route] = (),
         worker_id: str | None = None,
         concurrency: int = 16,
         lease_ms: int = 60_000,
@@ -60,7 +70,14 @@ class Worker:
         rng: random.Random | None = None,
     ) -> None:
         self.store = store
-        self.channel = channel
+        #: The named channels; a single channel is the one route ``default``.
+        self.channels: dict[str, Channel] = (
+            dict(channel) if isinstance(channel, Mapping) else {channel.name: channel}
+        )
+        self.routes = tuple(routes) or (
+            Route(name=DEFAULT_ROUTE, channels=tuple(self.channels)),
+        )
+        self._needs_region = needs_region(self.routes)
         self.worker_id = worker_id or default_worker_id()
         self.concurrency = concurrency
         self.lease_ms = lease_ms
@@ -68,6 +85,20 @@ class Worker:
         self.retry = retry or RetryPolicy()
         self._clock = clock
         self._rng = rng or random.Random()
+
+    async def open_channels(self) -> None:
+        for channel in self.channels.values():
+            await channel.open()
+
+    async def close_channels(self) -> None:
+        for channel in self.channels.values():
+            await channel.close()
+
+    def health(self) -> dict[str, Any]:
+        """What /healthz shows: one channel's health, or each named channel's."""
+        if len(self.channels) == 1:
+            return next(iter(self.channels.values())).health()
+        return {name: channel.health() for name, channel in self.channels.items()}
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -90,7 +121,7 @@ class Worker:
         Up to ``concurrency`` messages are in flight at once, and a free slot is
         refilled as soon as one finishes (no batch waits for its slowest member).
         """
-        log.info("worker_started", worker_id=self.worker_id, channel=self.channel.name)
+        log.info("worker_started", worker_id=self.worker_id, channels=sorted(self.channels))
         in_flight: set[asyncio.Task[None]] = set()
         slot_freed = asyncio.Event()
 
@@ -139,29 +170,62 @@ class Worker:
         log.info("worker_stopped", worker_id=self.worker_id)
 
     async def _deliver(self, message: Message) -> None:
-        text = render_default(message.event)
+        now_ms = self._now_ms()
+        if message.expires_at_ms is not None and now_ms >= message.expires_at_ms:
+            await self._record(
+                message, MessageStatus.EXPIRED, "expired", {},
+                error="the validity period ended before delivery",
+            )  # fmt: skip
+            return
+        if await self.store.is_opted_out(message.app_key, message.event.mobile_receiver):
+            await self._record(
+                message, MessageStatus.REJECTED, "rejected", {},
+                error="the receiver opted out after the message was accepted",
+            )  # fmt: skip
+            return
+        route = self._route(message)
+        name = route.channel_at(message.route_step) if route else None
+        channel = self.channels.get(name) if name else None
+        if route is None or channel is None:
+            await self._record(
+                message, MessageStatus.FAILED, "failed", {"route": route and route.name},
+                error="no route or channel for this message (the configuration changed?)",
+            )  # fmt: skip
+            return
+        where = {"channel": channel.name, "route": route.name, "step": message.route_step}
+        text = message.text or render_default(message.event)
         try:
-            result = await self.channel.send(message, text)
+            result = await channel.send(message, text)
         except PermanentChannelError as exc:
-            await self._record(message, MessageStatus.FAILED, "failed", error=exc.reason)
+            await self._fall_back_or_fail(message, route, where, exc.reason)
         except InDoubt as exc:
             # Not a failure to back off from: the carrier may have it.  Wait long
             # enough for a late receipt, then send again, marked as such.
             due_at = self._now_ms() + int(exc.retry_after_s * 1000)
             await self._record(
-                message, MessageStatus.QUEUED, "in_doubt", error=exc.reason, due_at_ms=due_at
+                message, MessageStatus.QUEUED, "in_doubt", where, error=exc.reason, due_at_ms=due_at
             )
         except TransientChannelError as exc:
-            await self._retry_or_fail(message, exc.reason)
+            await self._retry_or_fall_back(message, route, where, exc.reason)
         except Exception as exc:
-            log.exception("channel_crashed", message_id=message.id, channel=self.channel.name)
-            await self._retry_or_fail(message, f"channel error: {type(exc).__name__}")
+            log.exception("channel_crashed", message_id=message.id, channel=channel.name)
+            reason = f"channel error: {type(exc).__name__}"
+            await self._retry_or_fall_back(message, route, where, reason)
         else:
-            await self._record_result(message, result)
+            await self._record_result(message, where, result)
 
-    async def _record_result(self, message: Message, result: SendResult) -> None:
+    def _route(self, message: Message) -> Route | None:
+        receiver = message.event.mobile_receiver
+        region = None
+        if self._needs_region:
+            region = phonenumbers.region_code_for_number(phonenumbers.parse(receiver))
+        return choose_route(self.routes, receiver, region, message.template)
+
+    async def _record_result(
+        self, message: Message, where: dict[str, Any], result: SendResult
+    ) -> None:
         recorded = await self._record(
-            message, MessageStatus.SUBMITTED, "submitted", channel_ref=result.ref
+            message, MessageStatus.SUBMITTED, "submitted", where, channel_ref=result.ref
         )
         if recorded and isinstance(result, Delivered):
             # The lease ended with "submitted"; a receipt is recorded without one.
@@ -170,7 +234,7 @@ class Worker:
                 to=MessageStatus.DELIVERED,
                 now_ms=self._now_ms(),
                 kind="delivered",
-                detail={"channel": self.channel.name, "ref": result.ref},
+                detail={"channel": where["channel"], "ref": result.ref},
             )
         elif recorded:
             # Receipts that arrived while the message was still "sending".
@@ -179,33 +243,57 @@ class Worker:
             "message_sent",
             message_id=message.id,
             to=mask_phone(message.event.mobile_receiver),
-            channel=self.channel.name,
+            channel=where["channel"],
             attempt=message.attempts,
             delivered=isinstance(result, Delivered),
         )
 
-    async def _retry_or_fail(self, message: Message, reason: str) -> None:
-        due_at = self.retry.next_attempt_at_ms(message.attempts, self._now_ms(), self._rng)
+    async def _retry_or_fall_back(
+        self, message: Message, route: Route, where: dict[str, Any], reason: str
+    ) -> None:
+        now_ms = self._now_ms()
+        due_at = self.retry.next_attempt_at_ms(message.step_attempts, now_ms, self._rng)
         if due_at is None:
-            await self._record(
-                message, MessageStatus.FAILED, "failed", error=f"retries exhausted: {reason}"
+            await self._fall_back_or_fail(
+                message, route, where, f"retries exhausted: {reason}"
             )
+        elif message.expires_at_ms is not None and due_at >= message.expires_at_ms:
+            await self._record(
+                message, MessageStatus.EXPIRED, "expired", where,
+                error=f"the validity period ends before the next attempt: {reason}",
+            )  # fmt: skip
         else:
             await self._record(
-                message, MessageStatus.QUEUED, "retry_scheduled", error=reason, due_at_ms=due_at
-            )
+                message, MessageStatus.QUEUED, "retry_scheduled", where,
+                error=reason, due_at_ms=due_at,
+            )  # fmt: skip
+
+    async def _fall_back_or_fail(
+        self, message: Message, route: Route, where: dict[str, Any], reason: str
+    ) -> None:
+        next_step = message.route_step + 1
+        fallback = route.channel_at(next_step)
+        if fallback is None:
+            await self._record(message, MessageStatus.FAILED, "failed", where, error=reason)
+            return
+        await self._record(
+            message, MessageStatus.QUEUED, "fallback", {**where, "to_channel": fallback},
+            error=reason, due_at_ms=self._now_ms(), route_step=next_step,
+        )  # fmt: skip
 
     async def _record(
         self,
         message: Message,
         to: MessageStatus,
         kind: str,
+        where: Mapping[str, Any],
         *,
         channel_ref: str | None = None,
         error: str | None = None,
         due_at_ms: int | None = None,
+        route_step: int | None = None,
     ) -> bool:
-        detail: dict[str, object] = {"channel": self.channel.name, "attempt": message.attempts}
+        detail: dict[str, object] = {**where, "attempt": message.attempts}
         if channel_ref is not None:
             detail["ref"] = channel_ref
         if error is not None:
@@ -220,9 +308,10 @@ class Worker:
             detail=detail,
             worker_id=self.worker_id,
             due_at_ms=due_at_ms,
-            channel=self.channel.name,
+            channel=where.get("channel"),
             channel_ref=channel_ref,
             error=error,
+            route_step=route_step,
         )
         if not changed:
             # Our lease expired and another worker owns the message now: the

@@ -131,3 +131,68 @@ def test_smpp_choices_are_checked() -> None:
         Settings.load({"IWORK_MC_SMPP_LONG_MESSAGES": "udh7"})
     with pytest.raises(ConfigError, match="channel: 'email' is not one of sandbox, smpp"):
         Settings.load({"IWORK_MC_CHANNEL": "email"})
+
+
+def test_named_channels_and_routes_come_from_toml(tmp_path: Path) -> None:
+    config = tmp_path / "iwork-mc.toml"
+    config.write_text(
+        """
+[channels.primary]
+kind = "smpp"
+host = "127.0.0.1"
+port = 2776
+system_id = "park"
+
+[channels.backup]
+kind = "sandbox"
+
+[[routes]]
+name = "china"
+regions = ["cn"]
+channels = ["primary", "backup"]
+""",
+        encoding="utf-8",
+    )
+    settings = Settings.load({}, config_file=config)
+    assert [(c.name, c.kind) for c in settings.channel_specs] == [
+        ("primary", "smpp"),
+        ("backup", "sandbox"),
+    ]
+    primary = settings.smpp_for(settings.channel_specs[0])
+    assert (primary.port, primary.system_id, primary.window) == (2776, "park", 10)
+    (route,) = settings.effective_routes
+    assert (route.name, route.regions, route.channels) == ("china", ("CN",), ("primary", "backup"))
+    # The environment form (JSON) carries the same structure to child processes.
+    assert Settings.load(settings.as_environment()) == settings
+
+
+def test_without_routes_every_message_tries_the_channels_in_order() -> None:
+    settings = Settings.load(
+        {"IWORK_MC_CHANNELS": '{"a": {"kind": "sandbox"}, "b": {"kind": "sandbox"}}'}
+    )
+    (route,) = settings.effective_routes
+    assert route.channels == ("a", "b")
+    assert Settings.load({}).effective_routes[0].channels == ("sandbox",)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"IWORK_MC_CHANNELS": '{"a": {"kind": "fax"}}'}, "kind 'fax' is not one of"),
+        ({"IWORK_MC_CHANNELS": '{"a": {"kind": "sandbox", "host": "x"}}'}, "unknown option(s) host"),
+        ({"IWORK_MC_CHANNELS": '{"a": {"host": "x"}}'}, "needs a kind"),
+        ({"IWORK_MC_ROUTES": '[{"name": "r", "channels": ["nope"]}]'}, "no channel named nope"),
+        ({"IWORK_MC_ROUTES": '[{"name": "r", "channels": []}]'}, "names no channel"),
+        ({"IWORK_MC_ROUTES": '[{"channels": ["sandbox"], "regions": ["XX"]}]'}, "XX are not region"),
+        ({"IWORK_MC_ROUTES": '[{"channels": ["sandbox"], "via": 1}]'}, "unknown key(s) via"),
+        ({"IWORK_MC_QUIET_HOURS": "22-8"}, "expected HH:MM-HH:MM"),
+        ({"IWORK_MC_TIMEZONE": "Mars/Olympus", "IWORK_MC_QUIET_HOURS": "22:00-08:00"}, "unknown"),
+        ({"IWORK_MC_RECEIVER_LIMITS_PER_APP": "week=3"}, "minute, hour or day"),
+        ({"IWORK_MC_DEFAULT_TEMPLATE": "{% if %}"}, "default_template: line 1"),
+        ({"IWORK_MC_MAX_SEGMENTS": "0"}, "max_segments: must be at least 1"),
+    ],
+)
+def test_delivery_settings_are_checked(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(env)
+    assert message in str(caught.value)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from iwork_mc.apps import App
 from iwork_mc.store.base import Store
+from iwork_mc.templates import Template
 
-__all__ = ["AppDirectory"]
+__all__ = ["AppDirectory", "TemplateCatalog"]
 
 _MAX_ENTRIES = 10_000
 
@@ -31,3 +32,23 @@ class AppDirectory:
             self._entries.clear()
         self._entries[app_key] = (now, app)
         return app
+
+
+class TemplateCatalog:
+    """Every template, read from the store at most once per ``ttl`` seconds.
+
+    Templates are few and change rarely; a change reaches every gateway
+    process within ``ttl`` (``0``: read on every call, for tests).
+    """
+
+    def __init__(self, store: Store, ttl: float) -> None:
+        self._store = store
+        self._ttl = ttl
+        self._read_at: float | None = None
+        self._templates: tuple[Template, ...] = ()
+
+    async def current(self, now: float) -> tuple[Template, ...]:
+        if self._read_at is None or now - self._read_at >= self._ttl:
+            self._templates = tuple(await self._store.list_templates())
+            self._read_at = now
+        return self._templates

@@ -1,0 +1,57 @@
+"""Routing: which named channels a message tries, in order (pure).
+
+Routes are checked in the order they are configured and the first that
+matches wins (like firewall rules).  A route matches when each of its lists is
+empty ("any") or contains the message's value: ``prefixes`` are E.164 prefixes
+(``+86138``), ``regions`` ISO 3166 codes (``CN``), ``templates`` template
+names or shell-style patterns (``door-*``; ``""`` is the default template).
+Its ``channels`` are tried in order: the first; on a permanent failure, or
+when its retries run out, the next (a *fallback*, written to the timeline).
+
+Without configured routes every message takes the single route ``default``
+to the one configured channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+__all__ = ["DEFAULT_ROUTE", "NO_ROUTE", "Route", "choose_route", "needs_region"]
+
+#: The business error_code of a message no route accepts.
+NO_ROUTE = "NO_ROUTE"
+DEFAULT_ROUTE = "default"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Route:
+    name: str
+    channels: tuple[str, ...]
+    prefixes: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    templates: tuple[str, ...] = ()
+
+    def matches(self, receiver: str, region: str | None, template: str) -> bool:
+        return (
+            (not self.prefixes or receiver.startswith(self.prefixes))
+            and (not self.regions or region in self.regions)
+            and (not self.templates or any(fnmatchcase(template, p) for p in self.templates))
+        )
+
+    def channel_at(self, step: int) -> str | None:
+        """The channel of fallback step ``step`` (0: first choice); None past the last."""
+        return self.channels[step] if 0 <= step < len(self.channels) else None
+
+
+def choose_route(
+    routes: Sequence[Route], receiver: str, region: str | None, template: str
+) -> Route | None:
+    """The first route matching the message, or ``None`` (answered ``NO_ROUTE``)."""
+    return next((route for route in routes if route.matches(receiver, region, template)), None)
+
+
+def needs_region(routes: Iterable[Route]) -> bool:
+    """Whether any route looks at regions (finding a number's region has a cost)."""
+    return any(route.regions for route in routes)
