@@ -10,8 +10,8 @@ late, duplicate or out-of-order receipt can never downgrade a message.
       │  ▲         │ │ ↺ (claimed again after its lease expired)
       │  └─────────┘ │ (retry scheduled)        submitted ──▶ failed / expired
       ▼              ▼
-    expired /      failed / expired
-    rejected (by policy)
+    expired /      failed / expired /
+    rejected       rejected (by a policy: an opt-out since acceptance)
 """
 
 from __future__ import annotations
@@ -66,6 +66,8 @@ TRANSITIONS: dict[MessageStatus, frozenset[MessageStatus]] = {
             MessageStatus.QUEUED,
             MessageStatus.FAILED,
             MessageStatus.EXPIRED,
+            # The receiver opted out after the message was accepted.
+            MessageStatus.REJECTED,
         }
     ),
     MessageStatus.SUBMITTED: frozenset(

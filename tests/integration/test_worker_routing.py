@@ -1,0 +1,188 @@
+"""The worker's delivery rules on a real store: validity, late opt-outs, routes and fallback."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import replace
+
+from iwork_mc.apps import App
+from iwork_mc.channels.base import (
+    Delivered,
+    PermanentChannelError,
+    SendResult,
+    TransientChannelError,
+)
+from iwork_mc.messages import Message, MessageStatus, NewMessage
+from iwork_mc.policies import OptOut
+from iwork_mc.retry import RetryPolicy
+from iwork_mc.routing import Route
+from iwork_mc.store import Store
+from iwork_mc.worker import Worker
+
+T0 = 1_700_000_010.0
+T0_MS = int(T0 * 1000)
+
+
+class Clock:
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Carrier:
+    """A named channel answering each send with the next scripted outcome (default: delivered)."""
+
+    def __init__(self, name: str, *outcomes: Exception) -> None:
+        self.name = name
+        self.outcomes = list(outcomes)
+        self.sent: list[int] = []
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def health(self) -> dict[str, str]:
+        return {"channel": self.name}
+
+    async def send(self, message: Message, text: str) -> SendResult:
+        self.sent.append(message.id)
+        if self.outcomes:
+            raise self.outcomes.pop(0)
+        return Delivered(f"{self.name}-{message.id}")
+
+
+def worker(store: Store, clock: Clock, *carriers: Carrier, **kwargs: object) -> Worker:
+    return Worker(
+        store, {c.name: c for c in carriers}, clock=clock, rng=random.Random(1), worker_id="w",
+        **kwargs,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+async def accepted(store: Store, message: NewMessage) -> int:
+    return (await store.accept(message)).message_id
+
+
+async def status_of(store: Store, message_id: int) -> Message:
+    message = await store.get_message_by_id(message_id)
+    assert message is not None
+    return message
+
+
+async def kinds(store: Store, message_id: int) -> list[str]:
+    return [entry.kind for entry in await store.timeline(message_id)]
+
+
+async def test_a_message_past_its_validity_expires_instead_of_being_sent(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    message_id = await accepted(store, replace(message_factory(), expires_at_ms=T0_MS - 1))
+    carrier = Carrier("sms")
+    await worker(store, Clock(), carrier).run_once()
+    message = await status_of(store, message_id)
+    assert (MessageStatus.EXPIRED, "the validity period ended before delivery") == (
+        message.status, message.last_error,
+    )  # fmt: skip
+    assert [] == carrier.sent
+
+
+async def test_a_retry_that_would_fall_after_the_validity_expires_the_message_now(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    message_id = await accepted(store, replace(message_factory(), expires_at_ms=T0_MS + 500))
+    carrier = Carrier("sms", TransientChannelError("busy"))
+    await worker(store, Clock(), carrier, retry=RetryPolicy(base_s=10)).run_once()
+    message = await status_of(store, message_id)
+    assert MessageStatus.EXPIRED is message.status
+    assert "the validity period ends before the next attempt: busy" == message.last_error
+
+
+async def test_a_receiver_who_opted_out_after_acceptance_gets_nothing(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    message_id = await accepted(store, message_factory(app_key=app.app_key))
+    await store.add_opt_out(
+        OptOut(app_key=app.app_key, receiver="+8613888888888", reason="", created_at_ms=T0_MS)
+    )
+    carrier = Carrier("sms")
+    await worker(store, Clock(), carrier).run_once()
+    assert MessageStatus.REJECTED is (await status_of(store, message_id)).status
+    assert [] == carrier.sent
+
+
+async def test_a_permanent_failure_falls_back_to_the_next_channel_of_the_route(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    message_id = await accepted(store, message_factory())
+    primary, backup = Carrier("primary", PermanentChannelError("refused")), Carrier("backup")
+    route = Route(name="cn", channels=("primary", "backup"))
+    work = worker(store, Clock(), primary, backup, routes=[route])
+    await work.run_once()
+    message = await status_of(store, message_id)
+    assert (MessageStatus.QUEUED, 1) == (message.status, message.route_step)
+    await work.run_once()
+    message = await status_of(store, message_id)
+    assert (MessageStatus.DELIVERED, "backup", 2, 1) == (
+        message.status, message.channel, message.attempts, message.step_attempts,
+    )  # fmt: skip
+    timeline = await store.timeline(message_id)
+    fallback = next(entry for entry in timeline if entry.kind == "fallback")
+    assert {
+        "channel": "primary",
+        "route": "cn",
+        "to_channel": "backup",
+        "error": "refused",
+    }.items() <= fallback.detail.items()
+    submitted = next(entry for entry in timeline if entry.kind == "submitted")
+    assert {"channel": "backup", "route": "cn", "step": 1}.items() <= submitted.detail.items()
+
+
+async def test_retries_are_counted_per_channel_before_falling_back(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    message_id = await accepted(store, message_factory())
+    primary = Carrier("primary", *[TransientChannelError("busy")] * 2)
+    backup = Carrier("backup", TransientChannelError("busy"))
+    clock = Clock()
+    route = Route(name="r", channels=("primary", "backup"))
+    work = worker(store, clock, primary, backup, routes=[route], retry=RetryPolicy(max_attempts=2))
+    for _ in range(4):
+        await work.run_once()
+        clock.now += 600
+    assert [message_id] * 2 == primary.sent
+    assert [message_id] * 2 == backup.sent  # one failure, then delivered: a fresh count
+    assert MessageStatus.DELIVERED is (await status_of(store, message_id)).status
+    assert ["retry_scheduled", "fallback", "retry_scheduled"] == [
+        kind for kind in await kinds(store, message_id) if kind in ("retry_scheduled", "fallback")
+    ]
+
+
+async def test_the_last_channel_failing_fails_the_message_with_its_reason(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    message_id = await accepted(store, message_factory())
+    primary = Carrier("primary", PermanentChannelError("unknown subscriber"))
+    backup = Carrier("backup", PermanentChannelError("barred"))
+    work = worker(
+        store, Clock(), primary, backup, routes=[Route(name="r", channels=("primary", "backup"))]
+    )
+    await work.run_once()
+    await work.run_once()
+    message = await status_of(store, message_id)
+    assert (MessageStatus.FAILED, "barred") == (message.status, message.last_error)
+
+
+async def test_routes_choose_channels_by_template_and_prefix(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    alarm_id = await accepted(store, replace(message_factory(msg_key="a"), template="alarm-fire"))
+    plain_id = await accepted(store, message_factory(msg_key="b", mobile_receiver="+8613900000001"))
+    fast, cheap = Carrier("fast"), Carrier("cheap")
+    routes = [
+        Route(name="alarms", channels=("fast",), templates=("alarm-*",)),
+        Route(name="rest", channels=("cheap",), prefixes=("+86139",)),
+    ]
+    await worker(store, Clock(), fast, cheap, routes=routes).run_once()
+    assert ([alarm_id], [plain_id]) == (fast.sent, cheap.sent)
