@@ -1,0 +1,162 @@
+"""Drain rate: how many messages per second worker processes deliver through the sandbox.
+
+    python bench/drain.py                          # SQLite, 1 worker, 5,000 messages
+    python bench/drain.py --backend postgres --workers 3
+
+A backlog of ``--messages`` accepted messages (rendered text, policy columns,
+as the gateway stores them) is written through the store API first; then
+``--workers`` ``iwork-mc worker`` processes (sandbox channel, concurrency 64)
+are started and the clock runs from the first delivered message to the last.
+Every message is checked to be delivered, and the sandbox file to hold each
+exactly once.  PostgreSQL: the machine's server (``--pg-dsn``), in a schema
+created for the run and dropped after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from iwork_mc.apps import App
+from iwork_mc.compose import AcceptRules, Composed, compose
+from iwork_mc.events import MobileReceiverMessageEvent
+from iwork_mc.messages import MessageStatus, NewMessage
+from iwork_mc.store import create_store
+from iwork_mc.templates import DEFAULT_TEMPLATE, Renderer
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "iwork_mc"]
+
+
+async def fill(url: str, count: int) -> None:
+    store = create_store(url)
+    await store.open()
+    try:
+        await store.migrate()
+        now = int(time.time() * 1000)
+        app = App(
+            app_key="10000001", name="bench", secret="s" * 32, enabled=True, created_at_ms=now
+        )
+        await store.insert_app(app)
+        rules = AcceptRules(renderer=Renderer(), default_template=DEFAULT_TEMPLATE, max_segments=10)
+        batch = []
+        for n in range(count):
+            event = MobileReceiverMessageEvent(
+                msg_key=f"drain-{n}", event_time_millis=now, source="bench", action="arrived",
+                mobile_receiver=f"+86139{n:08d}", event_type="notice",
+                json_data=f'{{"name":"张三","n":{n}}}', sender=1,
+            )  # fmt: skip
+            composed = compose(rules, app.app_key, event, [], now)
+            assert isinstance(composed, Composed)
+            message = NewMessage(
+                app_key=app.app_key, event=event, fingerprint=event.fingerprint(),
+                request_id=f"r{n}", accepted_at_ms=now, text=composed.text,
+                template=composed.template, encoding=composed.encoding,
+                segments=composed.segments, expires_at_ms=composed.expires_at_ms,
+            )  # fmt: skip
+            batch.append(store.accept(message, composed.checks))
+            if len(batch) == 256:
+                await asyncio.gather(*batch)
+                batch = []
+        await asyncio.gather(*batch)
+    finally:
+        await store.close()
+
+
+async def delivered(url: str) -> int:
+    store = create_store(url)
+    await store.open()
+    try:
+        return (await store.count_by_status()).get(MessageStatus.DELIVERED, 0)
+    finally:
+        await store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--pg-dsn", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--timeout", type=float, default=300)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="iwork-drain-") as tmp:
+        data_dir = Path(tmp)
+        schema = None
+        if args.backend == "sqlite":
+            url = f"sqlite:///{data_dir / 'iwork-mc.db'}"
+        else:
+            import psycopg
+
+            schema = f"drain_{secrets.token_hex(4)}"
+            with psycopg.connect(args.pg_dsn, autocommit=True) as conn:
+                conn.execute(f"CREATE SCHEMA {schema}")
+            url = f"{args.pg_dsn}?options=-csearch_path%3D{schema}"
+        try:
+            asyncio.run(fill(url, args.messages))
+            env = {
+                **os.environ,
+                "IWORK_MC_DATA_DIR": str(data_dir),
+                "IWORK_MC_DATABASE_URL": url,
+                "IWORK_MC_WORKER_CONCURRENCY": "64",
+                "IWORK_MC_POLL_INTERVAL_S": "0.05",
+                "IWORK_MC_LOG_LEVEL": "warning",
+            }
+            sandbox = data_dir / "sandbox" / "deliveries.jsonl"
+            workers = [
+                subprocess.Popen([*CLI, "worker"], env=env, stdout=subprocess.DEVNULL)
+                for _ in range(args.workers)
+            ]
+            try:
+                deadline = time.monotonic() + args.timeout
+                while (
+                    not (sandbox.exists() and sandbox.stat().st_size)
+                    and time.monotonic() < deadline
+                ):
+                    time.sleep(0.01)
+                started = time.monotonic()
+                done = 0
+                while done < args.messages and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    done = asyncio.run(delivered(url))
+                elapsed = time.monotonic() - started
+            finally:
+                for worker in workers:
+                    worker.terminate()
+                for worker in workers:
+                    worker.wait(30)
+            counts = Counter(
+                json.loads(line)["message_id"] for line in sandbox.read_text().splitlines()
+            )
+            result = {
+                "backend": args.backend,
+                "workers": args.workers,
+                "messages": args.messages,
+                "delivered": done,
+                "seconds": round(elapsed, 2),
+                "rate": round(done / elapsed, 1),
+                "sent_twice": sum(1 for c in counts.values() if c > 1),
+            }
+            print(json.dumps(result))
+            if done != args.messages:
+                sys.exit("not every message was delivered before the timeout")
+        finally:
+            if schema is not None:
+                import psycopg
+
+                with psycopg.connect(args.pg_dsn, autocommit=True) as conn:
+                    conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+if __name__ == "__main__":
+    main()
