@@ -24,8 +24,9 @@ from iwork_mc.store.migrations import Migration
 
 INITIAL = "0001_initial"
 SEGMENTS = "0002_segments"
-ALL = [INITIAL, SEGMENTS]
-LEDGER = [(1, INITIAL), (2, SEGMENTS)]
+ENGINE = "0003_engine"
+ALL = [INITIAL, SEGMENTS, ENGINE]
+LEDGER = [(1, INITIAL), (2, SEGMENTS), (3, ENGINE)]
 
 
 def ledger(database_url: str) -> list[tuple[int, str]]:
@@ -64,7 +65,17 @@ async def test_migrate_twice(database_url: str) -> None:
 
     assert (ALL, []) == (first, second)
     assert LEDGER == ledger(database_url)
-    for table in ("apps", "messages", "outbox", "timeline", "segments", "unmatched_receipts"):
+    for table in (
+        "apps",
+        "messages",
+        "outbox",
+        "timeline",
+        "segments",
+        "unmatched_receipts",
+        "templates",
+        "opt_outs",
+        "status_events",
+    ):
         assert table_exists(database_url, table), table
 
 

@@ -10,7 +10,14 @@ import importlib
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
-from iwork_mc.store.base import AppExists, MessageNotFound, Store, StoreError, StoreUnavailable
+from iwork_mc.store.base import (
+    AppExists,
+    MessageNotFound,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    TemplateExists,
+)
 
 __all__ = [
     "BACKENDS",
@@ -19,6 +26,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "TemplateExists",
     "create_store",
 ]
 

@@ -12,6 +12,17 @@ CTEs, so an accept (message + outbox row + timeline entry) is one atomic round
 trip, and PostgreSQL's own group commit takes care of concurrent fsyncs.
 Recording segments and receipts is the exception: its steps depend on what the
 previous ones found, so those methods run explicit transactions (see there).
+So do an accept with receiver policies (below) and a status event's outcome
+(the event row, then a note on the message's timeline).
+
+*Receiver policies.*  ``accept(message, checks)`` takes a transaction-scoped
+advisory lock on the receiver before it counts the receiver's messages, so two
+gateways accepting for one receiver are serialised and cannot both pass a cap;
+it then checks the msg_key again (a repeat stays DUPLICATE, never REJECTED).
+
+*Status events* are written by the same statement as the status change they
+report (accept, transition, requeue), and leased with ``SKIP LOCKED`` like the
+outbox.
 
 *Idempotent accept.*  ``INSERT … ON CONFLICT (app_key, msg_key) DO NOTHING``:
 when two sessions insert the same key at once, the unique index makes the
@@ -47,10 +58,13 @@ from iwork_mc.messages import (
     AcceptOutcome,
     AcceptResult,
     Message,
+    MessageQuery,
     MessageStatus,
     NewMessage,
+    StatusEvent,
     TimelineEntry,
 )
+from iwork_mc.policies import AcceptChecks, OptOut, ReceiverFacts
 from iwork_mc.segments import FINAL_SEGMENT_STATES, ReceiptOutcome, Segment, SegmentState
 from iwork_mc.store import migrations, rows, sql
 from iwork_mc.store.base import (
@@ -59,7 +73,9 @@ from iwork_mc.store.base import (
     Store,
     StoreError,
     StoreUnavailable,
+    TemplateExists,
 )
+from iwork_mc.templates import Template
 
 __all__ = ["PostgresStore"]
 
@@ -73,16 +89,35 @@ class _Queries:
     list_apps: LiteralString
     set_app_enabled: LiteralString
     rotate_secret: LiteralString
+    set_callback_url: LiteralString
     accept: LiteralString
+    receiver_lock: LiteralString
+    receiver_facts: LiteralString
+    count_to_receiver: LiteralString
     existing_fingerprint: LiteralString
     get_message: LiteralString
     get_message_by_id: LiteralString
     timeline: LiteralString
     count_by_status: LiteralString
     count_by_status_for_app: LiteralString
+    find_messages: LiteralString
+    find_messages_for_app: LiteralString
+    requeue: LiteralString
     note: LiteralString
     claim_due: LiteralString
     transition: LiteralString
+    claim_status_events: LiteralString
+    status_event_done: LiteralString
+    status_event_failed: LiteralString
+    insert_template: LiteralString
+    update_template: LiteralString
+    delete_template: LiteralString
+    get_template: LiteralString
+    list_templates: LiteralString
+    add_opt_out: LiteralString
+    remove_opt_out: LiteralString
+    list_opt_outs: LiteralString
+    is_opted_out: LiteralString
     add_segments: LiteralString
     segments: LiteralString
     segment: LiteralString
@@ -211,21 +246,81 @@ class PostgresStore:
         row = await self._fetch_one(_Q.rotate_secret, params)
         return None if row is None else rows.app_from_row(row)
 
+    async def set_callback_url(self, app_key: str, url: str | None) -> App | None:
+        row = await self._fetch_one(_Q.set_callback_url, {"app_key": app_key, "url": url})
+        return None if row is None else rows.app_from_row(row)
+
+    # -- templates ----------------------------------------------------------
+
+    async def insert_template(self, template: Template) -> None:
+        if await self._fetch_one(_Q.insert_template, rows.template_params(template)) is None:
+            raise TemplateExists(_template_taken(template))
+
+    async def update_template(self, template: Template) -> bool:
+        async with self._connection() as conn:
+            try:
+                cursor = await conn.execute(_Q.update_template, rows.template_params(template))
+            except psycopg.errors.UniqueViolation as exc:
+                raise TemplateExists(_template_taken(template)) from exc
+            return await cursor.fetchone() is not None
+
+    async def delete_template(self, name: str) -> bool:
+        return await self._fetch_one(_Q.delete_template, {"name": name}) is not None
+
+    async def get_template(self, name: str) -> Template | None:
+        row = await self._fetch_one(_Q.get_template, {"name": name})
+        return None if row is None else rows.template_from_row(row)
+
+    async def list_templates(self) -> list[Template]:
+        return [rows.template_from_row(row) for row in await self._fetch_all(_Q.list_templates, {})]
+
+    # -- opt-outs -----------------------------------------------------------
+
+    async def add_opt_out(self, opt_out: OptOut) -> bool:
+        return await self._fetch_one(_Q.add_opt_out, rows.opt_out_params(opt_out)) is not None
+
+    async def remove_opt_out(self, app_key: str, receiver: str) -> bool:
+        params = {"app_key": app_key, "receiver": receiver}
+        return await self._fetch_one(_Q.remove_opt_out, params) is not None
+
+    async def list_opt_outs(self, app_key: str | None = None) -> list[OptOut]:
+        found = await self._fetch_all(_Q.list_opt_outs, {"app_key": app_key})
+        return [rows.opt_out_from_row(row) for row in found]
+
+    async def is_opted_out(self, app_key: str, receiver: str) -> bool:
+        params = {"app_key": app_key, "receiver": receiver}
+        return await self._fetch_one(_Q.is_opted_out, params) is not None
+
     # -- accepting ----------------------------------------------------------
 
-    async def accept(self, message: NewMessage) -> AcceptResult:
-        params = rows.accept_params(message)
+    async def accept(self, message: NewMessage, checks: AcceptChecks | None = None) -> AcceptResult:
+        params = rows.accept_params(message, checks)
         async with self._connection() as conn:
-            inserted = await (await conn.execute(_Q.accept, params)).fetchone()
+            if checks is None:
+                inserted = await (await conn.execute(_Q.accept, params)).fetchone()
+            else:
+                async with conn.transaction():
+                    # Accepts to this receiver queue here until this one commits, so
+                    # the counts below include every message that passed before it.
+                    await conn.execute(_Q.receiver_lock, {"receiver": params["mobile_receiver"]})
+                    existing = await (
+                        await conn.execute(_Q.existing_fingerprint, params)
+                    ).fetchone()
+                    if existing is not None:
+                        return _repeat(message, existing)
+                    rejection = checks.decide(await _receiver_facts(conn, message, checks))
+                    if rejection is not None:
+                        return AcceptResult(
+                            outcome=AcceptOutcome.REJECTED, message_id=0, rejection=rejection
+                        )
+                    inserted = await (await conn.execute(_Q.accept, params)).fetchone()
             if inserted is not None:
                 return AcceptResult(outcome=AcceptOutcome.ACCEPTED, message_id=inserted["id"])
             # A new statement, a new snapshot: it sees the committed row that won.
             existing = await (await conn.execute(_Q.existing_fingerprint, params)).fetchone()
         if existing is None:
             raise StoreError("the conflicting message vanished")
-        same = existing["fingerprint"] == message.fingerprint
-        outcome = AcceptOutcome.DUPLICATE if same else AcceptOutcome.CONFLICT
-        return AcceptResult(outcome=outcome, message_id=existing["id"])
+        return _repeat(message, existing)
 
     # -- reading ------------------------------------------------------------
 
@@ -241,14 +336,29 @@ class PostgresStore:
         found = await self._fetch_all(_Q.timeline, {"message_id": message_id})
         return [rows.timeline_entry_from_row(row) for row in found]
 
-    async def count_by_status(self, app_key: str | None = None) -> dict[MessageStatus, int]:
-        if app_key is None:
-            found = await self._fetch_all(_Q.count_by_status, {})
-        else:
-            found = await self._fetch_all(_Q.count_by_status_for_app, {"app_key": app_key})
+    async def count_by_status(
+        self,
+        app_key: str | None = None,
+        *,
+        accepted_from_ms: int | None = None,
+        accepted_until_ms: int | None = None,
+    ) -> dict[MessageStatus, int]:
+        params = rows.count_params(app_key, accepted_from_ms, accepted_until_ms)
+        query = _Q.count_by_status if app_key is None else _Q.count_by_status_for_app
+        found = await self._fetch_all(query, params)
         counts = dict.fromkeys(MessageStatus, 0)
         counts.update({MessageStatus(row["status"]): row["n"] for row in found})
         return counts
+
+    async def find_messages(self, query: MessageQuery) -> list[Message]:
+        params = rows.find_params(query)
+        sql_text = _Q.find_messages if query.app_key is None else _Q.find_messages_for_app
+        return [rows.message_from_row(row) for row in await self._fetch_all(sql_text, params)]
+
+    async def requeue(self, message_id: int, *, now_ms: int, expires_at_ms: int, by: str) -> bool:
+        params = rows.requeue_params(message_id, now_ms=now_ms, expires_at_ms=expires_at_ms)
+        row = await self._fetch_one(_Q.requeue, {**params, "by": by})
+        return row is not None and row["moved"] == 1
 
     # -- delivering ---------------------------------------------------------
 
@@ -288,6 +398,7 @@ class PostgresStore:
         channel: str | None = None,
         channel_ref: str | None = None,
         error: str | None = None,
+        route_step: int | None = None,
     ) -> bool:
         params = rows.transition_params(
             message_id,
@@ -300,6 +411,7 @@ class PostgresStore:
             channel=channel,
             channel_ref=channel_ref,
             error=error,
+            route_step=route_step,
         )
         row = await self._fetch_one(_Q.transition, params)
         return row is not None and row["moved"] == 1
@@ -413,6 +525,58 @@ class PostgresStore:
         row = await self._fetch_one(_Q.count_unmatched_receipts, {"channel": channel})
         return 0 if row is None else int(row["n"])
 
+    # -- status callbacks ------------------------------------------------------
+
+    async def claim_status_events(
+        self, *, worker_id: str, now_ms: int, lease_ms: int, limit: int
+    ) -> list[StatusEvent]:
+        params = {
+            "worker_id": worker_id,
+            "now_ms": now_ms,
+            "lease_expires_at_ms": now_ms + lease_ms,
+            "limit": limit,
+        }
+        found = await self._fetch_all(_Q.claim_status_events, params)
+        return [rows.status_event_from_row(row) for row in found]
+
+    async def status_event_done(
+        self, event_id: int, *, now_ms: int, worker_id: str, status_code: int
+    ) -> None:
+        params = {"event_id": event_id, "now_ms": now_ms, "worker_id": worker_id}
+        async with self._connection() as conn, conn.transaction():
+            row = await (await conn.execute(_Q.status_event_done, params)).fetchone()
+            if row is None:
+                return  # Another sender holds it now, or it is settled already.
+            detail = rows.callback_detail(row, status_code=status_code)
+            await _note(
+                conn, row["message_id"], now_ms=now_ms, kind="callback_delivered", detail=detail
+            )
+
+    async def status_event_failed(
+        self,
+        event_id: int,
+        *,
+        now_ms: int,
+        worker_id: str,
+        error: str,
+        retry_at_ms: int | None,
+    ) -> None:
+        params = {
+            "event_id": event_id,
+            "now_ms": now_ms,
+            "worker_id": worker_id,
+            "error": error,
+            "retry_at_ms": retry_at_ms,
+        }
+        async with self._connection() as conn, conn.transaction():
+            row = await (await conn.execute(_Q.status_event_failed, params)).fetchone()
+            if row is None:
+                return  # Another sender holds it now, or it is settled already.
+            detail = rows.callback_detail(row, error=error, retry_at_ms=retry_at_ms)
+            await _note(
+                conn, row["message_id"], now_ms=now_ms, kind="callback_failed", detail=detail
+            )
+
     # -- plumbing -------------------------------------------------------------
 
     @asynccontextmanager
@@ -439,6 +603,34 @@ class PostgresStore:
     async def _fetch_all(self, query: LiteralString, params: Mapping[str, Any]) -> list[DictRow]:
         async with self._connection() as conn:
             return await (await conn.execute(query, params)).fetchall()
+
+
+def _repeat(message: NewMessage, existing: DictRow) -> AcceptResult:
+    """DUPLICATE or CONFLICT: the answer to a msg_key that is already stored."""
+    same = existing["fingerprint"] == message.fingerprint
+    outcome = AcceptOutcome.DUPLICATE if same else AcceptOutcome.CONFLICT
+    return AcceptResult(outcome=outcome, message_id=existing["id"])
+
+
+async def _receiver_facts(
+    conn: _Connection, message: NewMessage, checks: AcceptChecks
+) -> ReceiverFacts:
+    """What the receiver policies ask about the message's receiver (under its lock)."""
+    cursor = await conn.execute(_Q.receiver_facts, rows.receiver_facts_params(message, checks))
+    found = await cursor.fetchone()
+    if found is None:
+        raise StoreError("the receiver facts query returned nothing")
+    counts = []
+    for query in checks.count_queries:
+        params = rows.count_query_params(message, query)
+        counted = await (await conn.execute(_Q.count_to_receiver, params)).fetchone()
+        counts.append(0 if counted is None else int(counted["n"]))
+    return rows.receiver_facts(found, counts)
+
+
+def _template_taken(template: Template) -> str:
+    key = (template.app_key, template.source, template.action, template.event_type)
+    return f"template {template.name!r} or one selected by {key} exists"
 
 
 async def _segment(conn: _Connection, key: Mapping[str, Any]) -> Segment:

@@ -16,13 +16,18 @@ from typing import Any
 from iwork_mc.apps import App
 from iwork_mc.events import MobileReceiverMessageEvent
 from iwork_mc.messages import (
+    REQUEUE_FROM,
     TRANSITIONS,
     Message,
+    MessageQuery,
     MessageStatus,
     NewMessage,
+    StatusEvent,
     TimelineEntry,
 )
+from iwork_mc.policies import AcceptChecks, CountQuery, OptOut, ReceiverFacts
 from iwork_mc.segments import FINAL_SEGMENT_STATES, Segment, SegmentState, aggregate
+from iwork_mc.templates import Template
 
 __all__ = [
     "Conclusion",
@@ -31,16 +36,30 @@ __all__ = [
     "accept_params",
     "app_from_row",
     "app_params",
+    "callback_detail",
     "conclusion",
+    "count_params",
+    "count_query_params",
     "detail_json",
     "duplicate_receipt_detail",
+    "emits_status_event",
+    "find_params",
     "kept_receipt_from_row",
     "message_from_row",
+    "opt_out_from_row",
+    "opt_out_params",
     "receipt_detail",
+    "receiver_facts",
+    "receiver_facts_params",
     "recorded_state",
+    "requeue_detail",
+    "requeue_params",
     "segment_from_row",
     "segment_key",
     "sources_of",
+    "status_event_from_row",
+    "template_from_row",
+    "template_params",
     "timeline_entry_from_row",
     "transition_params",
     "unmatched_receipt_params",
@@ -58,6 +77,7 @@ def app_from_row(row: Row) -> App:
         created_at_ms=row["created_at_ms"],
         previous_secret=row["previous_secret"],
         previous_secret_expires_at_ms=row["previous_secret_expires_at_ms"],
+        callback_url=row["callback_url"],
     )
 
 
@@ -70,6 +90,7 @@ def app_params(app: App) -> dict[str, Any]:
         "created_at_ms": app.created_at_ms,
         "previous_secret": app.previous_secret,
         "previous_secret_expires_at_ms": app.previous_secret_expires_at_ms,
+        "callback_url": app.callback_url,
     }
 
 
@@ -99,12 +120,29 @@ def message_from_row(row: Row) -> Message:
         channel=row["channel"],
         channel_ref=row["channel_ref"],
         last_error=row["last_error"],
+        text=row["text"],
+        template=row["template"],
+        encoding=row["encoding"],
+        segments=row["segments"],
+        urgent=bool(row["urgent"]),
+        expires_at_ms=row["expires_at_ms"],
+        route_step=row["route_step"],
+        step_attempts=row["step_attempts"],
     )
 
 
-def accept_params(message: NewMessage) -> dict[str, Any]:
-    """Parameters of the accept queries: the message, its first timeline entry."""
+def accept_params(message: NewMessage, checks: AcceptChecks | None = None) -> dict[str, Any]:
+    """Parameters of the accept queries: the message, its outbox row, its first entries.
+
+    ``entries`` lists the timeline entries after the message is stored
+    (``accepted``, then ``message.notes``) as ``{"kind", "detail"}`` objects;
+    ``detail`` is the ``accepted`` entry's (and the status event's) detail, as JSON.
+    """
     event = message.event
+    accepted = {"request_id": message.request_id}
+    entries = [{"kind": "accepted", "detail": accepted}] + [
+        {"kind": kind, "detail": dict(detail)} for kind, detail in message.notes
+    ]
     return {
         "app_key": message.app_key,
         "msg_key": event.msg_key,
@@ -121,8 +159,17 @@ def accept_params(message: NewMessage) -> dict[str, Any]:
         "sender": event.sender,
         "resource_id": event.resource_id,
         "resource_url": event.resource_url,
+        "text": message.text,
+        "template": message.template,
+        "encoding": message.encoding,
+        "segments": message.segments,
+        "urgent": message.urgent,
+        "expires_at_ms": message.expires_at_ms,
+        "text_digest": "" if checks is None else checks.text_digest,
+        "due_at_ms": message.accepted_at_ms if message.due_at_ms is None else message.due_at_ms,
         "kind": "accepted",
-        "detail": detail_json({"request_id": message.request_id}),
+        "detail": detail_json(accepted),
+        "entries": json.dumps(entries, ensure_ascii=False, separators=(",", ":")),
     }
 
 
@@ -156,6 +203,7 @@ def transition_params(
     channel: str | None = None,
     channel_ref: str | None = None,
     error: str | None = None,
+    route_step: int | None = None,
 ) -> dict[str, Any]:
     """Parameters of the transition queries; ``sources`` is a list (SQLite wants it as JSON)."""
     return {
@@ -168,9 +216,167 @@ def transition_params(
         "channel": channel,
         "channel_ref": channel_ref,
         "error": error,
+        "route_step": route_step,
         "kind": kind,
         "detail": detail_json(detail),
     }
+
+
+def emits_status_event(status: MessageStatus | str) -> bool:
+    """Whether a change to ``status`` is reported to the app's callback URL.
+
+    Every status but ``sending``: claims (and reclaims) are too chatty to report.
+    """
+    return status != MessageStatus.SENDING
+
+
+def count_params(
+    app_key: str | None, accepted_from_ms: int | None, accepted_until_ms: int | None
+) -> dict[str, Any]:
+    """Parameters of the count_by_status queries (``None``: no such filter)."""
+    return {
+        "app_key": app_key,
+        "accepted_from_ms": accepted_from_ms,
+        "accepted_until_ms": accepted_until_ms,
+    }
+
+
+def find_params(query: MessageQuery) -> dict[str, Any]:
+    """Parameters of the find_messages queries; ``statuses`` is a sorted list or ``None``."""
+    return {
+        "app_key": query.app_key,
+        "statuses": None
+        if query.statuses is None
+        else sorted(MessageStatus(status).value for status in query.statuses),
+        "receiver": query.receiver,
+        "accepted_from_ms": query.accepted_from_ms,
+        "accepted_until_ms": query.accepted_until_ms,
+        "before_id": query.before_id,
+        "limit": query.limit,
+    }
+
+
+# -- templates, opt-outs, status events ----------------------------------------
+
+
+def template_from_row(row: Row) -> Template:
+    return Template(
+        name=row["name"],
+        body=row["body"],
+        app_key=row["app_key"],
+        source=row["source"],
+        action=row["action"],
+        event_type=row["event_type"],
+        urgent=bool(row["urgent"]),
+        limits=row["limits"],
+        created_at_ms=row["created_at_ms"],
+        updated_at_ms=row["updated_at_ms"],
+    )
+
+
+def template_params(template: Template) -> dict[str, Any]:
+    return {
+        "name": template.name,
+        "body": template.body,
+        "app_key": template.app_key,
+        "source": template.source,
+        "action": template.action,
+        "event_type": template.event_type,
+        "urgent": template.urgent,
+        "limits": template.limits,
+        "created_at_ms": template.created_at_ms,
+        "updated_at_ms": template.updated_at_ms,
+    }
+
+
+def opt_out_from_row(row: Row) -> OptOut:
+    return OptOut(
+        app_key=row["app_key"],
+        receiver=row["receiver"],
+        reason=row["reason"],
+        created_at_ms=row["created_at_ms"],
+    )
+
+
+def opt_out_params(opt_out: OptOut) -> dict[str, Any]:
+    return {
+        "app_key": opt_out.app_key,
+        "receiver": opt_out.receiver,
+        "reason": opt_out.reason,
+        "created_at_ms": opt_out.created_at_ms,
+    }
+
+
+def status_event_from_row(row: Row) -> StatusEvent:
+    return StatusEvent(
+        id=row["id"],
+        message_id=row["message_id"],
+        app_key=row["app_key"],
+        msg_key=row["msg_key"],
+        status=MessageStatus(row["status"]),
+        at_ms=row["at_ms"],
+        url=row["url"],
+        attempts=row["attempts"],
+        detail=json.loads(row["detail"]),
+    )
+
+
+def callback_detail(row: Row, **extra: Any) -> dict[str, Any]:
+    """The detail of a ``callback_delivered``/``callback_failed`` note.
+
+    ``row`` is the status event as updated (its ``attempts`` count this attempt).
+    """
+    return {"event_id": row["id"], "attempt": row["attempts"], **extra}
+
+
+def requeue_params(message_id: int, *, now_ms: int, expires_at_ms: int) -> dict[str, Any]:
+    """Parameters of the requeue queries; ``sources`` is :data:`REQUEUE_FROM` as a list."""
+    return {
+        "message_id": message_id,
+        "now_ms": now_ms,
+        "due_at_ms": now_ms,
+        "expires_at_ms": expires_at_ms,
+        "sources": sorted(status.value for status in REQUEUE_FROM),
+        "status": MessageStatus.QUEUED.value,
+        "kind": "requeued",
+    }
+
+
+def requeue_detail(by: str, previous: Row) -> dict[str, Any]:
+    """The detail of a ``requeued`` entry; ``previous`` is the message row before it."""
+    return {
+        "by": by,
+        "previous_status": previous["status"],
+        "previous_error": previous["last_error"],
+    }
+
+
+def receiver_facts_params(message: NewMessage, checks: AcceptChecks) -> dict[str, Any]:
+    """Parameters of the receiver_facts query: opt-out and dedupe for the receiver."""
+    return {
+        "receiver": message.event.mobile_receiver,
+        "app_key": message.app_key,
+        "text_digest": checks.text_digest,
+        "dedupe_since_ms": checks.dedupe_since_ms,
+    }
+
+
+def count_query_params(message: NewMessage, query: CountQuery) -> dict[str, Any]:
+    """Parameters of the count_to_receiver query; ``None`` app_key/template mean any."""
+    return {
+        "receiver": message.event.mobile_receiver,
+        "since_ms": query.since_ms,
+        "app_key": message.app_key if query.scope == "app" else None,
+        "template": message.template if query.scope == "template" else None,
+    }
+
+
+def receiver_facts(facts_row: Row, counts: Sequence[int]) -> ReceiverFacts:
+    return ReceiverFacts(
+        opted_out=bool(facts_row["opted_out"]),
+        counts=tuple(int(count) for count in counts),
+        duplicate_text=bool(facts_row["duplicate_text"]),
+    )
 
 
 # -- segments and receipts ---------------------------------------------------

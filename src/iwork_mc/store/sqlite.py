@@ -54,10 +54,13 @@ from iwork_mc.messages import (
     AcceptOutcome,
     AcceptResult,
     Message,
+    MessageQuery,
     MessageStatus,
     NewMessage,
+    StatusEvent,
     TimelineEntry,
 )
+from iwork_mc.policies import AcceptChecks, OptOut, ReceiverFacts
 from iwork_mc.segments import FINAL_SEGMENT_STATES, ReceiptOutcome, Segment, SegmentState
 from iwork_mc.store import migrations, rows, sql
 from iwork_mc.store.base import (
@@ -66,7 +69,9 @@ from iwork_mc.store.base import (
     Store,
     StoreError,
     StoreUnavailable,
+    TemplateExists,
 )
+from iwork_mc.templates import Template
 
 __all__ = ["SQLiteStore"]
 
@@ -81,6 +86,7 @@ class _Queries:
     list_apps: LiteralString
     set_app_enabled: LiteralString
     rotate_secret: LiteralString
+    set_callback_url: LiteralString
     insert_message: LiteralString
     insert_outbox: LiteralString
     insert_timeline: LiteralString
@@ -90,6 +96,11 @@ class _Queries:
     timeline: LiteralString
     count_by_status: LiteralString
     count_by_status_for_app: LiteralString
+    find_messages: LiteralString
+    find_messages_for_app: LiteralString
+    receiver_facts: LiteralString
+    count_to_receiver: LiteralString
+    requeue_message: LiteralString
     note: LiteralString
     claim_candidates: LiteralString
     lease_outbox: LiteralString
@@ -98,6 +109,20 @@ class _Queries:
     transition_message: LiteralString
     schedule_outbox: LiteralString
     release_outbox: LiteralString
+    insert_status_event: LiteralString
+    claim_status_event_candidates: LiteralString
+    lease_status_event: LiteralString
+    status_event_done: LiteralString
+    status_event_failed: LiteralString
+    insert_template: LiteralString
+    update_template: LiteralString
+    delete_template: LiteralString
+    get_template: LiteralString
+    list_templates: LiteralString
+    add_opt_out: LiteralString
+    remove_opt_out: LiteralString
+    list_opt_outs: LiteralString
+    is_opted_out: LiteralString
     insert_segments: LiteralString
     segments: LiteralString
     segment: LiteralString
@@ -234,25 +259,95 @@ class SQLiteStore:
         row = await self._submit("write", _fetch_one(_Q.rotate_secret, params))
         return None if row is None else rows.app_from_row(row)
 
+    async def set_callback_url(self, app_key: str, url: str | None) -> App | None:
+        params = {"app_key": app_key, "url": url}
+        row = await self._submit("write", _fetch_one(_Q.set_callback_url, params))
+        return None if row is None else rows.app_from_row(row)
+
+    # -- templates ----------------------------------------------------------
+
+    async def insert_template(self, template: Template) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            if _one(conn, _Q.insert_template, rows.template_params(template)) is None:
+                raise TemplateExists(_template_taken(template))
+
+        await self._submit("write", job)
+
+    async def update_template(self, template: Template) -> bool:
+        def job(conn: sqlite3.Connection) -> bool:
+            try:
+                return _one(conn, _Q.update_template, rows.template_params(template)) is not None
+            except sqlite3.IntegrityError as exc:
+                raise TemplateExists(_template_taken(template)) from exc
+
+        return await self._submit("write", job)
+
+    async def delete_template(self, name: str) -> bool:
+        row = await self._submit("write", _fetch_one(_Q.delete_template, {"name": name}))
+        return row is not None
+
+    async def get_template(self, name: str) -> Template | None:
+        row = await self._submit("read", _fetch_one(_Q.get_template, {"name": name}))
+        return None if row is None else rows.template_from_row(row)
+
+    async def list_templates(self) -> list[Template]:
+        found = await self._submit("read", _fetch_all(_Q.list_templates, {}))
+        return [rows.template_from_row(row) for row in found]
+
+    # -- opt-outs -----------------------------------------------------------
+
+    async def add_opt_out(self, opt_out: OptOut) -> bool:
+        params = rows.opt_out_params(opt_out)
+        return await self._submit("write", _fetch_one(_Q.add_opt_out, params)) is not None
+
+    async def remove_opt_out(self, app_key: str, receiver: str) -> bool:
+        params = {"app_key": app_key, "receiver": receiver}
+        return await self._submit("write", _fetch_one(_Q.remove_opt_out, params)) is not None
+
+    async def list_opt_outs(self, app_key: str | None = None) -> list[OptOut]:
+        found = await self._submit("read", _fetch_all(_Q.list_opt_outs, {"app_key": app_key}))
+        return [rows.opt_out_from_row(row) for row in found]
+
+    async def is_opted_out(self, app_key: str, receiver: str) -> bool:
+        params = {"app_key": app_key, "receiver": receiver}
+        return await self._submit("read", _fetch_one(_Q.is_opted_out, params)) is not None
+
     # -- accepting ----------------------------------------------------------
 
-    async def accept(self, message: NewMessage) -> AcceptResult:
-        params = rows.accept_params(message)
+    async def accept(self, message: NewMessage, checks: AcceptChecks | None = None) -> AcceptResult:
+        params = rows.accept_params(message, checks)
 
         def job(conn: sqlite3.Connection) -> AcceptResult:
-            inserted = _one(conn, _Q.insert_message, params)
-            if inserted is not None:
-                message_id = inserted["id"]
-                conn.execute(_Q.insert_outbox, {**params, "message_id": message_id})
-                conn.execute(_Q.insert_timeline, {**params, "message_id": message_id})
-                return AcceptResult(outcome=AcceptOutcome.ACCEPTED, message_id=message_id)
-            # The write lock is held, so the row that won cannot change under us.
+            # The batch holds the write lock: nothing changes between these statements,
+            # so two accepts can neither both store one msg_key nor both pass a cap.
             existing = _one(conn, _Q.existing_fingerprint, params)
-            if existing is None:
-                raise StoreError("the conflicting message vanished")
-            same = existing["fingerprint"] == message.fingerprint
-            outcome = AcceptOutcome.DUPLICATE if same else AcceptOutcome.CONFLICT
-            return AcceptResult(outcome=outcome, message_id=existing["id"])
+            if existing is not None:
+                same = existing["fingerprint"] == message.fingerprint
+                outcome = AcceptOutcome.DUPLICATE if same else AcceptOutcome.CONFLICT
+                return AcceptResult(outcome=outcome, message_id=existing["id"])
+            if checks is not None:
+                rejection = checks.decide(_receiver_facts(conn, message, checks))
+                if rejection is not None:
+                    return AcceptResult(
+                        outcome=AcceptOutcome.REJECTED, message_id=0, rejection=rejection
+                    )
+            inserted = _one(conn, _Q.insert_message, params)
+            if inserted is None:
+                raise StoreError("the message was stored by another writer under our lock")
+            message_id = inserted["id"]
+            conn.execute(_Q.insert_outbox, {**params, "message_id": message_id})
+            for entry in json.loads(params["entries"]):
+                conn.execute(
+                    _Q.insert_timeline,
+                    {
+                        **params,
+                        "message_id": message_id,
+                        "kind": entry["kind"],
+                        "detail": rows.detail_json(entry["detail"]),
+                    },
+                )
+            _emit(conn, {**params, "message_id": message_id})
+            return AcceptResult(outcome=AcceptOutcome.ACCEPTED, message_id=message_id)
 
         return await self._submit("write", job)
 
@@ -272,15 +367,44 @@ class SQLiteStore:
         found = await self._submit("read", _fetch_all(_Q.timeline, {"message_id": message_id}))
         return [rows.timeline_entry_from_row(row) for row in found]
 
-    async def count_by_status(self, app_key: str | None = None) -> dict[MessageStatus, int]:
-        if app_key is None:
-            found = await self._submit("read", _fetch_all(_Q.count_by_status, {}))
-        else:
-            params = {"app_key": app_key}
-            found = await self._submit("read", _fetch_all(_Q.count_by_status_for_app, params))
+    async def count_by_status(
+        self,
+        app_key: str | None = None,
+        *,
+        accepted_from_ms: int | None = None,
+        accepted_until_ms: int | None = None,
+    ) -> dict[MessageStatus, int]:
+        params = rows.count_params(app_key, accepted_from_ms, accepted_until_ms)
+        query = _Q.count_by_status if app_key is None else _Q.count_by_status_for_app
+        found = await self._submit("read", _fetch_all(query, params))
         counts = dict.fromkeys(MessageStatus, 0)
         counts.update({MessageStatus(row["status"]): row["n"] for row in found})
         return counts
+
+    async def find_messages(self, query: MessageQuery) -> list[Message]:
+        params = rows.find_params(query)
+        if params["statuses"] is not None:
+            params["statuses"] = json.dumps(params["statuses"])
+        sql_text = _Q.find_messages if query.app_key is None else _Q.find_messages_for_app
+        found = await self._submit("read", _fetch_all(sql_text, params))
+        return [rows.message_from_row(row) for row in found]
+
+    async def requeue(self, message_id: int, *, now_ms: int, expires_at_ms: int, by: str) -> bool:
+        params = rows.requeue_params(message_id, now_ms=now_ms, expires_at_ms=expires_at_ms)
+        params["sources"] = json.dumps(params["sources"])
+
+        def job(conn: sqlite3.Connection) -> bool:
+            # Read first: RETURNING would show the new status and error, not the old.
+            previous = _one(conn, _Q.get_message_by_id, params)
+            if previous is None or _one(conn, _Q.requeue_message, params) is None:
+                return False
+            conn.execute(_Q.schedule_outbox, params)
+            entry = {**params, "detail": rows.detail_json(rows.requeue_detail(by, previous))}
+            conn.execute(_Q.insert_timeline, entry)
+            _emit(conn, entry)
+            return True
+
+        return await self._submit("write", job)
 
     # -- delivering ---------------------------------------------------------
 
@@ -337,6 +461,7 @@ class SQLiteStore:
         channel: str | None = None,
         channel_ref: str | None = None,
         error: str | None = None,
+        route_step: int | None = None,
     ) -> bool:
         params = rows.transition_params(
             message_id,
@@ -349,6 +474,7 @@ class SQLiteStore:
             channel=channel,
             channel_ref=channel_ref,
             error=error,
+            route_step=route_step,
         )
         return await self._submit("write", lambda conn: _transition(conn, params))
 
@@ -466,6 +592,71 @@ class SQLiteStore:
         params = {"channel": channel}
         row = await self._submit("read", _fetch_one(_Q.count_unmatched_receipts, params))
         return 0 if row is None else int(row["n"])
+
+    # -- status callbacks ------------------------------------------------------
+
+    async def claim_status_events(
+        self, *, worker_id: str, now_ms: int, lease_ms: int, limit: int
+    ) -> list[StatusEvent]:
+        params = {
+            "worker_id": worker_id,
+            "now_ms": now_ms,
+            "lease_expires_at_ms": now_ms + lease_ms,
+            "limit": limit,
+        }
+
+        def job(conn: sqlite3.Connection) -> list[StatusEvent]:
+            # Under the write lock: two stores on one file never lease one event twice.
+            due = conn.execute(_Q.claim_status_event_candidates, params).fetchall()
+            claimed = []
+            for candidate in due:
+                row = _one(conn, _Q.lease_status_event, {**params, "event_id": candidate["id"]})
+                if row is None:
+                    raise StoreError(f"status event {candidate['id']} vanished")
+                claimed.append(rows.status_event_from_row(row))
+            return claimed
+
+        return await self._submit("write", job)
+
+    async def status_event_done(
+        self, event_id: int, *, now_ms: int, worker_id: str, status_code: int
+    ) -> None:
+        params = {"event_id": event_id, "now_ms": now_ms, "worker_id": worker_id}
+
+        def job(conn: sqlite3.Connection) -> None:
+            row = _one(conn, _Q.status_event_done, params)
+            if row is None:
+                return  # Another sender holds it now, or it is settled already.
+            detail = rows.callback_detail(row, status_code=status_code)
+            _note(conn, row["message_id"], now_ms=now_ms, kind="callback_delivered", detail=detail)
+
+        await self._submit("write", job)
+
+    async def status_event_failed(
+        self,
+        event_id: int,
+        *,
+        now_ms: int,
+        worker_id: str,
+        error: str,
+        retry_at_ms: int | None,
+    ) -> None:
+        params = {
+            "event_id": event_id,
+            "now_ms": now_ms,
+            "worker_id": worker_id,
+            "error": error,
+            "retry_at_ms": retry_at_ms,
+        }
+
+        def job(conn: sqlite3.Connection) -> None:
+            row = _one(conn, _Q.status_event_failed, params)
+            if row is None:
+                return  # Another sender holds it now, or it is settled already.
+            detail = rows.callback_detail(row, error=error, retry_at_ms=retry_at_ms)
+            _note(conn, row["message_id"], now_ms=now_ms, kind="callback_failed", detail=detail)
+
+        await self._submit("write", job)
 
     # -- the database thread -------------------------------------------------
 
@@ -636,7 +827,36 @@ def _transition(conn: sqlite3.Connection, params: Mapping[str, Any]) -> bool:
     elif params["status"] != MessageStatus.SENDING:
         conn.execute(_Q.release_outbox, params)
     conn.execute(_Q.insert_timeline, params)
+    if rows.emits_status_event(params["status"]):
+        _emit(conn, params)
     return True
+
+
+def _emit(conn: sqlite3.Connection, params: Mapping[str, Any]) -> None:
+    """Queue a status event for the message's app, if it has a callback URL.
+
+    ``params``: message_id, status, now_ms and the timeline entry's detail (JSON).
+    """
+    conn.execute(_Q.insert_status_event, params)
+
+
+def _receiver_facts(
+    conn: sqlite3.Connection, message: NewMessage, checks: AcceptChecks
+) -> ReceiverFacts:
+    """What the receiver policies ask about the message's receiver (under the write lock)."""
+    found = _one(conn, _Q.receiver_facts, rows.receiver_facts_params(message, checks))
+    if found is None:
+        raise StoreError("the receiver facts query returned nothing")
+    counts = []
+    for query in checks.count_queries:
+        counted = _one(conn, _Q.count_to_receiver, rows.count_query_params(message, query))
+        counts.append(0 if counted is None else int(counted["n"]))
+    return rows.receiver_facts(found, counts)
+
+
+def _template_taken(template: Template) -> str:
+    key = (template.app_key, template.source, template.action, template.event_type)
+    return f"template {template.name!r} or one selected by {key} exists"
 
 
 def _apply_receipt(

@@ -20,11 +20,12 @@ VALUES (%(version)s, %(name)s, (extract(epoch FROM clock_timestamp()) * 1000)::b
 
 -- insert_app --
 INSERT INTO apps (
-    app_key, name, secret, previous_secret, previous_secret_expires_at_ms, enabled, created_at_ms
+    app_key, name, secret, previous_secret, previous_secret_expires_at_ms, enabled, created_at_ms,
+    callback_url
 )
 VALUES (
     %(app_key)s, %(name)s, %(secret)s, %(previous_secret)s, %(previous_secret_expires_at_ms)s,
-    %(enabled)s, %(created_at_ms)s
+    %(enabled)s, %(created_at_ms)s, %(callback_url)s
 )
 ON CONFLICT (app_key) DO NOTHING
 RETURNING app_key;
@@ -47,30 +48,75 @@ SET previous_secret = secret,
 WHERE app_key = %(app_key)s
 RETURNING *;
 
+-- set_callback_url --
+UPDATE apps SET callback_url = %(url)s WHERE app_key = %(app_key)s RETURNING *;
+
 -- accept --
--- Message, outbox row and first timeline entry in one statement (one round trip).
+-- Message, outbox row (due at %(due_at_ms)s), timeline entries (%(entries)s: a JSON
+-- array of {kind, detail}, accepted first, recorded in that order) and the status
+-- event (if the app has a callback URL) in one statement, one round trip.
 -- A repeat of (app_key, msg_key) inserts nothing and returns no row; a concurrent
 -- insert of the same key makes this wait for it, then insert nothing.
 WITH inserted AS (
     INSERT INTO messages (
         app_key, msg_key, fingerprint, request_id, status, accepted_at_ms, updated_at_ms,
         event_time_millis, source, action, mobile_receiver, event_type, json_data, sender,
-        resource_id, resource_url
+        resource_id, resource_url, text, template, encoding, segments, urgent, expires_at_ms,
+        text_digest
     )
     VALUES (
         %(app_key)s, %(msg_key)s, %(fingerprint)s, %(request_id)s, %(status)s, %(now_ms)s,
         %(now_ms)s, %(event_time_millis)s, %(source)s, %(action)s, %(mobile_receiver)s,
-        %(event_type)s, %(json_data)s, %(sender)s, %(resource_id)s, %(resource_url)s
+        %(event_type)s, %(json_data)s, %(sender)s, %(resource_id)s, %(resource_url)s,
+        %(text)s, %(template)s, %(encoding)s, %(segments)s, %(urgent)s, %(expires_at_ms)s,
+        %(text_digest)s
     )
     ON CONFLICT (app_key, msg_key) DO NOTHING
-    RETURNING id
+    RETURNING id, app_key, msg_key
 ), queued AS (
-    INSERT INTO outbox (message_id, due_at_ms) SELECT id, %(now_ms)s FROM inserted
+    INSERT INTO outbox (message_id, due_at_ms) SELECT id, %(due_at_ms)s FROM inserted
 ), noted AS (
     INSERT INTO timeline (message_id, at_ms, kind, status, detail)
-    SELECT id, %(now_ms)s, %(kind)s, %(status)s, %(detail)s::jsonb FROM inserted
+    SELECT inserted.id, %(now_ms)s, entry.value ->> 'kind', %(status)s, entry.value -> 'detail'
+    FROM inserted, jsonb_array_elements(%(entries)s::jsonb) WITH ORDINALITY AS entry (value, n)
+    ORDER BY entry.n
+), evented AS (
+    INSERT INTO status_events (message_id, app_key, msg_key, status, at_ms, url, detail, due_at_ms)
+    SELECT inserted.id, inserted.app_key, inserted.msg_key, %(status)s, %(now_ms)s,
+        apps.callback_url, %(detail)s::jsonb, %(now_ms)s
+    FROM inserted JOIN apps ON apps.app_key = inserted.app_key
+    WHERE apps.callback_url IS NOT NULL
 )
 SELECT id FROM inserted;
+
+-- receiver_lock --
+-- Serialises the accepts to one receiver while receiver policies are in force, so
+-- two gateways cannot both pass a cap.  Held until the transaction ends; a hash
+-- collision only serialises two receivers' accepts.
+SELECT pg_advisory_xact_lock(
+    1769108421, hashtext(concat_ws(' ', current_schema(), %(receiver)s::text))
+);
+
+-- receiver_facts --
+-- Opt-out (this app or every app) and the dedupe question for one receiver;
+-- a NULL %(dedupe_since_ms)s asks no dedupe question.
+SELECT
+    EXISTS (
+        SELECT 1 FROM opt_outs
+        WHERE receiver = %(receiver)s AND app_key IN (%(app_key)s::text, '*')
+    ) AS opted_out,
+    %(dedupe_since_ms)s::bigint IS NOT NULL AND EXISTS (
+        SELECT 1 FROM messages
+        WHERE mobile_receiver = %(receiver)s AND text_digest = %(text_digest)s
+            AND accepted_at_ms > %(dedupe_since_ms)s::bigint
+    ) AS duplicate_text;
+
+-- count_to_receiver --
+-- Messages to a receiver accepted after since_ms; NULL app_key / template: any.
+SELECT count(*) AS n FROM messages
+WHERE mobile_receiver = %(receiver)s AND accepted_at_ms > %(since_ms)s
+    AND (%(app_key)s::text IS NULL OR app_key = %(app_key)s::text)
+    AND (%(template)s::text IS NULL OR template = %(template)s::text);
 
 -- existing_fingerprint --
 SELECT id, fingerprint FROM messages WHERE app_key = %(app_key)s AND msg_key = %(msg_key)s;
@@ -89,10 +135,82 @@ WHERE message_id = %(message_id)s
 ORDER BY id;
 
 -- count_by_status --
-SELECT status, count(*) AS n FROM messages GROUP BY status;
+-- NULL bounds are no bounds: from is inclusive, until exclusive.
+SELECT status, count(*) AS n FROM messages
+WHERE (%(accepted_from_ms)s::bigint IS NULL OR accepted_at_ms >= %(accepted_from_ms)s::bigint)
+    AND (%(accepted_until_ms)s::bigint IS NULL OR accepted_at_ms < %(accepted_until_ms)s::bigint)
+GROUP BY status;
 
 -- count_by_status_for_app --
-SELECT status, count(*) AS n FROM messages WHERE app_key = %(app_key)s GROUP BY status;
+SELECT status, count(*) AS n FROM messages
+WHERE app_key = %(app_key)s
+    AND (%(accepted_from_ms)s::bigint IS NULL OR accepted_at_ms >= %(accepted_from_ms)s::bigint)
+    AND (%(accepted_until_ms)s::bigint IS NULL OR accepted_at_ms < %(accepted_until_ms)s::bigint)
+GROUP BY status;
+
+-- find_messages --
+-- Newest first; every NULL filter is "any".
+SELECT * FROM messages
+WHERE (%(before_id)s::bigint IS NULL OR id < %(before_id)s::bigint)
+    AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
+    AND (%(receiver)s::text IS NULL OR mobile_receiver = %(receiver)s::text)
+    AND (%(accepted_from_ms)s::bigint IS NULL OR accepted_at_ms >= %(accepted_from_ms)s::bigint)
+    AND (%(accepted_until_ms)s::bigint IS NULL OR accepted_at_ms < %(accepted_until_ms)s::bigint)
+ORDER BY id DESC
+LIMIT %(limit)s;
+
+-- find_messages_for_app --
+-- One app's messages, newest first (served by messages_app).
+SELECT * FROM messages
+WHERE app_key = %(app_key)s
+    AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s::bigint)
+    AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
+    AND (%(receiver)s::text IS NULL OR mobile_receiver = %(receiver)s::text)
+    AND (%(accepted_from_ms)s::bigint IS NULL OR accepted_at_ms >= %(accepted_from_ms)s::bigint)
+    AND (%(accepted_until_ms)s::bigint IS NULL OR accepted_at_ms < %(accepted_until_ms)s::bigint)
+ORDER BY id DESC
+LIMIT %(limit)s;
+
+-- requeue --
+-- An operator's retry of a failed or expired message (%(sources)s): queued again,
+-- due now, on the first route step, with a new validity; the requeued entry keeps
+-- the previous status and error.  No outbox row exists for a final message, so
+-- locking the message row alone cannot deadlock with claims.  Returns 0 or 1.
+WITH previous AS (
+    SELECT id, status, last_error FROM messages
+    WHERE id = %(message_id)s AND status = ANY(%(sources)s)
+    FOR NO KEY UPDATE
+), moved AS (
+    UPDATE messages m
+    SET status = 'queued',
+        updated_at_ms = %(now_ms)s,
+        expires_at_ms = %(expires_at_ms)s,
+        route_step = 0,
+        step_attempts = 0,
+        last_error = NULL
+    FROM previous
+    WHERE m.id = previous.id
+    RETURNING m.id, m.app_key, m.msg_key, jsonb_build_object(
+        'by', %(by)s::text,
+        'previous_status', previous.status,
+        'previous_error', previous.last_error
+    ) AS detail
+), scheduled AS (
+    INSERT INTO outbox (message_id, due_at_ms)
+    SELECT id, %(due_at_ms)s FROM moved
+    ON CONFLICT (message_id) DO UPDATE
+    SET due_at_ms = excluded.due_at_ms, lease_owner = NULL, lease_expires_at_ms = NULL
+), noted AS (
+    INSERT INTO timeline (message_id, at_ms, kind, status, detail)
+    SELECT id, %(now_ms)s, 'requeued', 'queued', detail FROM moved
+), evented AS (
+    INSERT INTO status_events (message_id, app_key, msg_key, status, at_ms, url, detail, due_at_ms)
+    SELECT moved.id, moved.app_key, moved.msg_key, 'queued', %(now_ms)s, apps.callback_url,
+        moved.detail, %(now_ms)s
+    FROM moved JOIN apps ON apps.app_key = moved.app_key
+    WHERE apps.callback_url IS NOT NULL
+)
+SELECT count(*) AS moved FROM moved;
 
 -- note --
 -- The entry carries the message's current status; no row when the message does not exist.
@@ -119,7 +237,10 @@ WITH due AS (
     RETURNING o.message_id, due.lease_owner AS previous_owner, due.claimable_at_ms
 ), claimed AS (
     UPDATE messages m
-    SET status = 'sending', attempts = m.attempts + 1, updated_at_ms = %(now_ms)s
+    SET status = 'sending',
+        attempts = m.attempts + 1,
+        step_attempts = m.step_attempts + 1,
+        updated_at_ms = %(now_ms)s
     FROM leased
     WHERE m.id = leased.message_id
     RETURNING m.*, leased.previous_owner, leased.claimable_at_ms
@@ -137,9 +258,11 @@ SELECT * FROM claimed ORDER BY claimable_at_ms, id;
 -- transition --
 -- One statement: lock the outbox row (if any) first, as claim_due does, then move
 -- the message only from a status TRANSITIONS allows (%(sources)s) and, given a
--- worker, only while that worker holds the lease.  NULL channel, channel_ref or
--- error keep the old value.  Queued reschedules the outbox row, sending keeps it,
--- anything else releases it.  Returns the number of messages moved (0 or 1).
+-- worker, only while that worker holds the lease.  NULL channel, channel_ref,
+-- error or route_step keep the old value; a route_step restarts step_attempts.
+-- Queued reschedules the outbox row, sending keeps it, anything else releases
+-- it.  Every status but sending queues a status event if the app has a callback
+-- URL.  Returns the number of messages moved (0 or 1).
 WITH lease AS (
     SELECT lease_owner FROM outbox WHERE message_id = %(message_id)s FOR UPDATE
 ), moved AS (
@@ -148,14 +271,16 @@ WITH lease AS (
         updated_at_ms = %(now_ms)s,
         channel = coalesce(%(channel)s, channel),
         channel_ref = coalesce(%(channel_ref)s, channel_ref),
-        last_error = coalesce(%(error)s, last_error)
+        last_error = coalesce(%(error)s, last_error),
+        route_step = coalesce(%(route_step)s::integer, route_step),
+        step_attempts = CASE WHEN %(route_step)s::integer IS NULL THEN step_attempts ELSE 0 END
     WHERE id = %(message_id)s
         AND status = ANY(%(sources)s)
         AND (
             SELECT coalesce(bool_or(lease_owner = %(worker_id)s::text), %(worker_id)s::text IS NULL)
             FROM lease
         )
-    RETURNING id, status
+    RETURNING id, status, app_key, msg_key
 ), scheduled AS (
     INSERT INTO outbox (message_id, due_at_ms)
     SELECT id, %(due_at_ms)s FROM moved WHERE status = 'queued'
@@ -167,8 +292,106 @@ WITH lease AS (
 ), noted AS (
     INSERT INTO timeline (message_id, at_ms, kind, status, detail)
     SELECT id, %(now_ms)s, %(kind)s, status, %(detail)s::jsonb FROM moved
+), evented AS (
+    INSERT INTO status_events (message_id, app_key, msg_key, status, at_ms, url, detail, due_at_ms)
+    SELECT moved.id, moved.app_key, moved.msg_key, moved.status, %(now_ms)s, apps.callback_url,
+        %(detail)s::jsonb, %(now_ms)s
+    FROM moved JOIN apps ON apps.app_key = moved.app_key
+    WHERE apps.callback_url IS NOT NULL AND moved.status <> 'sending'
 )
 SELECT count(*) AS moved FROM moved;
+
+-- claim_status_events --
+-- Like claim_due: SKIP LOCKED leaves events another sender is claiming to it.
+WITH due AS (
+    SELECT id, claimable_at_ms FROM status_events
+    WHERE claimable_at_ms <= %(now_ms)s AND delivered_at_ms IS NULL AND given_up_at_ms IS NULL
+    ORDER BY claimable_at_ms, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), leased AS (
+    UPDATE status_events e
+    SET lease_owner = %(worker_id)s,
+        lease_expires_at_ms = %(lease_expires_at_ms)s,
+        attempts = e.attempts + 1
+    FROM due
+    WHERE e.id = due.id
+    RETURNING e.*, due.claimable_at_ms AS claimed_at_due_ms
+)
+SELECT id, message_id, app_key, msg_key, status, at_ms, url, detail::text AS detail, attempts
+FROM leased
+ORDER BY claimed_at_due_ms, id;
+
+-- status_event_done --
+-- Only while %(worker_id)s holds the lease; no row otherwise.
+UPDATE status_events
+SET delivered_at_ms = %(now_ms)s, lease_owner = NULL, lease_expires_at_ms = NULL
+WHERE id = %(event_id)s AND lease_owner = %(worker_id)s
+    AND delivered_at_ms IS NULL AND given_up_at_ms IS NULL
+RETURNING id, message_id, attempts;
+
+-- status_event_failed --
+-- Due again at retry_at_ms, or given up (NULL retry_at_ms); only while
+-- %(worker_id)s holds the lease.
+UPDATE status_events
+SET lease_owner = NULL,
+    lease_expires_at_ms = NULL,
+    last_error = %(error)s,
+    due_at_ms = coalesce(%(retry_at_ms)s::bigint, due_at_ms),
+    given_up_at_ms = CASE WHEN %(retry_at_ms)s::bigint IS NULL THEN %(now_ms)s::bigint END
+WHERE id = %(event_id)s AND lease_owner = %(worker_id)s
+    AND delivered_at_ms IS NULL AND given_up_at_ms IS NULL
+RETURNING id, message_id, attempts;
+
+-- insert_template --
+-- No row when the name or the selection key (app, source, action, event_type) is taken.
+INSERT INTO templates (
+    name, app_key, source, action, event_type, body, urgent, limits, created_at_ms,
+    updated_at_ms
+)
+VALUES (
+    %(name)s, %(app_key)s, %(source)s, %(action)s, %(event_type)s, %(body)s, %(urgent)s,
+    %(limits)s, %(created_at_ms)s, %(updated_at_ms)s
+)
+ON CONFLICT DO NOTHING
+RETURNING name;
+
+-- update_template --
+-- created_at_ms is kept; a taken selection key fails on the unique constraint.
+UPDATE templates
+SET app_key = %(app_key)s, source = %(source)s, action = %(action)s,
+    event_type = %(event_type)s, body = %(body)s, urgent = %(urgent)s, limits = %(limits)s,
+    updated_at_ms = %(updated_at_ms)s
+WHERE name = %(name)s
+RETURNING name;
+
+-- delete_template --
+DELETE FROM templates WHERE name = %(name)s RETURNING name;
+
+-- get_template --
+SELECT * FROM templates WHERE name = %(name)s;
+
+-- list_templates --
+SELECT * FROM templates ORDER BY name;
+
+-- add_opt_out --
+INSERT INTO opt_outs (app_key, receiver, reason, created_at_ms)
+VALUES (%(app_key)s, %(receiver)s, %(reason)s, %(created_at_ms)s)
+ON CONFLICT DO NOTHING
+RETURNING app_key;
+
+-- remove_opt_out --
+DELETE FROM opt_outs WHERE app_key = %(app_key)s AND receiver = %(receiver)s RETURNING app_key;
+
+-- list_opt_outs --
+-- Newest first; with app_key, that app's and the every-app ('*') ones.
+SELECT * FROM opt_outs
+WHERE %(app_key)s::text IS NULL OR app_key IN (%(app_key)s::text, '*')
+ORDER BY created_at_ms DESC, app_key, receiver;
+
+-- is_opted_out --
+SELECT 1 AS found FROM opt_outs
+WHERE receiver = %(receiver)s AND app_key IN (%(app_key)s::text, '*');
 
 -- add_segments --
 -- Parts 1..total of an attempt, pending; nothing if the attempt has segments already

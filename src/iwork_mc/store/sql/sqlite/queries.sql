@@ -16,11 +16,12 @@ VALUES (:version, :name, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEG
 
 -- insert_app --
 INSERT INTO apps (
-    app_key, name, secret, previous_secret, previous_secret_expires_at_ms, enabled, created_at_ms
+    app_key, name, secret, previous_secret, previous_secret_expires_at_ms, enabled, created_at_ms,
+    callback_url
 )
 VALUES (
     :app_key, :name, :secret, :previous_secret, :previous_secret_expires_at_ms, :enabled,
-    :created_at_ms
+    :created_at_ms, :callback_url
 )
 ON CONFLICT (app_key) DO NOTHING
 RETURNING app_key;
@@ -43,23 +44,28 @@ SET previous_secret = secret,
 WHERE app_key = :app_key
 RETURNING *;
 
+-- set_callback_url --
+UPDATE apps SET callback_url = :url WHERE app_key = :app_key RETURNING *;
+
 -- insert_message --
 -- A repeat of (app_key, msg_key) inserts nothing and returns no row.
 INSERT INTO messages (
     app_key, msg_key, fingerprint, request_id, status, accepted_at_ms, updated_at_ms,
     event_time_millis, source, action, mobile_receiver, event_type, json_data, sender,
-    resource_id, resource_url
+    resource_id, resource_url, text, template, encoding, segments, urgent, expires_at_ms,
+    text_digest
 )
 VALUES (
     :app_key, :msg_key, :fingerprint, :request_id, :status, :now_ms, :now_ms,
     :event_time_millis, :source, :action, :mobile_receiver, :event_type, :json_data, :sender,
-    :resource_id, :resource_url
+    :resource_id, :resource_url, :text, :template, :encoding, :segments, :urgent, :expires_at_ms,
+    :text_digest
 )
 ON CONFLICT (app_key, msg_key) DO NOTHING
 RETURNING id;
 
 -- insert_outbox --
-INSERT INTO outbox (message_id, due_at_ms) VALUES (:message_id, :now_ms);
+INSERT INTO outbox (message_id, due_at_ms) VALUES (:message_id, :due_at_ms);
 
 -- insert_timeline --
 INSERT INTO timeline (message_id, at_ms, kind, status, detail)
@@ -82,10 +88,61 @@ WHERE message_id = :message_id
 ORDER BY id;
 
 -- count_by_status --
-SELECT status, count(*) AS n FROM messages GROUP BY status;
+-- NULL bounds are no bounds: from is inclusive, until exclusive.
+SELECT status, count(*) AS n FROM messages
+WHERE accepted_at_ms >= coalesce(:accepted_from_ms, -9223372036854775808)
+    AND accepted_at_ms < coalesce(:accepted_until_ms, 9223372036854775807)
+GROUP BY status;
 
 -- count_by_status_for_app --
-SELECT status, count(*) AS n FROM messages WHERE app_key = :app_key GROUP BY status;
+SELECT status, count(*) AS n FROM messages
+WHERE app_key = :app_key
+    AND accepted_at_ms >= coalesce(:accepted_from_ms, -9223372036854775808)
+    AND accepted_at_ms < coalesce(:accepted_until_ms, 9223372036854775807)
+GROUP BY status;
+
+-- find_messages --
+-- Newest first; every NULL filter is "any".  :statuses is a JSON array or NULL.
+SELECT * FROM messages
+WHERE id < coalesce(:before_id, 9223372036854775807)
+    AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+    AND (:receiver IS NULL OR mobile_receiver = :receiver)
+    AND accepted_at_ms >= coalesce(:accepted_from_ms, -9223372036854775808)
+    AND accepted_at_ms < coalesce(:accepted_until_ms, 9223372036854775807)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- find_messages_for_app --
+-- One app's messages, newest first (served by messages_app).
+SELECT * FROM messages
+WHERE app_key = :app_key
+    AND id < coalesce(:before_id, 9223372036854775807)
+    AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+    AND (:receiver IS NULL OR mobile_receiver = :receiver)
+    AND accepted_at_ms >= coalesce(:accepted_from_ms, -9223372036854775808)
+    AND accepted_at_ms < coalesce(:accepted_until_ms, 9223372036854775807)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- receiver_facts --
+-- Opt-out (this app or every app) and the dedupe question for one receiver;
+-- a NULL :dedupe_since_ms asks no dedupe question.
+SELECT
+    EXISTS (
+        SELECT 1 FROM opt_outs WHERE receiver = :receiver AND app_key IN (:app_key, '*')
+    ) AS opted_out,
+    :dedupe_since_ms IS NOT NULL AND EXISTS (
+        SELECT 1 FROM messages
+        WHERE mobile_receiver = :receiver AND text_digest = :text_digest
+            AND accepted_at_ms > :dedupe_since_ms
+    ) AS duplicate_text;
+
+-- count_to_receiver --
+-- Messages to a receiver accepted after :since_ms; NULL :app_key / :template: any.
+SELECT count(*) AS n FROM messages
+WHERE mobile_receiver = :receiver AND accepted_at_ms > :since_ms
+    AND (:app_key IS NULL OR app_key = :app_key)
+    AND (:template IS NULL OR template = :template);
 
 -- note --
 -- The entry carries the message's current status; no row when the message does not exist.
@@ -107,7 +164,10 @@ WHERE message_id = :message_id;
 
 -- claim_message --
 UPDATE messages
-SET status = 'sending', attempts = attempts + 1, updated_at_ms = :now_ms
+SET status = 'sending',
+    attempts = attempts + 1,
+    step_attempts = step_attempts + 1,
+    updated_at_ms = :now_ms
 WHERE id = :message_id
 RETURNING *;
 
@@ -122,7 +182,23 @@ SET status = :status,
     updated_at_ms = :now_ms,
     channel = coalesce(:channel, channel),
     channel_ref = coalesce(:channel_ref, channel_ref),
-    last_error = coalesce(:error, last_error)
+    last_error = coalesce(:error, last_error),
+    route_step = coalesce(:route_step, route_step),
+    step_attempts = CASE WHEN :route_step IS NULL THEN step_attempts ELSE 0 END
+WHERE id = :message_id AND status IN (SELECT value FROM json_each(:sources))
+RETURNING id;
+
+-- requeue_message --
+-- An operator's retry of a failed or expired message (:sources, a JSON array):
+-- queued again on the first route step, with a new validity; no row from any
+-- other status.  (RETURNING shows the new row: the old status is read before.)
+UPDATE messages
+SET status = 'queued',
+    updated_at_ms = :now_ms,
+    expires_at_ms = :expires_at_ms,
+    route_step = 0,
+    step_attempts = 0,
+    last_error = NULL
 WHERE id = :message_id AND status IN (SELECT value FROM json_each(:sources))
 RETURNING id;
 
@@ -134,6 +210,97 @@ SET due_at_ms = excluded.due_at_ms, lease_owner = NULL, lease_expires_at_ms = NU
 
 -- release_outbox --
 DELETE FROM outbox WHERE message_id = :message_id;
+
+-- insert_status_event --
+-- Queued for the app's callback URL, if it has one now; due at once.
+INSERT INTO status_events (message_id, app_key, msg_key, status, at_ms, url, detail, due_at_ms)
+SELECT m.id, m.app_key, m.msg_key, :status, :now_ms, a.callback_url, :detail, :now_ms
+FROM messages AS m JOIN apps AS a ON a.app_key = m.app_key
+WHERE m.id = :message_id AND a.callback_url IS NOT NULL;
+
+-- claim_status_event_candidates --
+-- Undelivered events that are due or whose lease ran out, oldest due first.
+SELECT id FROM status_events
+WHERE claimable_at_ms <= :now_ms AND delivered_at_ms IS NULL AND given_up_at_ms IS NULL
+ORDER BY claimable_at_ms, id
+LIMIT :limit;
+
+-- lease_status_event --
+UPDATE status_events
+SET lease_owner = :worker_id,
+    lease_expires_at_ms = :lease_expires_at_ms,
+    attempts = attempts + 1
+WHERE id = :event_id
+RETURNING *;
+
+-- status_event_done --
+-- Only while :worker_id holds the lease; no row otherwise.
+UPDATE status_events
+SET delivered_at_ms = :now_ms, lease_owner = NULL, lease_expires_at_ms = NULL
+WHERE id = :event_id AND lease_owner = :worker_id
+    AND delivered_at_ms IS NULL AND given_up_at_ms IS NULL
+RETURNING *;
+
+-- status_event_failed --
+-- Due again at :retry_at_ms, or given up (NULL :retry_at_ms); only while
+-- :worker_id holds the lease.
+UPDATE status_events
+SET lease_owner = NULL,
+    lease_expires_at_ms = NULL,
+    last_error = :error,
+    due_at_ms = coalesce(:retry_at_ms, due_at_ms),
+    given_up_at_ms = CASE WHEN :retry_at_ms IS NULL THEN :now_ms END
+WHERE id = :event_id AND lease_owner = :worker_id
+    AND delivered_at_ms IS NULL AND given_up_at_ms IS NULL
+RETURNING *;
+
+-- insert_template --
+-- No row when the name or the selection key (app, source, action, event_type) is taken.
+INSERT INTO templates (
+    name, app_key, source, action, event_type, body, urgent, limits, created_at_ms,
+    updated_at_ms
+)
+VALUES (
+    :name, :app_key, :source, :action, :event_type, :body, :urgent, :limits, :created_at_ms,
+    :updated_at_ms
+)
+ON CONFLICT DO NOTHING
+RETURNING name;
+
+-- update_template --
+-- created_at_ms is kept; a taken selection key fails on the unique constraint.
+UPDATE templates
+SET app_key = :app_key, source = :source, action = :action, event_type = :event_type,
+    body = :body, urgent = :urgent, limits = :limits, updated_at_ms = :updated_at_ms
+WHERE name = :name
+RETURNING name;
+
+-- delete_template --
+DELETE FROM templates WHERE name = :name RETURNING name;
+
+-- get_template --
+SELECT * FROM templates WHERE name = :name;
+
+-- list_templates --
+SELECT * FROM templates ORDER BY name;
+
+-- add_opt_out --
+INSERT INTO opt_outs (app_key, receiver, reason, created_at_ms)
+VALUES (:app_key, :receiver, :reason, :created_at_ms)
+ON CONFLICT DO NOTHING
+RETURNING app_key;
+
+-- remove_opt_out --
+DELETE FROM opt_outs WHERE app_key = :app_key AND receiver = :receiver RETURNING app_key;
+
+-- list_opt_outs --
+-- Newest first; with :app_key, that app's and the every-app ('*') ones.
+SELECT * FROM opt_outs
+WHERE :app_key IS NULL OR app_key IN (:app_key, '*')
+ORDER BY created_at_ms DESC, app_key, receiver;
+
+-- is_opted_out --
+SELECT 1 AS found FROM opt_outs WHERE receiver = :receiver AND app_key IN (:app_key, '*');
 
 -- insert_segments --
 -- Parts 1..:total of an attempt, pending; nothing if the attempt has segments already.
