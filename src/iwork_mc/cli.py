@@ -23,7 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from iwork_mc import __version__, devapp
+from iwork_mc import __version__, cli_admin, devapp
 from iwork_mc.apps import App, new_app_key, new_secret
 from iwork_mc.config import ConfigError, Settings
 from iwork_mc.logs import configure_logging
@@ -47,6 +47,9 @@ apps_cli = typer.Typer(help="Manage the apps (app_key + secret) allowed to call 
 db_cli = typer.Typer(help="Manage the database schema.")
 app.add_typer(apps_cli, name="apps")
 app.add_typer(db_cli, name="db")
+app.add_typer(cli_admin.templates_cli, name="templates")
+app.add_typer(cli_admin.opt_outs_cli, name="opt-outs")
+app.add_typer(cli_admin.messages_cli, name="messages")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -170,6 +173,7 @@ def _app_view(app_: App, *, with_secret: bool = False) -> dict[str, Any]:
         "enabled": app_.enabled,
         "created_at_ms": app_.created_at_ms,
         "previous_secret_valid_until_ms": app_.previous_secret_expires_at_ms,
+        "callback_url": app_.callback_url,
     }
     if with_secret:
         view["secret"] = app_.secret
@@ -275,6 +279,27 @@ def apps_rotate_secret(
     _print_app(_existing(rotated, app_key), json_output, with_secret=True)
 
 
+@apps_cli.command("set-callback")
+def apps_set_callback(
+    ctx: typer.Context, app_key: str, url: str, json_output: JsonFlag = False
+) -> None:
+    """POST each status change of the app's messages to URL (http or https)."""
+    problem = cli_admin.callback_url_problem(url)
+    if problem is not None:
+        raise _fail(f"URL {url!r} {problem}", 2)
+    settings = _settings(ctx)
+    found = _run(cli_admin.with_store(settings, lambda s: s.set_callback_url(app_key, url.strip())))
+    _print_app(_existing(found, app_key), json_output)
+
+
+@apps_cli.command("clear-callback")
+def apps_clear_callback(ctx: typer.Context, app_key: str, json_output: JsonFlag = False) -> None:
+    """Stop sending the app's status callbacks."""
+    settings = _settings(ctx)
+    found = _run(cli_admin.with_store(settings, lambda s: s.set_callback_url(app_key, None)))
+    _print_app(_existing(found, app_key), json_output)
+
+
 # -- running ------------------------------------------------------------------
 
 
@@ -313,21 +338,26 @@ def _server(
 def _worker(settings: Settings, store: Store, *, echo: bool) -> Any:
     from iwork_mc.worker import Worker
 
-    channel: Any
-    if settings.channel == "smpp":
-        from iwork_mc.channels.smpp import SMPPChannel
+    channels: dict[str, Any] = {}
+    for spec in settings.channel_specs:
+        if spec.kind == "smpp":
+            from iwork_mc.channels.smpp import SMPPChannel
 
-        channel = SMPPChannel(settings.smpp, store)
-    else:
-        from iwork_mc.channels.sandbox import SandboxChannel
+            channels[spec.name] = SMPPChannel(settings.smpp_for(spec), store, name=spec.name)
+        else:
+            from iwork_mc.channels.sandbox import SandboxChannel
 
-        channel = SandboxChannel(settings.data_dir / "sandbox", echo=echo)
+            sandbox = SandboxChannel(settings.data_dir / "sandbox", echo=echo)
+            sandbox.name = spec.name
+            channels[spec.name] = sandbox
     return Worker(
         store,
-        channel,
+        channels,
+        routes=settings.effective_routes,
         concurrency=settings.worker_concurrency,
         lease_ms=int(settings.lease_s * 1000),
         poll_interval=settings.poll_interval_s,
+        retry=settings.retry_policy,
     )
 
 
@@ -349,7 +379,7 @@ async def _serve(
             )
         stop = asyncio.Event()
         delivery = _worker(settings, store, echo=echo) if worker else None
-        health = delivery.channel.health if delivery is not None else None
+        health = delivery.health if delivery is not None else None
         server = _server(settings, store, host, port, health) if gateway else None
 
         def on_signal() -> None:
@@ -366,7 +396,7 @@ async def _serve(
             loop.add_signal_handler(sig, on_signal)
         tasks: list[asyncio.Task[None]] = []
         if delivery is not None:
-            await delivery.channel.open()
+            await delivery.open_channels()
             tasks.append(asyncio.create_task(delivery.serve(stop)))
         if server is not None:
             await server.serve(sockets=[_listen(host, port)] if reuse_port else None)
@@ -375,7 +405,7 @@ async def _serve(
         stop.set()
         await asyncio.gather(*tasks)
         if delivery is not None:
-            await delivery.channel.close()
+            await delivery.close_channels()
     finally:
         await store.close()
 
@@ -532,11 +562,17 @@ def status(
         "app_key": message.app_key,
         "status": str(message.status),
         "receiver": mask_phone(message.event.mobile_receiver),
+        "template": message.template or "(default)",
+        "text": message.text,
+        "encoding": f"{message.encoding}, {message.segments} segment(s)",
+        "urgent": message.urgent,
         "attempts": message.attempts,
+        "route_step": message.route_step,
         "channel": message.channel,
         "channel_ref": message.channel_ref,
         "last_error": message.last_error,
         "accepted_at_ms": message.accepted_at_ms,
+        "expires_at_ms": message.expires_at_ms,
         "updated_at_ms": message.updated_at_ms,
         "timeline": [
             {"at_ms": e.at_ms, "kind": e.kind, "status": str(e.status), "detail": e.detail}
