@@ -34,6 +34,8 @@ from iwork_mc.client._requests import (
     MobileReceiverMessageEvent,
     TopRequest,
 )
+from iwork_mc.client._rest import RestAPIError as RestAPIError
+from iwork_mc.client._rest import RestClient as RestClient
 from iwork_mc.client._sync import Client, TopClient
 
 __all__ = [

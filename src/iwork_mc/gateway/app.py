@@ -1,4 +1,4 @@
-"""The ASGI application: ``/router/rest`` (TOP) and ``/healthz``."""
+"""The ASGI application: ``/router/rest`` (TOP), ``/healthz`` and the ``/v1`` REST API."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from iwork_mc.config import Settings
 from iwork_mc.gateway.directory import AppDirectory
 from iwork_mc.gateway.flowcontrol import FlowControl
 from iwork_mc.gateway.methods import build_methods
+from iwork_mc.gateway.rest import create_rest_app
 from iwork_mc.gateway.top_endpoint import TopEndpoint
 from iwork_mc.store.base import Store, StoreError
 
@@ -35,7 +36,7 @@ def create_app(
     to ``/healthz``.
     """
     top = TopEndpoint(
-        methods=build_methods(store, settings.event_limits, settings.max_event_bytes),
+        methods=build_methods(store, settings),
         apps=AppDirectory(store, settings.app_cache_ttl_s),
         flow_control=FlowControl(settings.app_rate_limit, settings.app_rate_burst),
         timestamp_tolerance_ms=settings.timestamp_tolerance_s * 1000,
@@ -52,7 +53,13 @@ def create_app(
             return JSONResponse({"status": "ok"})
         return JSONResponse({"status": "ok", "channel": channel_health()})
 
-    rest = Starlette(routes=[Route("/healthz", healthz, methods=["GET"])])
+    rest = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            # /v1/..., /openapi.json and /docs (FastAPI); everything else is its 404.
+            Mount("/", app=create_rest_app(settings, store, clock=clock)),
+        ]
+    )
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         # The TOP route is the hot path: served directly, without the router

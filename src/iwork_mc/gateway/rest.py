@@ -1,0 +1,143 @@
+"""The ``/v1`` REST API (JSON), with its OpenAPI schema at ``/openapi.json`` and UI at ``/docs``.
+
+Each app reads and changes only its own messages, templates, opt-outs and
+callback URL; every call is signed with the app's TOP secret
+(:mod:`iwork_mc.gateway.rest_auth`).  The routes live in ``rest_messages``,
+``rest_templates`` and ``rest_account``; this module assembles them and maps
+every failure to one error shape: ``{"error": {"code": ..., "message": ...}}``.
+
+Receivers are never logged: log lines carry the app_key, the route template
+and the status, not the path (which may hold a phone number).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from iwork_mc import __version__
+from iwork_mc.config import Settings
+from iwork_mc.gateway import rest_account, rest_messages, rest_templates
+from iwork_mc.gateway.directory import AppDirectory
+from iwork_mc.gateway.rest_auth import RestAuthenticator, RestError
+from iwork_mc.gateway.rest_common import RestContext
+from iwork_mc.gateway.rest_models import ErrorOut
+from iwork_mc.store.base import Store, StoreError, StoreUnavailable
+from iwork_mc.templates import Renderer
+
+__all__ = ["create_rest_app"]
+
+log = structlog.get_logger("iwork_mc.gateway.rest")
+
+_DESCRIPTION = """\
+The message center's own API: read your messages and their timelines, retry
+failed ones, and manage your templates, opt-outs and status callback URL.
+
+Every `/v1` call is signed with your app's secret: send `X-App-Key`,
+`X-Timestamp` (epoch milliseconds), `X-Sign-Method: hmac-sha256` and `X-Sign`.
+See docs/reference/rest.md for the string to sign, with a worked example.
+Errors are `{"error": {"code": "...", "message": "..."}}`.
+"""
+
+
+_COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "Missing or wrong credentials, or a stale timestamp."},
+    422: {"model": ErrorOut, "description": "A parameter or the body is not valid."},
+}
+
+
+def _error(status: int, code: str, message: str, /, **extra: Any) -> JSONResponse:
+    body = {"code": code, "message": message}
+    body.update({key: value for key, value in extra.items() if value is not None})
+    return JSONResponse({"error": body}, status_code=status)
+
+
+async def _on_rest_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RestError)
+    if exc.status == 401:
+        log.info("rest_refused", code=exc.code, app_key=request.headers.get("x-app-key"))
+    return _error(exc.status, exc.code, exc.message, **exc.extra)
+
+
+async def _on_invalid(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type")}
+        for error in exc.errors()
+    ]
+    first = details[0] if details else {"loc": [], "msg": "invalid request"}
+    where = ".".join(str(part) for part in first["loc"] if part not in ("body", "query", "path"))
+    message = f"{where}: {first['msg']}" if where else str(first["msg"])
+    return _error(422, "invalid_request", message, details=details)
+
+
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    try:
+        message = HTTPStatus(exc.status_code).phrase
+    except ValueError:
+        message = str(exc.detail)
+    response = _error(exc.status_code, code, message)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _on_store_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StoreError)
+    cause = exc.__cause__
+    # Driver messages can quote a row, phone number included: log the kinds only.
+    fields = {"error": type(exc).__name__, "cause": type(cause).__name__ if cause else None}
+    if isinstance(exc, StoreUnavailable):
+        log.warning("store_unavailable", **fields)
+        return _error(503, "store_unavailable", "the message store is unavailable, retry later")
+    log.error("store_error", **fields)
+    return _error(500, "store_error", "the message store failed")
+
+
+def create_rest_app(
+    settings: Settings, store: Store, *, clock: Callable[[], float] = time.time
+) -> FastAPI:
+    """The ``/v1`` API around an opened ``store`` (the caller owns its lifetime).
+
+    Args:
+        settings: the gateway's settings (timestamp window, app cache, regions).
+        store: the store, opened.
+        clock: epoch seconds, for timestamps and the instants written.
+
+    Returns:
+        An ASGI app serving ``/v1/...``, ``/openapi.json`` and ``/docs``.
+    """
+    app = FastAPI(
+        title="iwork-mc REST API",
+        version=__version__,
+        description=_DESCRIPTION,
+        redoc_url=None,
+    )
+    app.state.rest = RestContext(
+        settings=settings,
+        store=store,
+        auth=RestAuthenticator(
+            AppDirectory(store, settings.app_cache_ttl_s),
+            tolerance_ms=settings.timestamp_tolerance_s * 1000,
+            clock=clock,
+        ),
+        renderer=Renderer(settings.timezone),
+        clock=clock,
+    )
+    app.add_exception_handler(RestError, _on_rest_error)
+    app.add_exception_handler(RequestValidationError, _on_invalid)
+    app.add_exception_handler(HTTPException, _on_http)
+    app.add_exception_handler(StoreError, _on_store_error)
+    for module in (rest_messages, rest_templates, rest_account):
+        app.include_router(module.router, responses=_COMMON_RESPONSES)
+    return app

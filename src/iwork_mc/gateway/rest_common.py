@@ -1,0 +1,131 @@
+"""What every ``/v1`` route shares: the context, the authenticated caller, input parsing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+
+import phonenumbers
+from fastapi import Depends, Header, Request
+
+from iwork_mc.apps import App
+from iwork_mc.config import Settings
+from iwork_mc.gateway.rest_auth import RestAuthenticator, RestError
+from iwork_mc.store.base import Store
+from iwork_mc.templates import Renderer
+
+__all__ = [
+    "Caller",
+    "CallerDep",
+    "ContextDep",
+    "RestContext",
+    "normalise_receiver",
+    "parse_instant",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RestContext:
+    settings: Settings
+    store: Store
+    auth: RestAuthenticator
+    renderer: Renderer
+    clock: Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated app of one request, and the request's instant (epoch ms)."""
+
+    app: App
+    now_ms: int
+
+    @property
+    def app_key(self) -> str:
+        return self.app.app_key
+
+
+def _context(request: Request) -> RestContext:
+    context: RestContext = request.app.state.rest
+    return context
+
+
+ContextDep = Annotated[RestContext, Depends(_context)]
+
+
+async def _caller(
+    request: Request,
+    context: ContextDep,
+    x_app_key: Annotated[str | None, Header(description="The app's app_key.")] = None,
+    x_timestamp: Annotated[
+        str | None, Header(description="Epoch milliseconds, within the server's window.")
+    ] = None,
+    x_sign_method: Annotated[str | None, Header(description="`hmac-sha256`.")] = None,
+    x_sign: Annotated[
+        str | None, Header(description="Upper-case hex HMAC-SHA256; see docs/reference/rest.md.")
+    ] = None,
+) -> Caller:
+    # The header parameters are declared for the OpenAPI schema; the
+    # authenticator reads them itself so that a missing one is a 401, not a 422.
+    del x_app_key, x_timestamp, x_sign_method, x_sign
+    body = await request.body()
+    if len(body) > context.settings.max_body_bytes:
+        raise RestError(
+            413, "body_too_large", f"the body exceeds {context.settings.max_body_bytes} bytes"
+        )
+    app, now_ms = await context.auth.authenticate(
+        request.headers,
+        request.query_params.multi_items(),
+        http_method=request.method,
+        # The decoded path as the server routes it (request.url would cut it at a "?"
+        # that was sent as %3F inside a msg_key).
+        path=request.scope["path"],
+        body=body,
+    )
+    return Caller(app, now_ms)
+
+
+CallerDep = Annotated[Caller, Depends(_caller)]
+
+
+def parse_instant(text: str | None, name: str) -> int | None:
+    """An instant given as epoch milliseconds or ISO 8601 (UTC when no offset), as epoch ms.
+
+    Raises:
+        RestError: 422 naming the parameter.
+    """
+    if text is None or not text.strip():
+        return None
+    text = text.strip()
+    if text.isascii() and text.lstrip("-").isdigit() and len(text) <= 16:
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise RestError(
+            422, "invalid_parameter", f"{name}: expected epoch milliseconds or ISO 8601"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def normalise_receiver(text: str, default_region: str, name: str = "receiver") -> str:
+    """A phone number in E.164 (``13888888888`` → ``+8613888888888`` in region CN).
+
+    events.py normalises event receivers the same way (its helper is private
+    and also enforces the allowed regions and mobile-only rules, which a
+    filter or an opt-out must not).
+
+    Raises:
+        RestError: 422 if it is not a valid phone number.
+    """
+    try:
+        number = phonenumbers.parse(text.strip(), default_region)
+    except phonenumbers.NumberParseException:
+        raise RestError(422, "invalid_parameter", f"{name}: not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise RestError(422, "invalid_parameter", f"{name}: not a valid phone number")
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
