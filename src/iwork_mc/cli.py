@@ -7,6 +7,7 @@ Every command that prints data takes ``--json``.  Settings come from flags,
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import json
 import os
@@ -347,7 +348,7 @@ def _worker(settings: Settings, store: Store, *, echo: bool) -> Any:
         else:
             from iwork_mc.channels.sandbox import SandboxChannel
 
-            sandbox = SandboxChannel(settings.data_dir / "sandbox", echo=echo)
+            sandbox = SandboxChannel(settings.data_dir / "sandbox", echo=echo, store=store)
             sandbox.name = spec.name
             channels[spec.name] = sandbox
     return Worker(
@@ -358,6 +359,19 @@ def _worker(settings: Settings, store: Store, *, echo: bool) -> Any:
         lease_ms=int(settings.lease_s * 1000),
         poll_interval=settings.poll_interval_s,
         retry=settings.retry_policy,
+    )
+
+
+def _callback_sender(settings: Settings, store: Store, delivery: Any) -> Any:
+    from iwork_mc.callback_sender import CallbackSender
+    from iwork_mc.callbacks import CALLBACK_RETRY
+
+    return CallbackSender(
+        store,
+        worker_id=f"{delivery.worker_id}:callbacks",
+        timeout_s=settings.callback_timeout_s,
+        lease_ms=max(60_000, int(settings.callback_timeout_s * 2_000)),
+        retry=dataclasses.replace(CALLBACK_RETRY, max_attempts=settings.callback_max_attempts),
     )
 
 
@@ -398,6 +412,10 @@ async def _serve(
         if delivery is not None:
             await delivery.open_channels()
             tasks.append(asyncio.create_task(delivery.serve(stop)))
+            # Status callbacks go out from every worker process, leased like messages.
+            tasks.append(
+                asyncio.create_task(_callback_sender(settings, store, delivery).serve(stop))
+            )
         if server is not None:
             await server.serve(sockets=[_listen(host, port)] if reuse_port else None)
         else:

@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
-from urllib.parse import urlsplit
 
 import phonenumbers
 import typer
@@ -29,6 +28,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from iwork_mc.callbacks import InvalidCallbackURL, check_callback_url
 from iwork_mc.config import Settings
 from iwork_mc.events import EventFieldError, EventLimits, parse_event
 from iwork_mc.messages import REQUEUE_FROM, Message, MessageQuery, MessageStatus
@@ -131,9 +131,10 @@ def callback_url_problem(url: str) -> str | None:
     """Why ``url`` cannot be a status callback URL, or ``None`` if it can."""
     if len(url) > 2048:
         return "must be at most 2048 characters"
-    parts = urlsplit(url.strip())
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return "must be an http or https URL with a host"
+    try:
+        check_callback_url(url)
+    except InvalidCallbackURL as exc:
+        return str(exc)
     return None
 
 

@@ -144,7 +144,7 @@ class Settings:
     #: Attempts per channel of a message's route before falling back (or failing).
     retry_max_attempts: int = 10
     #: Status callbacks: attempts per event, and how long one POST may take.
-    callback_max_attempts: int = 12
+    callback_max_attempts: int = 16
     callback_timeout_s: float = 10.0
     #: ``console`` (human) or ``json`` (one object per line).
     log_format: str = "console"
