@@ -80,7 +80,8 @@ def parse_limits(text: str, scope: Scope) -> tuple[CapRule, ...]:
         window = window.strip().lower()
         if window not in WINDOWS_MS:
             raise PolicyError(f"{item!r}: the window must be minute, hour or day")
-        if not count.strip().isdigit() or int(count) < 1:
+        # isdecimal, not isdigit: int() refuses digits such as "²" that isdigit accepts.
+        if not count.strip().isdecimal() or int(count) < 1:
             raise PolicyError(f"{item!r}: the limit must be a whole number of at least 1")
         rules.append(CapRule(scope, window, int(count)))
     if len({rule.window for rule in rules}) != len(rules):
@@ -186,12 +187,23 @@ class QuietHours:
             raise PolicyError(f"quiet hours {text!r}: start and end are the same")
         try:
             tz = ZoneInfo(zone)
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, OSError) as exc:
+            # OSError: a zone directory such as "America" is not a zone.
             raise PolicyError(f"time zone {zone!r} is unknown") from exc
         return cls(time(h1, m1), time(h2, m2), tz)
 
     def deferral(self, now_ms: int) -> int | None:
         """The end of the quiet window ``now_ms`` falls in (epoch ms), or ``None``."""
+        end_ms = self._window_end(now_ms)
+        if end_ms is None:
+            return None
+        # When the clocks spring forward over the whole open part of the day (a
+        # window such as 02:45-02:30), the window's end is quiet again: go on.
+        while (later := self._window_end(end_ms)) is not None:
+            end_ms = later
+        return end_ms
+
+    def _window_end(self, now_ms: int) -> int | None:
         local = datetime.fromtimestamp(now_ms / 1000, self.zone)
         clock = local.time().replace(tzinfo=None)
         if self.start < self.end:
@@ -204,7 +216,12 @@ class QuietHours:
             return None
         # Built from wall-clock fields, so a DST change inside the window is honoured.
         end = datetime.combine(end_day, self.end, tzinfo=self.zone)
-        return int(end.timestamp() * 1000)
+        end_ms = int(end.timestamp() * 1000)
+        if end_ms <= now_ms:
+            # The clocks went back inside the window and ``now`` is in the repeated
+            # hour: its end is the second of the two wall-clock instants.
+            end_ms = int(end.replace(fold=1).timestamp() * 1000)
+        return end_ms
 
 
 def is_urgent(template_urgent: bool, data: dict[str, object]) -> bool:

@@ -20,7 +20,9 @@ class RetryPolicy:
         """When to try again after ``attempts`` failed attempts; ``None``: give up."""
         if attempts >= self.max_attempts:
             return None
-        ceiling = min(self.max_delay_s, self.base_s * 2 ** max(0, attempts - 1))
+        # The exponent is capped: 2**1024 overflows a float, and 2**64 times any base
+        # is past every sensible cap already.
+        ceiling = min(self.max_delay_s, self.base_s * 2 ** min(64, max(0, attempts - 1)))
         # Half fixed, half random: spreads a burst of failures without retrying at once.
         delay = ceiling / 2 + rng.uniform(0, ceiling / 2)
         return now_ms + int(delay * 1000)

@@ -33,6 +33,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from iwork_mc.events import MobileReceiverMessageEvent
@@ -116,12 +117,36 @@ def _plain(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+#: The longest string or list a template may build with ``*`` (an SMS is far shorter).
+_MAX_REPEAT = 10_000
+
+
+class _BoundedSandbox(SandboxedEnvironment):
+    """Jinja2's sandbox, plus bounds on ``*`` and ``**``, which it leaves unbounded.
+
+    Templates come from apps through the REST API too: ``{{ 'a' * 10**9 }}``
+    must not take the gateway's memory, nor ``{{ 10**10**10 }}`` its CPU.
+    """
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int) and abs(right) > 64:
+            raise SecurityError("exponents above 64 are not allowed in templates")
+        if operator == "*":
+            for sequence, count in ((left, right), (right, left)):
+                repeat = isinstance(sequence, str | list | tuple) and isinstance(count, int)
+                if repeat and len(sequence) * count > _MAX_REPEAT:
+                    raise SecurityError(f"a repeat longer than {_MAX_REPEAT} is not allowed")
+        return super().call_binop(context, operator, left, right)
+
+
 class Renderer:
     """Compiles template texts once (an LRU of ``cache_size``) and renders events."""
 
     def __init__(self, zone: str = "Asia/Shanghai", *, cache_size: int = 512) -> None:
         self._zone = ZoneInfo(zone)
-        self._env = SandboxedEnvironment(
+        self._env = _BoundedSandbox(
             undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
         )
         self._env.filters["plain"] = _plain
@@ -180,5 +205,8 @@ class Renderer:
 
 
 def _undefined_name(exc: jinja2.UndefinedError) -> str:
-    # Jinja2 says "'floor' is undefined" or "'dict object' has no attribute 'x'".
-    return str(exc.message or "a variable the event does not have").replace(" is undefined", "")
+    # Jinja2 says "'floor' is undefined" or "'dict object' has no attribute 'floor'".
+    message = str(exc.message or "a variable the event does not have")
+    if " has no attribute " in message:
+        return message.split(" has no attribute ", 1)[1] + " (a member the event's data lacks)"
+    return message.replace(" is undefined", "")
