@@ -658,10 +658,13 @@ def test_apps_callback(sqlite_db: str, iwork: Callable[..., Result]) -> None:
     assert url == as_json(iwork(sqlite_db, "apps", "show", APP_KEY, "--json"))["callback_url"]
     cleared = as_json(iwork(sqlite_db, "apps", "clear-callback", APP_KEY, "--json"))
     assert cleared["callback_url"] is None
-    for bad in ("ftp://example.com/x", "example.com", "http://"):
-        assert "must be an http or https URL" in error(
-            iwork(sqlite_db, "apps", "set-callback", APP_KEY, bad, code=2)
-        )
+    for bad, why in [
+        ("ftp://example.com/x", "must start with http:// or https://"),
+        ("example.com", "must start with http:// or https://"),
+        ("http://", "has no host"),
+        ("https://user:pw@example.com/", "must not carry user:password@"),
+    ]:
+        assert why in error(iwork(sqlite_db, "apps", "set-callback", APP_KEY, bad, code=2))
     assert "error: no app with app_key 00000000" == error(
         iwork(sqlite_db, "apps", "set-callback", "00000000", url, code=1)
     )

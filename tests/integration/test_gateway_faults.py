@@ -13,10 +13,9 @@ import pytest
 
 from iwork_mc.apps import App
 from iwork_mc.config import Settings
-from iwork_mc.events import EventLimits
 from iwork_mc.gateway.directory import AppDirectory
 from iwork_mc.gateway.flowcontrol import FlowControl
-from iwork_mc.gateway.methods import SendMobile, TopCall
+from iwork_mc.gateway.methods import SEND_MOBILE, TopCall, build_methods
 from iwork_mc.gateway.top_endpoint import TopEndpoint
 from iwork_mc.store import Store
 from iwork_mc.top.errors import PlatformCode, TopError
@@ -81,7 +80,7 @@ async def test_unexpected_error_answers_10(store: Store, app: App) -> None:
 
 async def test_event_limit_counts_utf8_bytes_not_characters(store: Store, app: App) -> None:
     """48 characters of Chinese are 128 UTF-8 bytes: over a 100-byte limit they answer 41."""
-    handler = SendMobile(store, EventLimits(), max_event_bytes=100)
+    handler = build_methods(store, Settings(max_event_bytes=100))[SEND_MOBILE]
 
     def call(event: str) -> TopCall:
         return TopCall({"mobile_receiver_message_event": event}, app, "r", 0)

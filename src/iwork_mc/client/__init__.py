@@ -52,6 +52,8 @@ __all__ = [
     "MessageRejected",
     "MobileReceiverMessageEvent",
     "NetworkError",
+    "RestAPIError",
+    "RestClient",
     "SDKError",
     "SendResult",
     "TopApiError",
