@@ -126,3 +126,16 @@ def wait_for_status(data_dir: Path, app_key: str, msg_key: str, wanted: str,
                 return view
         time.sleep(0.2)
     raise AssertionError(f"{msg_key} did not reach {wanted}: {view}")
+
+
+def sandbox_deliveries(data_dir: Path) -> list[dict[str, object]]:
+    """What a sandbox worker with this data directory has sent so far, oldest first.
+
+    One object per line of ``<data_dir>/sandbox/deliveries.jsonl``; none before the file exists.
+    """
+    path = data_dir / "sandbox" / "deliveries.jsonl"
+    if not path.exists():
+        return []
+    text = path.read_text(encoding="utf-8")
+    complete = text[: text.rfind("\n") + 1]  # a line being written is not sent yet
+    return [json.loads(line) for line in complete.splitlines()]

@@ -7,6 +7,7 @@ late, duplicate or out-of-order receipt can never downgrade a message.
 ::
 
     queued ──▶ sending ──▶ submitted ──▶ delivered
+                 │  └───────────────────────▲ (confirmed at once)
       │  ▲         │ │ ↺ (claimed again after its lease expired)
       │  └─────────┘ │ (retry scheduled)        submitted ──▶ failed / expired
       ▼              ▼
@@ -63,6 +64,9 @@ TRANSITIONS: dict[MessageStatus, frozenset[MessageStatus]] = {
             # A lease that expired is claimed again: sending → sending.
             MessageStatus.SENDING,
             MessageStatus.SUBMITTED,
+            # A channel that confirms delivery at once (the sandbox): one transaction,
+            # so no crash can leave the message "submitted" with nothing to come.
+            MessageStatus.DELIVERED,
             MessageStatus.QUEUED,
             MessageStatus.FAILED,
             MessageStatus.EXPIRED,

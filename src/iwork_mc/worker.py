@@ -74,9 +74,7 @@ class Worker:
         self.channels: dict[str, Channel] = (
             dict(channel) if isinstance(channel, Mapping) else {channel.name: channel}
         )
-        self.routes = tuple(routes) or (
-            Route(name=DEFAULT_ROUTE, channels=tuple(self.channels)),
-        )
+        self.routes = tuple(routes) or (Route(name=DEFAULT_ROUTE, channels=tuple(self.channels)),)
         self._needs_region = needs_region(self.routes)
         self.worker_id = worker_id or default_worker_id()
         self.concurrency = concurrency
@@ -224,28 +222,21 @@ class Worker:
     async def _record_result(
         self, message: Message, where: dict[str, Any], result: SendResult
     ) -> None:
-        recorded = await self._record(
-            message, MessageStatus.SUBMITTED, "submitted", where, channel_ref=result.ref
+        delivered = isinstance(result, Delivered)
+        await self._record(
+            message,
+            MessageStatus.DELIVERED if delivered else MessageStatus.SUBMITTED,
+            "delivered" if delivered else "submitted",
+            where,
+            channel_ref=result.ref,
         )
-        if recorded and isinstance(result, Delivered):
-            # The lease ended with "submitted"; a receipt is recorded without one.
-            await self.store.transition(
-                message.id,
-                to=MessageStatus.DELIVERED,
-                now_ms=self._now_ms(),
-                kind="delivered",
-                detail={"channel": where["channel"], "ref": result.ref},
-            )
-        elif recorded:
-            # Receipts that arrived while the message was still "sending".
-            await self.store.settle(message.id, now_ms=self._now_ms())
         log.info(
             "message_sent",
             message_id=message.id,
             to=mask_phone(message.event.mobile_receiver),
             channel=where["channel"],
             attempt=message.attempts,
-            delivered=isinstance(result, Delivered),
+            delivered=delivered,
         )
 
     async def _retry_or_fall_back(
@@ -254,9 +245,7 @@ class Worker:
         now_ms = self._now_ms()
         due_at = self.retry.next_attempt_at_ms(message.step_attempts, now_ms, self._rng)
         if due_at is None:
-            await self._fall_back_or_fail(
-                message, route, where, f"retries exhausted: {reason}"
-            )
+            await self._fall_back_or_fail(message, route, where, f"retries exhausted: {reason}")
         elif message.expires_at_ms is not None and due_at >= message.expires_at_ms:
             await self._record(
                 message, MessageStatus.EXPIRED, "expired", where,

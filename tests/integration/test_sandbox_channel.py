@@ -163,7 +163,7 @@ async def test_an_ordinary_number_is_delivered_at_once(
     await run_until_idle(worker_for(store, channel, clock), clock)
     message = await stored(store, message_id)
     assert (MessageStatus.DELIVERED, 1) == (message.status, message.attempts)
-    assert ["accepted", "claimed", "submitted", "delivered"] == await kinds(store, message_id)
+    assert ["accepted", "claimed", "delivered"] == await kinds(store, message_id)
     assert [(ORDINARY, "delivered")] == [(d["to"], d["outcome"]) for d in deliveries(channel)]
 
 
@@ -179,7 +179,7 @@ async def test_the_delivered_number_behaves_like_an_ordinary_one(
     await run_until_idle(worker_for(store, channel, clock), clock)
     message = await stored(store, message_id)
     assert (MessageStatus.DELIVERED, 1) == (message.status, message.attempts)
-    assert ["accepted", "claimed", "submitted", "delivered"] == await kinds(store, message_id)
+    assert ["accepted", "claimed", "delivered"] == await kinds(store, message_id)
 
 
 async def test_the_permanent_failure_number_fails_at_once(
@@ -221,7 +221,6 @@ async def test_the_transient_number_fails_twice_then_is_delivered(
         "claimed",
         "retry_scheduled",
         "claimed",
-        "submitted",
         "delivered",
     ] == await kinds(store, message_id)
     retries = [e for e in await timeline(store, message_id) if e.kind == "retry_scheduled"]
@@ -387,7 +386,6 @@ async def test_the_in_doubt_number_is_resent_after_a_short_wait_and_delivered(
         "in_doubt",
         "claimed",
         "possible_duplicate",
-        "submitted",
         "delivered",
     ] == await kinds(store, message_id)
     # The carrier had the first submission: the "handset" shows the message twice.

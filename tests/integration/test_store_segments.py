@@ -591,10 +591,11 @@ async def test_kept_receipt_completes_a_submitted_message(
 # -- receipts while sending, and settle -----------------------------------------------------
 
 
-async def test_receipt_while_sending_then_settle(
+async def test_receipt_while_sending_is_applied_when_submitted_is_recorded(
     store: Store, app: App, message_factory: MessageFactory
 ) -> None:
-    """Receipts before the worker records submitted update segments only; settle completes it."""
+    """Receipts before the worker records submitted update segments only; recording
+    submitted concludes the message in the same transaction (settle then finds nothing)."""
     message_id = await sending(store, message_factory(), parts=2)
     await submit_all(store, message_id, parts=2)
 
@@ -605,11 +606,11 @@ async def test_receipt_while_sending_then_settle(
     while_sending = await status_of(store, message_id)
     await record_submitted(store, message_id)
     settled = await store.settle(message_id, now_ms=T0 + 4)
-    again = await store.settle(message_id, now_ms=T0 + 5)
 
     assert [None, None] == [outcome.message_status for outcome in outcomes]
     assert MessageStatus.SENDING == while_sending
-    assert (MessageStatus.DELIVERED, None) == (settled, again)
+    assert MessageStatus.DELIVERED == await status_of(store, message_id)
+    assert settled is None
     timeline = await store.timeline(message_id)
     assert [
         ("receipt", MessageStatus.SENDING),
@@ -617,7 +618,7 @@ async def test_receipt_while_sending_then_settle(
         ("submitted", MessageStatus.SUBMITTED),
         ("delivered", MessageStatus.DELIVERED),
     ] == [(entry.kind, entry.status) for entry in timeline[-4:]]
-    assert T0 + 4 == timeline[-1].at_ms
+    assert T0 + 3 == timeline[-1].at_ms
 
 
 async def test_settle_waits_for_every_part(

@@ -135,8 +135,8 @@ async def test_a_permanent_failure_falls_back_to_the_next_channel_of_the_route(
         "to_channel": "backup",
         "error": "refused",
     }.items() <= fallback.detail.items()
-    submitted = next(entry for entry in timeline if entry.kind == "submitted")
-    assert {"channel": "backup", "route": "cn", "step": 1}.items() <= submitted.detail.items()
+    delivered = next(entry for entry in timeline if entry.kind == "delivered")
+    assert {"channel": "backup", "route": "cn", "step": 1}.items() <= delivered.detail.items()
 
 
 async def test_retries_are_counted_per_channel_before_falling_back(

@@ -179,11 +179,17 @@ def test_without_routes_every_message_tries_the_channels_in_order() -> None:
     ("env", "message"),
     [
         ({"IWORK_MC_CHANNELS": '{"a": {"kind": "fax"}}'}, "kind 'fax' is not one of"),
-        ({"IWORK_MC_CHANNELS": '{"a": {"kind": "sandbox", "host": "x"}}'}, "unknown option(s) host"),
+        (
+            {"IWORK_MC_CHANNELS": '{"a": {"kind": "sandbox", "host": "x"}}'},
+            "unknown option(s) host",
+        ),
         ({"IWORK_MC_CHANNELS": '{"a": {"host": "x"}}'}, "needs a kind"),
         ({"IWORK_MC_ROUTES": '[{"name": "r", "channels": ["nope"]}]'}, "no channel named nope"),
         ({"IWORK_MC_ROUTES": '[{"name": "r", "channels": []}]'}, "names no channel"),
-        ({"IWORK_MC_ROUTES": '[{"channels": ["sandbox"], "regions": ["XX"]}]'}, "XX are not region"),
+        (
+            {"IWORK_MC_ROUTES": '[{"channels": ["sandbox"], "regions": ["XX"]}]'},
+            "XX are not region",
+        ),
         ({"IWORK_MC_ROUTES": '[{"channels": ["sandbox"], "via": 1}]'}, "unknown key(s) via"),
         ({"IWORK_MC_QUIET_HOURS": "22-8"}, "expected HH:MM-HH:MM"),
         ({"IWORK_MC_TIMEZONE": "Mars/Olympus", "IWORK_MC_QUIET_HOURS": "22:00-08:00"}, "unknown"),

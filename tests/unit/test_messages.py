@@ -63,17 +63,19 @@ def test_every_status_reachable_from_queued() -> None:
     assert set(MessageStatus) == _reachable(S.QUEUED, TRANSITIONS)
 
 
-def test_delivered_only_from_submitted() -> None:
-    """submitted is the only status that leads to delivered."""
-    assert {S.SUBMITTED} == {s for s, targets in TRANSITIONS.items() if S.DELIVERED in targets}
-
-
-def test_delivered_needs_submitted() -> None:
-    """Without submitted, delivered cannot be reached from queued."""
-    without: dict[MessageStatus, frozenset[MessageStatus]] = {
-        s: t - {S.SUBMITTED} for s, t in TRANSITIONS.items()
+def test_delivered_only_from_submitted_or_a_channel_confirming_at_once() -> None:
+    """delivered follows submitted (a receipt) or sending (a channel that confirms at once)."""
+    assert {S.SUBMITTED, S.SENDING} == {
+        s for s, targets in TRANSITIONS.items() if S.DELIVERED in targets
     }
-    without[S.SUBMITTED] = frozenset()
+
+
+def test_delivered_needs_a_channel_answer() -> None:
+    """Without sending (where a channel answers), delivered cannot be reached from queued."""
+    without: dict[MessageStatus, frozenset[MessageStatus]] = {
+        s: t - {S.SENDING} for s, t in TRANSITIONS.items()
+    }
+    without[S.SENDING] = frozenset()
 
     assert S.DELIVERED not in _reachable(S.QUEUED, without)
 

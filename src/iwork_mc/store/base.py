@@ -223,8 +223,10 @@ class Store(Protocol):
         that ran out is held until another worker claims the message: refusing
         then would only make the message be sent twice).
         Moving to ``queued`` reschedules the outbox row at ``due_at_ms``; any
-        other status releases it.  Returns whether the change was made (a
-        refused change writes nothing).
+        other status releases it.  Moving to ``submitted`` also applies, in the
+        same transaction, what receipts that arrived meanwhile add up to (as
+        :meth:`settle` does), so a crash cannot strand the message.  Returns
+        whether the change was made (a refused change writes nothing).
         """
 
     # -- segments and receipts (carriers that confirm delivery later) -------

@@ -413,8 +413,18 @@ class PostgresStore:
             error=error,
             route_step=route_step,
         )
-        row = await self._fetch_one(_Q.transition, params)
-        return row is not None and row["moved"] == 1
+        if to is not MessageStatus.SUBMITTED:
+            row = await self._fetch_one(_Q.transition, params)
+            return row is not None and row["moved"] == 1
+        async with self._connection() as conn, conn.transaction():
+            row = await (await conn.execute(_Q.transition, params)).fetchone()
+            if row is None or row["moved"] != 1:
+                return False
+            # Receipts that arrived while the message was still "sending" decide it
+            # now, in this transaction: a crash cannot leave it waiting for them.
+            status = await _lock_message(conn, message_id)
+            await _conclude(conn, message_id, status, now_ms)
+            return True
 
     # -- segments and receipts ----------------------------------------------
     #

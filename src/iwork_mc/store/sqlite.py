@@ -829,6 +829,10 @@ def _transition(conn: sqlite3.Connection, params: Mapping[str, Any]) -> bool:
     conn.execute(_Q.insert_timeline, params)
     if rows.emits_status_event(params["status"]):
         _emit(conn, params)
+    if params["status"] == MessageStatus.SUBMITTED:
+        # Receipts that arrived while the message was still "sending" decide it now,
+        # in this transaction: a crash cannot leave it waiting for receipts it has.
+        _conclude(conn, params["message_id"], params["now_ms"])
     return True
 
 
