@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-import psycopg
 import pytest
-from psycopg import sql
 
 import iwork_mc
 from iwork_mc.apps import App
@@ -28,7 +24,7 @@ from iwork_mc.events import MobileReceiverMessageEvent
 from iwork_mc.messages import NewMessage
 from iwork_mc.store import Store, create_store
 
-PG_DSN_ENV = "IWORK_MC_TEST_PG_DSN"
+from databases import pg_schema_url
 
 
 @pytest.fixture
@@ -40,36 +36,8 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
-    dsn = os.environ.get(PG_DSN_ENV)
-    if not dsn:
-        pytest.skip(f"{PG_DSN_ENV} is not set; PostgreSQL tests need a server")
-    schema = f"t_{secrets.token_hex(6)}"
-    try:
-        admin = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        # Not the DSN itself: it may hold a password.
-        pytest.fail(f"{PG_DSN_ENV} is set but PostgreSQL is unreachable: {exc}")
-    with admin:
-        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        try:
-            yield with_search_path(dsn, schema)
-        finally:
-            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-
-
-def with_search_path(dsn: str, schema: str) -> str:
-    """``dsn`` with ``-csearch_path=<schema>`` added to its libpq ``options``."""
-    option = f"-csearch_path={schema}"
-    if "://" not in dsn:  # key=value conninfo
-        options = psycopg.conninfo.conninfo_to_dict(dsn).get("options") or ""
-        return psycopg.conninfo.make_conninfo(dsn, options=f"{options} {option}".strip())
-    parts = urlsplit(dsn)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    existing = [value for key, value in query if key == "options"]
-    query = [(key, value) for key, value in query if key != "options"]
-    query.append(("options", " ".join([*existing, option])))
-    # libpq decodes %XX but not '+', so spaces must be %20: quote, not quote_plus.
-    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
+    with pg_schema_url() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from openapi_spec_validator import validate
-from psycopg import sql
 
-from conftest import PG_DSN_ENV, with_search_path
 from iwork_mc.apps import App
 from iwork_mc.client import Client, RestAPIError, RestClient
 from iwork_mc.config import Settings
@@ -31,6 +27,7 @@ from iwork_mc.policies import OptOut
 from iwork_mc.templates import Template
 from iwork_mc.top import signing
 
+from databases import pg_schema_url
 from servers import GatewayThread
 from topcalls import SEED_FIELDS
 
@@ -49,19 +46,10 @@ def gateway(
         with GatewayThread(Settings(data_dir=data_dir, app_cache_ttl_s=0)) as gw:
             yield gw
         return
-    dsn = os.environ.get(PG_DSN_ENV)
-    if not dsn:
-        pytest.skip(f"{PG_DSN_ENV} is not set; PostgreSQL tests need a server")
-    schema = f"t_{secrets.token_hex(6)}"
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        try:
-            url = with_search_path(dsn, schema)
-            settings = Settings(data_dir=data_dir, database_url=url, app_cache_ttl_s=0)
-            with GatewayThread(settings) as gw:
-                yield gw
-        finally:
-            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+    with pg_schema_url() as url:
+        settings = Settings(data_dir=data_dir, database_url=url, app_cache_ttl_s=0)
+        with GatewayThread(settings) as gw:
+            yield gw
 
 
 @pytest.fixture
