@@ -12,7 +12,6 @@ dedupe: :class:`~iwork_mc.policies.AcceptChecks`).
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -90,7 +89,7 @@ def compose(
         region = _region(receiver) if needs_region(rules.routes) else None
         if choose_route(rules.routes, receiver, region, name) is None:
             return Rejection(code=NO_ROUTE, reason="no configured route takes this receiver")
-    urgent = is_urgent(template.urgent if template else False, json.loads(event.json_data))
+    urgent = is_urgent(template.urgent if template else False, event.data())
     due_at = None if urgent or rules.quiet is None else rules.quiet.deferral(now_ms)
     notes: tuple[tuple[str, dict[str, Any]], ...] = ()
     if due_at is not None:

@@ -13,11 +13,12 @@ normalised object and two serialisations of one event have one fingerprint.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,6 +31,9 @@ _INTEGER_TEXT = re.compile(r"-?\d{1,19}", re.ASCII)
 # C0/C1 control characters have no business in identifiers or URLs, and lone
 # surrogates (legal in JSON escapes) cannot be stored or answered as UTF-8.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# A lone surrogate can only enter json_data as a \uD800-\uDFFF escape (the text
+# itself came from UTF-8); only texts with such an escape need the full check.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class EventFieldError(ValueError):
@@ -73,15 +77,36 @@ class MobileReceiverMessageEvent:
     sender: int
     resource_id: str | None = None
     resource_url: str | None = None
+    #: ``json_data`` parsed, kept by :func:`parse_event` so it is parsed once per call.
+    #: Read it through :meth:`data`; never mutate it.
+    parsed_data: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    def data(self) -> dict[str, Any]:
+        """``json_data`` as an object."""
+        if self.parsed_data is not None:
+            return self.parsed_data
+        parsed: dict[str, Any] = json.loads(self.json_data)
+        return parsed
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "msg_key": self.msg_key,
+            "event_time_millis": self.event_time_millis,
+            "source": self.source,
+            "action": self.action,
+            "mobile_receiver": self.mobile_receiver,
+            "event_type": self.event_type,
+            "json_data": self.json_data,
+            "sender": self.sender,
+            "resource_id": self.resource_id,
+            "resource_url": self.resource_url,
+        }
 
     def fingerprint(self) -> str:
         """SHA-256 of the canonical form: equal for equal events, whatever the wire bytes."""
         canonical = self.to_dict()
         # json_data is itself JSON: compare what it means, not how it was spelt.
-        canonical["json_data"] = json.loads(self.json_data)
+        canonical["json_data"] = self.data()
         text = json.dumps(canonical, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -99,17 +124,26 @@ def parse_event(raw: str, limits: EventLimits) -> MobileReceiverMessageEvent:
         raise EventFieldError("mobile_receiver_message_event", "is not valid JSON") from None
     if not isinstance(data, dict):
         raise EventFieldError("mobile_receiver_message_event", "must be a JSON object")
+    # Fields are checked in the documented order; the first problem is the one reported.
+    msg_key = _text(data, "msg_key", limits.msg_key)
+    event_time_millis = _integer(data, "event_time_millis", minimum=0)
+    source = _text(data, "source", limits.source)
+    action = _text(data, "action", limits.action)
+    mobile_receiver = _receiver(data, limits.default_region, limits.allowed_regions)
+    event_type = _text(data, "event_type", limits.event_type)
+    json_data, parsed_data = _json_object_text(data, "json_data", limits.json_data)
     return MobileReceiverMessageEvent(
-        msg_key=_text(data, "msg_key", limits.msg_key),
-        event_time_millis=_integer(data, "event_time_millis", minimum=0),
-        source=_text(data, "source", limits.source),
-        action=_text(data, "action", limits.action),
-        mobile_receiver=_receiver(data, limits.default_region, limits.allowed_regions),
-        event_type=_text(data, "event_type", limits.event_type),
-        json_data=_json_object_text(data, "json_data", limits.json_data),
+        msg_key=msg_key,
+        event_time_millis=event_time_millis,
+        source=source,
+        action=action,
+        mobile_receiver=mobile_receiver,
+        event_type=event_type,
+        json_data=json_data,
         sender=_integer(data, "sender", minimum=0),
         resource_id=_text(data, "resource_id", limits.resource_id, required=False),
         resource_url=_url(data, "resource_url", limits.resource_url),
+        parsed_data=parsed_data,
     )
 
 
@@ -151,7 +185,9 @@ def _integer(data: Mapping[str, Any], field: str, *, minimum: int) -> int:
     return value
 
 
-def _json_object_text(data: Mapping[str, Any], field: str, limit: int) -> str:
+def _json_object_text(
+    data: Mapping[str, Any], field: str, limit: int
+) -> tuple[str, dict[str, Any]]:
     text: str = _present(data, field, required=True)
     if not isinstance(text, str):
         raise EventFieldError(field, "must be a string holding a JSON object")
@@ -163,12 +199,13 @@ def _json_object_text(data: Mapping[str, Any], field: str, limit: int) -> str:
         raise EventFieldError(field, "is not valid JSON") from None
     if not isinstance(parsed, dict):
         raise EventFieldError(field, "must be a JSON object")
-    try:
-        # Escaped lone surrogates parse, but could never be stored or sent as UTF-8.
-        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise EventFieldError(field, "must not contain lone surrogates") from None
-    return text
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            # Escaped lone surrogates parse, but could never be stored or sent as UTF-8.
+            json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise EventFieldError(field, "must not contain lone surrogates") from None
+    return text, parsed
 
 
 def _reject_constant(name: str) -> Any:
@@ -188,18 +225,29 @@ def _url(data: Mapping[str, Any], field: str, limit: int) -> str | None:
 
 def _receiver(data: Mapping[str, Any], default_region: str, allowed: Collection[str]) -> str:
     text = _text(data, "mobile_receiver", 32)
+    e164, problem = _normalised(text, default_region, frozenset(allowed))
+    if problem:
+        raise EventFieldError("mobile_receiver", problem)
+    return e164
+
+
+# A park's receivers repeat (the same staff, day after day), and validating a
+# number is the most expensive step of an accept: remember the answers.
+@functools.lru_cache(maxsize=65_536)
+def _normalised(text: str, default_region: str, allowed: frozenset[str]) -> tuple[str, str]:
+    """``(E.164, "")`` for an acceptable mobile number, or ``("", why not)``."""
     try:
         number = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException:
-        raise EventFieldError("mobile_receiver", "is not a phone number") from None
+        return "", "is not a phone number"
     if not phonenumbers.is_valid_number(number):
-        raise EventFieldError("mobile_receiver", "is not a valid phone number")
+        return "", "is not a valid phone number"
     region = phonenumbers.region_code_for_number(number)
     if allowed and region not in allowed:
-        raise EventFieldError("mobile_receiver", f"region {region} is not allowed")
+        return "", f"region {region} is not allowed"
     if phonenumbers.number_type(number) not in _MOBILE_TYPES:
-        raise EventFieldError("mobile_receiver", "is not a mobile number")
-    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+        return "", "is not a mobile number"
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)), ""
 
 
 _MOBILE_TYPES = frozenset(

@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from iwork_mc.events import MobileReceiverMessageEvent
 
@@ -121,8 +121,9 @@ def _plain(value: object) -> str:
 _MAX_REPEAT = 10_000
 
 
-class _BoundedSandbox(SandboxedEnvironment):
-    """Jinja2's sandbox, plus bounds on ``*`` and ``**``, which it leaves unbounded.
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """Jinja2's immutable sandbox (a template can change nothing, not even the event's
+    data), plus bounds on ``*`` and ``**``, which the sandbox leaves unbounded.
 
     Templates come from apps through the REST API too: ``{{ 'a' * 10**9 }}``
     must not take the gateway's memory, nor ``{{ 10**10**10 }}`` its CPU.
@@ -169,7 +170,7 @@ class Renderer:
         return compiled
 
     def variables(self, event: MobileReceiverMessageEvent) -> dict[str, Any]:
-        data = json.loads(event.json_data)
+        data = event.data()
         return {
             **data,
             "data": data,
