@@ -175,6 +175,9 @@ class Message:
     route_step: int = 0
     #: Attempts on the current route step (retries are counted per channel).
     step_attempts: int = 0
+    #: Set by a claim: the receiver was on an opt-out list (this app's or every
+    #: app's) at that moment, so the worker sends nothing.
+    receiver_opted_out: bool = False
 
     @property
     def msg_key(self) -> str:

@@ -124,6 +124,12 @@ class AcceptChecks:
     text_digest: str = ""
 
     @property
+    def counts_anything(self) -> bool:
+        """Whether the answer depends on other messages (caps, dedupe): then concurrent
+        accepts to one receiver must be serialised.  An opt-out alone needs no lock."""
+        return bool(self.rules) or self.dedupe_since_ms is not None
+
+    @property
     def count_queries(self) -> tuple[CountQuery, ...]:
         return tuple(CountQuery(rule.scope, rule.since_ms(self.now_ms)) for rule in self.rules)
 

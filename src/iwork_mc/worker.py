@@ -175,7 +175,7 @@ class Worker:
                 error="the validity period ended before delivery",
             )  # fmt: skip
             return
-        if await self.store.is_opted_out(message.app_key, message.event.mobile_receiver):
+        if message.receiver_opted_out:
             await self._record(
                 message, MessageStatus.REJECTED, "rejected", {},
                 error="the receiver opted out after the message was accepted",

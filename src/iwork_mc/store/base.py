@@ -193,7 +193,9 @@ class Store(Protocol):
         """Lease up to ``limit`` due messages to ``worker_id`` and mark them ``sending``.
 
         Due means queued with ``due_at <= now``, or sending with an expired
-        lease (its worker died); the latter is noted in the timeline.  Two
+        lease (its worker died); the latter is noted in the timeline.  Each
+        message says whether its receiver is opted out (of its app or of every
+        app) right now: ``receiver_opted_out``.  Two
         workers never hold a lease on the same message at once.
         """
 

@@ -296,7 +296,8 @@ class PostgresStore:
     async def accept(self, message: NewMessage, checks: AcceptChecks | None = None) -> AcceptResult:
         params = rows.accept_params(message, checks)
         async with self._connection() as conn:
-            if checks is None:
+            if checks is None or not checks.counts_anything:
+                # One statement: the insert itself refuses an opted-out receiver.
                 inserted = await (await conn.execute(_Q.accept, params)).fetchone()
             else:
                 async with conn.transaction():
@@ -318,9 +319,15 @@ class PostgresStore:
                 return AcceptResult(outcome=AcceptOutcome.ACCEPTED, message_id=inserted["id"])
             # A new statement, a new snapshot: it sees the committed row that won.
             existing = await (await conn.execute(_Q.existing_fingerprint, params)).fetchone()
-        if existing is None:
-            raise StoreError("the conflicting message vanished")
-        return _repeat(message, existing)
+        if existing is not None:
+            return _repeat(message, existing)
+        if checks is not None:
+            # Nothing inserted and no such key: the receiver has opted out.
+            rejection = checks.decide(
+                ReceiverFacts(opted_out=True, counts=(), duplicate_text=False)
+            )
+            return AcceptResult(outcome=AcceptOutcome.REJECTED, message_id=0, rejection=rejection)
+        raise StoreError("the conflicting message vanished")
 
     # -- reading ------------------------------------------------------------
 

@@ -56,7 +56,9 @@ UPDATE apps SET callback_url = %(url)s WHERE app_key = %(app_key)s RETURNING *;
 -- array of {kind, detail}, accepted first, recorded in that order) and the status
 -- event (if the app has a callback URL) in one statement, one round trip.
 -- A repeat of (app_key, msg_key) inserts nothing and returns no row; a concurrent
--- insert of the same key makes this wait for it, then insert nothing.
+-- insert of the same key makes this wait for it, then insert nothing.  With
+-- %(check_opt_out)s, an opted-out receiver (this app or every app) also inserts
+-- nothing: the caller tells the two apart by looking for the key.
 WITH inserted AS (
     INSERT INTO messages (
         app_key, msg_key, fingerprint, request_id, status, accepted_at_ms, updated_at_ms,
@@ -64,13 +66,16 @@ WITH inserted AS (
         resource_id, resource_url, text, template, encoding, segments, urgent, expires_at_ms,
         text_digest
     )
-    VALUES (
+    SELECT
         %(app_key)s, %(msg_key)s, %(fingerprint)s, %(request_id)s, %(status)s, %(now_ms)s,
         %(now_ms)s, %(event_time_millis)s, %(source)s, %(action)s, %(mobile_receiver)s,
         %(event_type)s, %(json_data)s, %(sender)s, %(resource_id)s, %(resource_url)s,
         %(text)s, %(template)s, %(encoding)s, %(segments)s, %(urgent)s, %(expires_at_ms)s,
         %(text_digest)s
-    )
+    WHERE NOT (%(check_opt_out)s::boolean AND EXISTS (
+        SELECT 1 FROM opt_outs
+        WHERE receiver = %(mobile_receiver)s AND app_key IN (%(app_key)s::text, '*')
+    ))
     ON CONFLICT (app_key, msg_key) DO NOTHING
     RETURNING id, app_key, msg_key
 ), queued AS (
@@ -253,7 +258,11 @@ WITH due AS (
     ))
     FROM claimed
 )
-SELECT * FROM claimed ORDER BY claimable_at_ms, id;
+SELECT claimed.*, EXISTS (
+    SELECT 1 FROM opt_outs
+    WHERE opt_outs.receiver = claimed.mobile_receiver AND opt_outs.app_key IN (claimed.app_key, '*')
+) AS receiver_opted_out
+FROM claimed ORDER BY claimable_at_ms, id;
 
 -- transition --
 -- One statement: lock the outbox row (if any) first, as claim_due does, then move

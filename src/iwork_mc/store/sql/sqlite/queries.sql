@@ -169,7 +169,10 @@ SET status = 'sending',
     step_attempts = step_attempts + 1,
     updated_at_ms = :now_ms
 WHERE id = :message_id
-RETURNING *;
+RETURNING *, EXISTS (
+    SELECT 1 FROM opt_outs
+    WHERE opt_outs.receiver = mobile_receiver AND opt_outs.app_key IN (app_key, '*')
+) AS receiver_opted_out;
 
 -- lease_held --
 SELECT 1 FROM outbox WHERE message_id = :message_id AND lease_owner = :worker_id;
