@@ -432,7 +432,13 @@ def _print_banner(settings: Settings, host: str, port: int, dev: devapp.DevApp) 
     url = f"http://{host}:{port}/router/rest"
     out.print(f"iwork-mc {__version__} on http://{host}:{port}", highlight=False)
     out.print(f"  database   {redact_url(settings.effective_database_url)}", highlight=False)
-    out.print(f"  channel    sandbox → {settings.data_dir / 'sandbox' / 'deliveries.jsonl'}")
+    for spec in settings.channel_specs:
+        where = (
+            settings.data_dir / "sandbox" / "deliveries.jsonl"
+            if spec.kind == "sandbox"
+            else f"SMSC {settings.smpp_for(spec).host}:{settings.smpp_for(spec).port}"
+        )
+        out.print(f"  channel    {spec.name} ({spec.kind}) → {where}", highlight=False)
     out.print(f"  dev app    app_key={dev.app_key}  secret={dev.secret}", highlight=False)
     minutes = settings.timestamp_tolerance_s // 60
     out.print(f"Send the seed's example request (signed now, valid for {minutes} minutes;")
