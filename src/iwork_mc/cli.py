@@ -24,7 +24,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from iwork_mc import __version__, cli_admin, devapp
+from iwork_mc import __version__, cli_common, cli_messages, cli_optouts, cli_templates, devapp
 from iwork_mc.apps import App, new_app_key, new_secret
 from iwork_mc.config import ConfigError, Settings
 from iwork_mc.logs import configure_logging
@@ -48,9 +48,9 @@ apps_cli = typer.Typer(help="Manage the apps (app_key + secret) allowed to call 
 db_cli = typer.Typer(help="Manage the database schema.")
 app.add_typer(apps_cli, name="apps")
 app.add_typer(db_cli, name="db")
-app.add_typer(cli_admin.templates_cli, name="templates")
-app.add_typer(cli_admin.opt_outs_cli, name="opt-outs")
-app.add_typer(cli_admin.messages_cli, name="messages")
+app.add_typer(cli_templates.templates_cli, name="templates")
+app.add_typer(cli_optouts.opt_outs_cli, name="opt-outs")
+app.add_typer(cli_messages.messages_cli, name="messages")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -285,11 +285,13 @@ def apps_set_callback(
     ctx: typer.Context, app_key: str, url: str, json_output: JsonFlag = False
 ) -> None:
     """POST each status change of the app's messages to URL (http or https)."""
-    problem = cli_admin.callback_url_problem(url)
+    problem = cli_common.callback_url_problem(url)
     if problem is not None:
         raise _fail(f"URL {url!r} {problem}", 2)
     settings = _settings(ctx)
-    found = _run(cli_admin.with_store(settings, lambda s: s.set_callback_url(app_key, url.strip())))
+    found = _run(
+        cli_common.with_store(settings, lambda s: s.set_callback_url(app_key, url.strip()))
+    )
     _print_app(_existing(found, app_key), json_output)
 
 
@@ -297,7 +299,7 @@ def apps_set_callback(
 def apps_clear_callback(ctx: typer.Context, app_key: str, json_output: JsonFlag = False) -> None:
     """Stop sending the app's status callbacks."""
     settings = _settings(ctx)
-    found = _run(cli_admin.with_store(settings, lambda s: s.set_callback_url(app_key, None)))
+    found = _run(cli_common.with_store(settings, lambda s: s.set_callback_url(app_key, None)))
     _print_app(_existing(found, app_key), json_output)
 
 

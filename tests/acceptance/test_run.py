@@ -27,9 +27,7 @@ def test_printed_curl_line_delivers_the_seed_message(tmp_path: Path, servers: li
 
     view = wait_for_status(tmp_path, app_key, SEED_FIELDS["msg_key"], "delivered")
     assert "138****8888" == view["receiver"]
-    assert ["accepted", "claimed", "delivered"] == [
-        e["kind"] for e in view["timeline"]
-    ]  # type: ignore[index, union-attr]
+    assert ["accepted", "claimed", "delivered"] == [e["kind"] for e in view["timeline"]]  # type: ignore[index, union-attr]
     printed = server.read_until(r"sandbox ▸").string
     assert "sandbox ▸ 138****8888 ← iwork-action: name: 张三 http://www.aaa.com\n" == printed
     [delivery] = [

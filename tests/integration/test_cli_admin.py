@@ -16,7 +16,7 @@ import pytest
 import structlog
 from typer.testing import CliRunner, Result
 
-from iwork_mc import cli_admin
+from iwork_mc import cli_common
 from iwork_mc.apps import App
 from iwork_mc.cli import app as cli_app
 from iwork_mc.events import MobileReceiverMessageEvent
@@ -95,7 +95,7 @@ def iwork(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Resu
     """Run ``iwork-mc --database-url URL ARGS...`` in-process; check the exit status."""
     runner = CliRunner()
     # Wide enough that no table cell is wrapped (the runner is not a terminal: 80 columns).
-    monkeypatch.setattr(cli_admin.out, "width", 200)
+    monkeypatch.setattr(cli_common.out, "width", 200)
 
     def run(url: str, *args: str, code: int = 0) -> Result:
         result = runner.invoke(

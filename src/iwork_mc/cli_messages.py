@@ -1,0 +1,219 @@
+"""``iwork-mc messages``: find, count and retry stored messages.
+
+Receivers are masked unless ``--show-numbers`` is given; times are taken as
+epoch milliseconds or ISO 8601.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.table import Table
+
+from iwork_mc import cli_common
+from iwork_mc.messages import REQUEUE_FROM, Message, MessageQuery, MessageStatus
+from iwork_mc.privacy import mask_phone
+from iwork_mc.store.base import Store
+
+__all__ = ["instant_ms", "messages_cli"]
+
+messages_cli = typer.Typer(help="Find, count and retry stored messages.")
+
+DEFAULT_VALIDITY_S = 86_400
+
+AppOption = Annotated[str | None, typer.Option("--app", help="Only this app's.")]
+SinceOption = Annotated[
+    str | None, typer.Option(help="Accepted at or after: epoch ms or ISO 8601.")
+]
+UntilOption = Annotated[str | None, typer.Option(help="Accepted before: epoch ms or ISO 8601.")]
+
+
+def instant_ms(text: str, option: str) -> int:
+    """Epoch milliseconds, or an ISO 8601 date/time (local time unless it has an offset)."""
+    stripped = text.strip()
+    if stripped.isdigit():
+        return int(stripped)
+    try:
+        moment = datetime.fromisoformat(stripped)
+    except ValueError:
+        raise cli_common.fail(
+            f"{option} {text!r}: give epoch milliseconds or an ISO 8601 time "
+            "(2026-05-01, 2026-05-01T08:00, 2026-05-01T08:00+08:00)",
+            2,
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return int(moment.timestamp() * 1000)
+
+
+def _statuses(values: Iterable[str]) -> frozenset[MessageStatus] | None:
+    names = [name.strip().lower() for value in values for name in value.split(",") if name.strip()]
+    if not names:
+        return None
+    known = {status.value for status in MessageStatus}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        choices = ", ".join(s.value for s in MessageStatus)
+        raise cli_common.fail(f"--status {', '.join(unknown)}: use one of {choices}", 2)
+    return frozenset(MessageStatus(name) for name in names)
+
+
+def _message_view(message: Message, *, show_numbers: bool) -> dict[str, Any]:
+    receiver = message.event.mobile_receiver
+    return {
+        "id": message.id,
+        "app_key": message.app_key,
+        "msg_key": message.msg_key,
+        "status": str(message.status),
+        "receiver": receiver if show_numbers else mask_phone(receiver),
+        "template": message.template,
+        "segments": message.segments,
+        "attempts": message.attempts,
+        "channel": message.channel,
+        "last_error": message.last_error,
+        "accepted_at_ms": message.accepted_at_ms,
+        "updated_at_ms": message.updated_at_ms,
+    }
+
+
+@messages_cli.command("list")
+def messages_list(
+    ctx: typer.Context,
+    app_key: AppOption = None,
+    status: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these statuses (repeat it, or separate with commas)."),
+    ] = None,
+    receiver: Annotated[str | None, typer.Option(help="Only messages to this number.")] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    before_id: Annotated[
+        int | None, typer.Option(help="Only ids below this (the next page).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 50,
+    show_numbers: Annotated[
+        bool, typer.Option("--show-numbers", help="Show receivers in full, not masked.")
+    ] = False,
+    json_output: cli_common.JsonFlag = False,
+) -> None:
+    """List stored messages, newest first."""
+    settings = cli_common.settings_from(ctx)
+    query = MessageQuery(
+        app_key=app_key,
+        statuses=_statuses(status or ()),
+        receiver=None if receiver is None else cli_common.e164(receiver, settings.default_region),
+        accepted_from_ms=None if since is None else instant_ms(since, "--since"),
+        accepted_until_ms=None if until is None else instant_ms(until, "--until"),
+        before_id=before_id,
+        limit=limit,
+    )
+    messages = cli_common.run(settings, lambda store: store.find_messages(query))
+    views = [_message_view(m, show_numbers=show_numbers) for m in messages]
+    if json_output:
+        cli_common.out.print_json(data=views)
+        return
+    # Narrow terminals squeeze msg_key and error; the other cells are kept whole.
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    for column in ("id", "app", "msg_key", "status", "receiver", "tries", "accepted", "error"):
+        squeezable = column in ("msg_key", "error")
+        table.add_column(
+            column, no_wrap=not squeezable, overflow="fold", min_width=12 if squeezable else None
+        )
+    for v in views:
+        table.add_row(
+            str(v["id"]), v["app_key"], v["msg_key"], v["status"], v["receiver"],
+            str(v["attempts"]), cli_common.local_time(v["accepted_at_ms"]), v["last_error"] or "",
+        )  # fmt: skip
+    cli_common.out.print(table)
+
+
+@messages_cli.command("retry")
+def messages_retry(
+    ctx: typer.Context,
+    app_key: Annotated[str | None, typer.Argument(help="The sending app.")] = None,
+    msg_key: Annotated[str | None, typer.Argument(help="The message's msg_key.")] = None,
+    message_id: Annotated[
+        int | None, typer.Option("--id", help="The message's id instead.")
+    ] = None,
+    json_output: cli_common.JsonFlag = False,
+) -> None:
+    """Send a failed or expired message again, with a fresh validity period."""
+    by_key = app_key is not None and msg_key is not None
+    if by_key == (message_id is not None) or (app_key is None) != (msg_key is None):
+        raise cli_common.fail("give APP_KEY MSG_KEY, or --id ID", 2)
+    settings = cli_common.settings_from(ctx)
+    validity_ms = int(getattr(settings, "message_validity_s", DEFAULT_VALIDITY_S)) * 1000
+
+    async def work(store: Store) -> tuple[Message, int]:
+        if message_id is not None:
+            found = await store.get_message_by_id(message_id)
+            what = f"no message with id {message_id}"
+        else:
+            assert app_key is not None and msg_key is not None
+            found = await store.get_message(app_key, msg_key)
+            what = f"no message with msg_key {msg_key} for app {app_key}"
+        if found is None:
+            raise cli_common.fail(what)
+        if found.status not in REQUEUE_FROM:
+            raise cli_common.fail(_not_retryable(found))
+        now = cli_common.now_ms()
+        expires = now + validity_ms
+        if not await store.requeue(found.id, now_ms=now, expires_at_ms=expires, by="cli"):
+            again = await store.get_message_by_id(found.id)
+            raise cli_common.fail(_not_retryable(again or found))
+        return found, expires
+
+    message, expires_at = cli_common.run(settings, work)
+    view = {"id": message.id, "app_key": message.app_key, "msg_key": message.msg_key,
+            "status": str(MessageStatus.QUEUED), "previous_status": str(message.status),
+            "expires_at_ms": expires_at}  # fmt: skip
+    if json_output:
+        cli_common.out.print_json(data=view)
+    else:
+        cli_common.out.print(
+            f"requeued message {message.id} (msg_key {message.msg_key}, app {message.app_key}): "
+            f"{message.status} → queued, valid until {cli_common.local_time(expires_at)}",
+            highlight=False,
+        )
+
+
+def _not_retryable(message: Message) -> str:
+    allowed = " or ".join(sorted(str(s) for s in REQUEUE_FROM))
+    return (
+        f"message {message.id} (msg_key {message.msg_key}) is {message.status}: "
+        f"only {allowed} messages can be retried"
+    )
+
+
+@messages_cli.command("counts")
+def messages_counts(
+    ctx: typer.Context,
+    app_key: AppOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    json_output: cli_common.JsonFlag = False,
+) -> None:
+    """How many messages are in each status."""
+    settings = cli_common.settings_from(ctx)
+    from_ms = None if since is None else instant_ms(since, "--since")
+    until_ms = None if until is None else instant_ms(until, "--until")
+    counts = cli_common.run(
+        settings,
+        lambda store: store.count_by_status(
+            app_key, accepted_from_ms=from_ms, accepted_until_ms=until_ms
+        ),
+    )
+    view = {str(status): counts.get(status, 0) for status in MessageStatus}
+    total = sum(view.values())
+    if json_output:
+        cli_common.out.print_json(data={**view, "total": total})
+        return
+    table = Table("status", "messages")
+    for name, count in view.items():
+        table.add_row(name, str(count))
+    table.add_row("total", str(total))
+    cli_common.out.print(table)
