@@ -126,6 +126,9 @@ class Settings:
     quiet_hours: str = ""
     #: How long a message may wait for delivery before it expires.
     message_validity_s: int = 86_400
+    #: How long past its validity a submitted message waits for its receipt before it
+    #: is expired ("no delivery receipt").
+    receipt_wait_s: float = 3_600.0
     #: Most SMS segments one rendered text may cost (accept answers MESSAGE_TOO_LONG above).
     max_segments: int = 10
     #: The Jinja2 text for events no template matches.

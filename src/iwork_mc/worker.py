@@ -66,6 +66,8 @@ class Worker:
         lease_ms: int = 60_000,
         poll_interval: float = 0.2,
         retry: RetryPolicy | None = None,
+        receipt_wait_ms: int = 3_600_000,
+        sweep_interval: float = 30.0,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
@@ -81,6 +83,9 @@ class Worker:
         self.lease_ms = lease_ms
         self.poll_interval = poll_interval
         self.retry = retry or RetryPolicy()
+        #: How long past its validity a submitted message waits for its receipt.
+        self.receipt_wait_ms = receipt_wait_ms
+        self.sweep_interval = sweep_interval
         self._clock = clock
         self._rng = rng or random.Random()
 
@@ -132,7 +137,14 @@ class Worker:
                 log.warning("delivery_not_recorded", error=type(task.exception()).__name__)
 
         failures = 0
+        next_sweep = 0.0
         while not stop.is_set():
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + self.sweep_interval
+                try:
+                    await self.expire_overdue()
+                except StoreError:
+                    log.warning("store_unavailable", worker_id=self.worker_id, exc_info=True)
             slot_freed.clear()  # before counting, so a finish from here on is not missed
             free = self.concurrency - len(in_flight)
             claimed: list[Message] = []
@@ -166,6 +178,30 @@ class Worker:
         if in_flight:
             await asyncio.gather(*in_flight, return_exceptions=True)
         log.info("worker_stopped", worker_id=self.worker_id)
+
+    async def expire_overdue(self, limit: int = 500) -> int:
+        """Expire submitted messages whose receipt never came; returns how many.
+
+        A message is overdue ``receipt_wait_ms`` after its validity ended.  The
+        transition is guarded, so a receipt recorded meanwhile wins.
+        """
+        now_ms = self._now_ms()
+        overdue = await self.store.overdue_submissions(
+            before_ms=now_ms - self.receipt_wait_ms, limit=limit
+        )
+        expired = 0
+        for message_id in overdue:
+            expired += await self.store.transition(
+                message_id,
+                to=MessageStatus.EXPIRED,
+                now_ms=now_ms,
+                kind="expired",
+                detail={"reason": "no delivery receipt"},
+                error="no delivery receipt within the validity period",
+            )
+        if expired:
+            log.info("receipts_overdue", worker_id=self.worker_id, expired=expired)
+        return expired
 
     async def _deliver(self, message: Message) -> None:
         now_ms = self._now_ms()

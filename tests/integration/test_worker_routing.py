@@ -11,6 +11,7 @@ from iwork_mc.channels.base import (
     Delivered,
     PermanentChannelError,
     SendResult,
+    Submitted,
     TransientChannelError,
 )
 from iwork_mc.messages import Message, MessageStatus, NewMessage
@@ -186,3 +187,34 @@ async def test_routes_choose_channels_by_template_and_prefix(
     ]
     await worker(store, Clock(), fast, cheap, routes=routes).run_once()
     assert ([alarm_id], [plain_id]) == (fast.sent, cheap.sent)
+
+
+class SilentCarrier(Carrier):
+    """Takes every message and confirms nothing (a receipt would come later)."""
+
+    async def send(self, message: Message, text: str) -> SendResult:
+        self.sent.append(message.id)
+        return Submitted(f"{self.name}-{message.id}")
+
+
+async def test_a_submitted_message_whose_receipt_never_comes_expires(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    overdue = await accepted(
+        store, replace(message_factory(msg_key="a"), expires_at_ms=T0_MS + 1_000)
+    )
+    waiting = await accepted(
+        store, replace(message_factory(msg_key="b"), expires_at_ms=T0_MS + 9_000)
+    )
+    clock = Clock()
+    work = worker(store, clock, SilentCarrier("sms"), receipt_wait_ms=5_000)
+    await work.run_once()
+    clock.now += 7  # a's validity ended 6 s ago (> 5 s wait); b's is not over yet
+    assert 1 == await work.expire_overdue()
+    expired = await status_of(store, overdue)
+    assert (MessageStatus.EXPIRED, "no delivery receipt within the validity period") == (
+        expired.status, expired.last_error,
+    )  # fmt: skip
+    assert "expired" == (await store.timeline(overdue))[-1].kind
+    assert MessageStatus.SUBMITTED is (await status_of(store, waiting)).status
+    assert 0 == await work.expire_overdue()  # nothing is expired twice

@@ -293,6 +293,13 @@ class Store(Protocol):
     async def unmatched_receipts(self, channel: str) -> int:
         """How many receipts for ``channel`` still match no segment."""
 
+    async def overdue_submissions(self, *, before_ms: int, limit: int) -> list[int]:
+        """Ids of ``submitted`` messages whose validity ended before ``before_ms``.
+
+        Their receipt never came; the worker moves them to ``expired`` (a
+        guarded transition, so a receipt that lands meanwhile wins).
+        """
+
     # -- status callbacks -----------------------------------------------------
     #
     # Every status change of a message whose app has a callback URL (at the

@@ -132,6 +132,7 @@ class _Queries:
     insert_unmatched_receipt: LiteralString
     take_unmatched_receipts: LiteralString
     count_unmatched_receipts: LiteralString
+    overdue_submissions: LiteralString
 
 
 _Q = sql.load("postgres", _Queries)
@@ -541,6 +542,10 @@ class PostgresStore:
     async def unmatched_receipts(self, channel: str) -> int:
         row = await self._fetch_one(_Q.count_unmatched_receipts, {"channel": channel})
         return 0 if row is None else int(row["n"])
+
+    async def overdue_submissions(self, *, before_ms: int, limit: int) -> list[int]:
+        params = {"before_ms": before_ms, "limit": limit}
+        return [int(row["id"]) for row in await self._fetch_all(_Q.overdue_submissions, params)]
 
     # -- status callbacks ------------------------------------------------------
 

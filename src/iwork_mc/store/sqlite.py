@@ -135,6 +135,7 @@ class _Queries:
     insert_unmatched_receipt: LiteralString
     take_unmatched_receipts: LiteralString
     count_unmatched_receipts: LiteralString
+    overdue_submissions: LiteralString
 
 
 _Q = sql.load("sqlite", _Queries)
@@ -592,6 +593,11 @@ class SQLiteStore:
         params = {"channel": channel}
         row = await self._submit("read", _fetch_one(_Q.count_unmatched_receipts, params))
         return 0 if row is None else int(row["n"])
+
+    async def overdue_submissions(self, *, before_ms: int, limit: int) -> list[int]:
+        params = {"before_ms": before_ms, "limit": limit}
+        found = await self._submit("read", _fetch_all(_Q.overdue_submissions, params))
+        return [int(row["id"]) for row in found]
 
     # -- status callbacks ------------------------------------------------------
 

@@ -498,3 +498,10 @@ ORDER BY received_at_ms, id;
 
 -- count_unmatched_receipts --
 SELECT count(*) AS n FROM unmatched_receipts WHERE channel = %(channel)s;
+
+-- overdue_submissions --
+-- Submitted messages whose validity ended before %(before_ms)s, the longest overdue first.
+SELECT id FROM messages
+WHERE status = 'submitted' AND expires_at_ms < %(before_ms)s
+ORDER BY expires_at_ms, id
+LIMIT %(limit)s;

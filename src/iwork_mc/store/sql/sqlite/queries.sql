@@ -370,3 +370,10 @@ RETURNING *;
 
 -- count_unmatched_receipts --
 SELECT count(*) AS n FROM unmatched_receipts WHERE channel = :channel;
+
+-- overdue_submissions --
+-- Submitted messages whose validity ended before :before_ms, the longest overdue first.
+SELECT id FROM messages
+WHERE status = 'submitted' AND expires_at_ms < :before_ms
+ORDER BY expires_at_ms, id
+LIMIT :limit;
