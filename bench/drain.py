@@ -2,13 +2,16 @@
 
     python bench/drain.py                          # SQLite, 1 worker, 5,000 messages
     python bench/drain.py --backend postgres --workers 3
+    python bench/drain.py --channel smpp            # through SMPP to a FakeSMSC, with receipts
 
 A backlog of ``--messages`` accepted messages (rendered text, policy columns,
 as the gateway stores them) is written through the store API first; then
-``--workers`` ``iwork-mc worker`` processes (sandbox channel, concurrency 64)
-are started and the clock runs from the first delivered message to the last.
-Every message is checked to be delivered, and the sandbox file to hold each
-exactly once.  PostgreSQL: the machine's server (``--pg-dsn``), in a schema
+``--workers`` ``iwork-mc worker`` processes (concurrency 64) are started and
+the clock runs from the first delivered message to the last.  Every message is
+checked to be delivered; through the sandbox, its file must hold each exactly
+once.  ``--channel smpp`` delivers to a FakeSMSC on 127.0.0.1 (window 10, one
+bind, registered delivery: a message counts once its receipt is recorded).
+PostgreSQL: the machine's server (``--pg-dsn``), in a schema
 created for the run and dropped after it.
 """
 
@@ -72,19 +75,24 @@ async def fill(url: str, count: int) -> None:
         await store.close()
 
 
-async def delivered(url: str) -> int:
+async def counts(url: str) -> dict[MessageStatus, int]:
     store = create_store(url)
     await store.open()
     try:
-        return (await store.count_by_status()).get(MessageStatus.DELIVERED, 0)
+        return await store.count_by_status()
     finally:
         await store.close()
+
+
+async def delivered(url: str) -> int:
+    return (await counts(url)).get(MessageStatus.DELIVERED, 0)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--channel", choices=("sandbox", "smpp"), default="sandbox")
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--pg-dsn", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--timeout", type=float, default=300)
@@ -110,8 +118,15 @@ def main() -> None:
                 "IWORK_MC_DATABASE_URL": url,
                 "IWORK_MC_WORKER_CONCURRENCY": "64",
                 "IWORK_MC_POLL_INTERVAL_S": "0.05",
-                "IWORK_MC_LOG_LEVEL": "warning",
+                "IWORK_MC_LOG_LEVEL": os.environ.get("IWORK_MC_LOG_LEVEL", "warning"),
             }
+            smsc = None
+            if args.channel == "smpp":
+                from run import SMSCThread, smpp_settings
+
+                smsc = SMSCThread()
+                for name, value in smpp_settings(smsc.smsc.port).items():
+                    env[f"IWORK_MC_{name.upper()}"] = str(value)
             sandbox = data_dir / "sandbox" / "deliveries.jsonl"
             workers = [
                 subprocess.Popen([*CLI, "worker"], env=env, stdout=subprocess.DEVNULL)
@@ -119,11 +134,12 @@ def main() -> None:
             ]
             try:
                 deadline = time.monotonic() + args.timeout
-                while (
-                    not (sandbox.exists() and sandbox.stat().st_size)
-                    and time.monotonic() < deadline
-                ):
-                    time.sleep(0.01)
+                while time.monotonic() < deadline:
+                    if sandbox.exists() and sandbox.stat().st_size:
+                        break  # the sandbox's first delivery
+                    if smsc is not None and asyncio.run(delivered(url)):
+                        break  # SMPP: the first receipt recorded
+                    time.sleep(0.02)
                 started = time.monotonic()
                 done = 0
                 while done < args.messages and time.monotonic() < deadline:
@@ -135,21 +151,24 @@ def main() -> None:
                     worker.terminate()
                 for worker in workers:
                     worker.wait(30)
-            counts = Counter(
-                json.loads(line)["message_id"] for line in sandbox.read_text().splitlines()
-            )
+                if smsc is not None:
+                    smsc.close()
+            lines = sandbox.read_text().splitlines() if sandbox.exists() else []
+            sent = Counter(json.loads(line)["message_id"] for line in lines)
             result = {
                 "backend": args.backend,
+                "channel": args.channel,
                 "workers": args.workers,
                 "messages": args.messages,
                 "delivered": done,
                 "seconds": round(elapsed, 2),
                 "rate": round(done / elapsed, 1),
-                "sent_twice": sum(1 for c in counts.values() if c > 1),
+                "sent_twice": sum(1 for c in sent.values() if c > 1),
             }
             print(json.dumps(result))
             if done != args.messages:
-                sys.exit("not every message was delivered before the timeout")
+                left = {str(k): v for k, v in asyncio.run(counts(url)).items() if v}
+                sys.exit(f"not every message was delivered before the timeout: {left}")
         finally:
             if schema is not None:
                 import psycopg
