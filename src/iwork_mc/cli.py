@@ -362,6 +362,7 @@ def _worker(settings: Settings, store: Store, *, echo: bool) -> Any:
         poll_interval=settings.poll_interval_s,
         retry=settings.retry_policy,
         receipt_wait_ms=int(settings.receipt_wait_s * 1000),
+        quiet=settings.quiet,
     )
 
 

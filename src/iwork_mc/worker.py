@@ -39,6 +39,7 @@ from iwork_mc.channels.base import (
     TransientChannelError,
 )
 from iwork_mc.messages import Message, MessageStatus
+from iwork_mc.policies import QuietHours
 from iwork_mc.privacy import mask_phone
 from iwork_mc.retry import RetryPolicy
 from iwork_mc.routing import DEFAULT_ROUTE, Route, choose_route, needs_region
@@ -68,6 +69,7 @@ class Worker:
         retry: RetryPolicy | None = None,
         receipt_wait_ms: int = 3_600_000,
         sweep_interval: float = 30.0,
+        quiet: QuietHours | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
@@ -86,6 +88,8 @@ class Worker:
         #: How long past its validity a submitted message waits for its receipt.
         self.receipt_wait_ms = receipt_wait_ms
         self.sweep_interval = sweep_interval
+        #: Retries of non-urgent messages that fall in quiet hours wait for their end.
+        self.quiet = quiet
         self._clock = clock
         self._rng = rng or random.Random()
 
@@ -280,6 +284,12 @@ class Worker:
     ) -> None:
         now_ms = self._now_ms()
         due_at = self.retry.next_attempt_at_ms(message.step_attempts, now_ms, self._rng)
+        if due_at is not None and self.quiet is not None and not message.urgent:
+            # A retry that would wake someone at night waits for the morning too.
+            quiet_end = self.quiet.deferral(due_at)
+            if quiet_end is not None:
+                where = {**where, "deferred": "quiet_hours"}
+                due_at = quiet_end
         if due_at is None:
             await self._fall_back_or_fail(message, route, where, f"retries exhausted: {reason}")
         elif message.expires_at_ms is not None and due_at >= message.expires_at_ms:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from iwork_mc.apps import App
 from iwork_mc.channels.base import (
@@ -15,7 +17,7 @@ from iwork_mc.channels.base import (
     TransientChannelError,
 )
 from iwork_mc.messages import Message, MessageStatus, NewMessage
-from iwork_mc.policies import OptOut
+from iwork_mc.policies import OptOut, QuietHours
 from iwork_mc.retry import RetryPolicy
 from iwork_mc.routing import Route
 from iwork_mc.store import Store
@@ -218,3 +220,21 @@ async def test_a_submitted_message_whose_receipt_never_comes_expires(
     assert "expired" == (await store.timeline(overdue))[-1].kind
     assert MessageStatus.SUBMITTED is (await status_of(store, waiting)).status
     assert 0 == await work.expire_overdue()  # nothing is expired twice
+
+
+async def test_a_retry_that_would_fall_in_quiet_hours_waits_for_their_end(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    # T0 is 2023-11-14 22:13:30 UTC = 06:13:30 in Shanghai, inside 22:00-07:00.
+    quiet = QuietHours.parse("22:00-07:00", "Asia/Shanghai")
+    seven = int(datetime(2023, 11, 15, 7, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp() * 1000)
+    plain = await accepted(store, message_factory(msg_key="plain"))
+    urgent = await accepted(store, replace(message_factory(msg_key="urgent"), urgent=True))
+    carrier = Carrier("sms", TransientChannelError("busy"), TransientChannelError("busy"))
+    await worker(store, Clock(), carrier, quiet=quiet).run_once()
+
+    retried = {m: (await store.timeline(m))[-1] for m in (plain, urgent)}
+    assert ("retry_scheduled", seven) == (retried[plain].kind, retried[plain].detail["due_at_ms"])
+    assert "quiet_hours" == retried[plain].detail["deferred"]
+    assert retried[urgent].detail["due_at_ms"] < seven
+    assert "deferred" not in retried[urgent].detail
