@@ -222,7 +222,7 @@ class PostgresStore:
     # -- apps ---------------------------------------------------------------
 
     async def insert_app(self, app: App) -> None:
-        if await self._fetch_one(_Q.insert_app, rows.app_params(app)) is None:
+        if await self._fetch_one(_Q.insert_app, rows.params_of(app)) is None:
             raise AppExists(f"app_key {app.app_key} is taken")
 
     async def get_app(self, app_key: str) -> App | None:
@@ -254,13 +254,13 @@ class PostgresStore:
     # -- templates ----------------------------------------------------------
 
     async def insert_template(self, template: Template) -> None:
-        if await self._fetch_one(_Q.insert_template, rows.template_params(template)) is None:
+        if await self._fetch_one(_Q.insert_template, rows.params_of(template)) is None:
             raise TemplateExists(_template_taken(template))
 
     async def update_template(self, template: Template) -> bool:
         async with self._connection() as conn:
             try:
-                cursor = await conn.execute(_Q.update_template, rows.template_params(template))
+                cursor = await conn.execute(_Q.update_template, rows.params_of(template))
             except psycopg.errors.UniqueViolation as exc:
                 raise TemplateExists(_template_taken(template)) from exc
             return await cursor.fetchone() is not None
@@ -278,7 +278,7 @@ class PostgresStore:
     # -- opt-outs -----------------------------------------------------------
 
     async def add_opt_out(self, opt_out: OptOut) -> bool:
-        return await self._fetch_one(_Q.add_opt_out, rows.opt_out_params(opt_out)) is not None
+        return await self._fetch_one(_Q.add_opt_out, rows.params_of(opt_out)) is not None
 
     async def remove_opt_out(self, app_key: str, receiver: str) -> bool:
         params = {"app_key": app_key, "receiver": receiver}
@@ -309,26 +309,16 @@ class PostgresStore:
                         await conn.execute(_Q.existing_fingerprint, params)
                     ).fetchone()
                     if existing is not None:
-                        return _repeat(message, existing)
+                        return rows.repeat(message, existing)
                     rejection = checks.decide(await _receiver_facts(conn, message, checks))
                     if rejection is not None:
-                        return AcceptResult(
-                            outcome=AcceptOutcome.REJECTED, message_id=0, rejection=rejection
-                        )
+                        return rows.rejected(rejection)
                     inserted = await (await conn.execute(_Q.accept, params)).fetchone()
             if inserted is not None:
                 return AcceptResult(outcome=AcceptOutcome.ACCEPTED, message_id=inserted["id"])
             # A new statement, a new snapshot: it sees the committed row that won.
             existing = await (await conn.execute(_Q.existing_fingerprint, params)).fetchone()
-        if existing is not None:
-            return _repeat(message, existing)
-        if checks is not None:
-            # Nothing inserted and no such key: the receiver has opted out.
-            rejection = checks.decide(
-                ReceiverFacts(opted_out=True, counts=(), duplicate_text=False)
-            )
-            return AcceptResult(outcome=AcceptOutcome.REJECTED, message_id=0, rejection=rejection)
-        raise StoreError("the conflicting message vanished")
+        return rows.not_inserted(message, checks, existing)
 
     # -- reading ------------------------------------------------------------
 
@@ -373,14 +363,8 @@ class PostgresStore:
     async def note(
         self, message_id: int, *, now_ms: int, kind: str, detail: Mapping[str, Any] | None = None
     ) -> None:
-        params = {
-            "message_id": message_id,
-            "now_ms": now_ms,
-            "kind": kind,
-            "detail": rows.detail_json(detail),
-        }
-        if await self._fetch_one(_Q.note, params) is None:
-            raise MessageNotFound(f"no message {message_id}")
+        async with self._connection() as conn:
+            await _note(conn, message_id, now_ms=now_ms, kind=kind, detail=detail)
 
     async def claim_due(
         self, *, worker_id: str, now_ms: int, lease_ms: int, limit: int
@@ -625,13 +609,6 @@ class PostgresStore:
     async def _fetch_all(self, query: LiteralString, params: Mapping[str, Any]) -> list[DictRow]:
         async with self._connection() as conn:
             return await (await conn.execute(query, params)).fetchall()
-
-
-def _repeat(message: NewMessage, existing: DictRow) -> AcceptResult:
-    """DUPLICATE or CONFLICT: the answer to a msg_key that is already stored."""
-    same = existing["fingerprint"] == message.fingerprint
-    outcome = AcceptOutcome.DUPLICATE if same else AcceptOutcome.CONFLICT
-    return AcceptResult(outcome=outcome, message_id=existing["id"])
 
 
 async def _receiver_facts(

@@ -8,6 +8,7 @@ so nothing here depends on the backend.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,15 +19,19 @@ from iwork_mc.events import MobileReceiverMessageEvent
 from iwork_mc.messages import (
     REQUEUE_FROM,
     TRANSITIONS,
+    AcceptOutcome,
+    AcceptResult,
     Message,
     MessageQuery,
     MessageStatus,
     NewMessage,
+    Rejection,
     StatusEvent,
     TimelineEntry,
 )
 from iwork_mc.policies import AcceptChecks, CountQuery, OptOut, ReceiverFacts
 from iwork_mc.segments import FINAL_SEGMENT_STATES, Segment, SegmentState, aggregate
+from iwork_mc.store.base import StoreError
 from iwork_mc.templates import Template
 
 __all__ = [
@@ -35,7 +40,6 @@ __all__ = [
     "Row",
     "accept_params",
     "app_from_row",
-    "app_params",
     "callback_detail",
     "conclusion",
     "count_params",
@@ -46,12 +50,15 @@ __all__ = [
     "find_params",
     "kept_receipt_from_row",
     "message_from_row",
+    "not_inserted",
     "opt_out_from_row",
-    "opt_out_params",
+    "params_of",
     "receipt_detail",
     "receiver_facts",
     "receiver_facts_params",
     "recorded_state",
+    "rejected",
+    "repeat",
     "requeue_detail",
     "requeue_params",
     "segment_from_row",
@@ -59,7 +66,6 @@ __all__ = [
     "sources_of",
     "status_event_from_row",
     "template_from_row",
-    "template_params",
     "timeline_entry_from_row",
     "transition_params",
     "unmatched_receipt_params",
@@ -81,17 +87,12 @@ def app_from_row(row: Row) -> App:
     )
 
 
-def app_params(app: App) -> dict[str, Any]:
-    return {
-        "app_key": app.app_key,
-        "name": app.name,
-        "secret": app.secret,
-        "enabled": app.enabled,
-        "created_at_ms": app.created_at_ms,
-        "previous_secret": app.previous_secret,
-        "previous_secret_expires_at_ms": app.previous_secret_expires_at_ms,
-        "callback_url": app.callback_url,
-    }
+def params_of(value: App | Template | OptOut) -> dict[str, Any]:
+    """Parameters of the insert/update queries of an app, template or opt-out.
+
+    Each is a flat dataclass whose fields are its table's columns, by name.
+    """
+    return dataclasses.asdict(value)
 
 
 def message_from_row(row: Row) -> Message:
@@ -170,10 +171,41 @@ def accept_params(message: NewMessage, checks: AcceptChecks | None = None) -> di
         # With checks, the insert itself refuses an opted-out receiver (see queries.sql).
         "check_opt_out": checks is not None,
         "due_at_ms": message.accepted_at_ms if message.due_at_ms is None else message.due_at_ms,
-        "kind": "accepted",
         "detail": detail_json(accepted),
         "entries": json.dumps(entries, ensure_ascii=False, separators=(",", ":")),
     }
+
+
+def repeat(message: NewMessage, existing: Row) -> AcceptResult:
+    """DUPLICATE or CONFLICT: the answer to a msg_key already stored.
+
+    ``existing`` is the stored message's ``id`` and ``fingerprint``.
+    """
+    same = existing["fingerprint"] == message.fingerprint
+    outcome = AcceptOutcome.DUPLICATE if same else AcceptOutcome.CONFLICT
+    return AcceptResult(outcome=outcome, message_id=existing["id"])
+
+
+def rejected(rejection: Rejection) -> AcceptResult:
+    return AcceptResult(outcome=AcceptOutcome.REJECTED, message_id=0, rejection=rejection)
+
+
+def not_inserted(
+    message: NewMessage, checks: AcceptChecks | None, existing: Row | None
+) -> AcceptResult:
+    """The answer when the accept's insert stored nothing.
+
+    ``existing`` is the msg_key's row, looked up after the insert: a repeat.  Without
+    one, the insert's own opt-out guard (``check_opt_out``) refused the receiver.
+    """
+    if existing is not None:
+        return repeat(message, existing)
+    if checks is None:
+        raise StoreError("the conflicting message vanished")
+    opted_out = ReceiverFacts(opted_out=True, counts=(), duplicate_text=False)
+    return AcceptResult(
+        outcome=AcceptOutcome.REJECTED, message_id=0, rejection=checks.decide(opted_out)
+    )
 
 
 def timeline_entry_from_row(row: Row) -> TimelineEntry:
@@ -277,21 +309,6 @@ def template_from_row(row: Row) -> Template:
     )
 
 
-def template_params(template: Template) -> dict[str, Any]:
-    return {
-        "name": template.name,
-        "body": template.body,
-        "app_key": template.app_key,
-        "source": template.source,
-        "action": template.action,
-        "event_type": template.event_type,
-        "urgent": template.urgent,
-        "limits": template.limits,
-        "created_at_ms": template.created_at_ms,
-        "updated_at_ms": template.updated_at_ms,
-    }
-
-
 def opt_out_from_row(row: Row) -> OptOut:
     return OptOut(
         app_key=row["app_key"],
@@ -299,15 +316,6 @@ def opt_out_from_row(row: Row) -> OptOut:
         reason=row["reason"],
         created_at_ms=row["created_at_ms"],
     )
-
-
-def opt_out_params(opt_out: OptOut) -> dict[str, Any]:
-    return {
-        "app_key": opt_out.app_key,
-        "receiver": opt_out.receiver,
-        "reason": opt_out.reason,
-        "created_at_ms": opt_out.created_at_ms,
-    }
 
 
 def status_event_from_row(row: Row) -> StatusEvent:

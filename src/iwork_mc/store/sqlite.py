@@ -89,6 +89,7 @@ class _Queries:
     set_callback_url: LiteralString
     insert_message: LiteralString
     insert_outbox: LiteralString
+    insert_entries: LiteralString
     insert_timeline: LiteralString
     existing_fingerprint: LiteralString
     get_message: LiteralString
@@ -231,7 +232,7 @@ class SQLiteStore:
 
     async def insert_app(self, app: App) -> None:
         def job(conn: sqlite3.Connection) -> None:
-            if _one(conn, _Q.insert_app, rows.app_params(app)) is None:
+            if _one(conn, _Q.insert_app, rows.params_of(app)) is None:
                 raise AppExists(f"app_key {app.app_key} is taken")
 
         await self._submit("write", job)
@@ -269,7 +270,7 @@ class SQLiteStore:
 
     async def insert_template(self, template: Template) -> None:
         def job(conn: sqlite3.Connection) -> None:
-            if _one(conn, _Q.insert_template, rows.template_params(template)) is None:
+            if _one(conn, _Q.insert_template, rows.params_of(template)) is None:
                 raise TemplateExists(_template_taken(template))
 
         await self._submit("write", job)
@@ -277,7 +278,7 @@ class SQLiteStore:
     async def update_template(self, template: Template) -> bool:
         def job(conn: sqlite3.Connection) -> bool:
             try:
-                return _one(conn, _Q.update_template, rows.template_params(template)) is not None
+                return _one(conn, _Q.update_template, rows.params_of(template)) is not None
             except sqlite3.IntegrityError as exc:
                 raise TemplateExists(_template_taken(template)) from exc
 
@@ -298,7 +299,7 @@ class SQLiteStore:
     # -- opt-outs -----------------------------------------------------------
 
     async def add_opt_out(self, opt_out: OptOut) -> bool:
-        params = rows.opt_out_params(opt_out)
+        params = rows.params_of(opt_out)
         return await self._submit("write", _fetch_one(_Q.add_opt_out, params)) is not None
 
     async def remove_opt_out(self, app_key: str, receiver: str) -> bool:
@@ -321,34 +322,23 @@ class SQLiteStore:
         def job(conn: sqlite3.Connection) -> AcceptResult:
             # The batch holds the write lock: nothing changes between these statements,
             # so two accepts can neither both store one msg_key nor both pass a cap.
-            existing = _one(conn, _Q.existing_fingerprint, params)
-            if existing is not None:
-                same = existing["fingerprint"] == message.fingerprint
-                outcome = AcceptOutcome.DUPLICATE if same else AcceptOutcome.CONFLICT
-                return AcceptResult(outcome=outcome, message_id=existing["id"])
-            if checks is not None:
+            if checks is not None and checks.counts_anything:
+                # A repeat stays DUPLICATE (or CONFLICT), never REJECTED by a full cap.
+                existing = _one(conn, _Q.existing_fingerprint, params)
+                if existing is not None:
+                    return rows.repeat(message, existing)
                 rejection = checks.decide(_receiver_facts(conn, message, checks))
                 if rejection is not None:
-                    return AcceptResult(
-                        outcome=AcceptOutcome.REJECTED, message_id=0, rejection=rejection
-                    )
+                    return rows.rejected(rejection)
             inserted = _one(conn, _Q.insert_message, params)
             if inserted is None:
-                raise StoreError("the message was stored by another writer under our lock")
-            message_id = inserted["id"]
-            conn.execute(_Q.insert_outbox, {**params, "message_id": message_id})
-            for entry in json.loads(params["entries"]):
-                conn.execute(
-                    _Q.insert_timeline,
-                    {
-                        **params,
-                        "message_id": message_id,
-                        "kind": entry["kind"],
-                        "detail": rows.detail_json(entry["detail"]),
-                    },
-                )
-            _emit(conn, {**params, "message_id": message_id})
-            return AcceptResult(outcome=AcceptOutcome.ACCEPTED, message_id=message_id)
+                existing = _one(conn, _Q.existing_fingerprint, params)
+                return rows.not_inserted(message, checks, existing)
+            stored = {**params, "message_id": inserted["id"]}
+            conn.execute(_Q.insert_outbox, stored)
+            conn.execute(_Q.insert_entries, stored)
+            _emit(conn, stored)
+            return AcceptResult(outcome=AcceptOutcome.ACCEPTED, message_id=inserted["id"])
 
         return await self._submit("write", job)
 
@@ -512,7 +502,6 @@ class SQLiteStore:
             conn.execute(_Q.release_carrier_id, {**params, "channel": current.channel})
             row = _one(conn, _Q.submit_segment, params)
             if row is None:
-                _segment(conn, key)  # Raises if there is no such segment.
                 return None  # Named already: a repeat changes nothing.
             segment = rows.segment_from_row(row)
             taken = {"channel": segment.channel, "carrier_id": carrier_id}

@@ -48,24 +48,38 @@ RETURNING *;
 UPDATE apps SET callback_url = :url WHERE app_key = :app_key RETURNING *;
 
 -- insert_message --
--- A repeat of (app_key, msg_key) inserts nothing and returns no row.
+-- A repeat of (app_key, msg_key) inserts nothing and returns no row.  With
+-- :check_opt_out, an opted-out receiver (this app or every app) also inserts
+-- nothing: the caller tells the two apart by looking for the key.
+-- (WHERE on the SELECT: SQLite would otherwise read ON CONFLICT as a join's ON.)
 INSERT INTO messages (
     app_key, msg_key, fingerprint, request_id, status, accepted_at_ms, updated_at_ms,
     event_time_millis, source, action, mobile_receiver, event_type, json_data, sender,
     resource_id, resource_url, text, template, encoding, segments, urgent, expires_at_ms,
     text_digest
 )
-VALUES (
+SELECT
     :app_key, :msg_key, :fingerprint, :request_id, :status, :now_ms, :now_ms,
     :event_time_millis, :source, :action, :mobile_receiver, :event_type, :json_data, :sender,
     :resource_id, :resource_url, :text, :template, :encoding, :segments, :urgent, :expires_at_ms,
     :text_digest
-)
+WHERE NOT (:check_opt_out AND EXISTS (
+    SELECT 1 FROM opt_outs WHERE receiver = :mobile_receiver AND app_key IN (:app_key, '*')
+))
 ON CONFLICT (app_key, msg_key) DO NOTHING
 RETURNING id;
 
 -- insert_outbox --
 INSERT INTO outbox (message_id, due_at_ms) VALUES (:message_id, :due_at_ms);
+
+-- insert_entries --
+-- An accepted message's first timeline entries: :entries is a JSON array of
+-- {kind, detail}, accepted first, recorded in that order.
+INSERT INTO timeline (message_id, at_ms, kind, status, detail)
+SELECT :message_id, :now_ms, json_extract(value, '$.kind'), :status,
+    json_extract(value, '$.detail')
+FROM json_each(:entries)
+ORDER BY key;
 
 -- insert_timeline --
 INSERT INTO timeline (message_id, at_ms, kind, status, detail)
