@@ -466,10 +466,11 @@ class SMPPChannel:
                 self.stats["throttled"] += 1
                 session.throttled()
                 continue
-            await self._refused(message, part, _phrase(status))
+            reason = _phrase(status)
+            await self._refused(message, part, reason)
             if is_permanent(status):
-                raise PermanentChannelError(f"SMSC refused: {_phrase(status)}")
-            raise TransientChannelError(f"SMSC answered {_phrase(status)}")
+                raise PermanentChannelError(f"SMSC refused: {reason}")
+            raise TransientChannelError(f"SMSC answered {reason}")
         await self._refused(message, part, "ESME_RTHROTTLED, repeatedly")
         raise TransientChannelError("SMSC kept throttling")
 
@@ -493,7 +494,7 @@ class SMPPChannel:
                 resp, smpp.QuerySmResp
             ):
                 continue
-            state = _RECEIPT_STATES.get(smpp.MessageState(resp.message_state))
+            state = _RECEIPT_STATES.get(resp.message_state)
             if state is not None and state is not SegmentState.ENROUTE:
                 await self.store.apply_receipt(
                     channel=self.name, carrier_id=carrier_id, state=state,
@@ -552,9 +553,6 @@ class SMPPChannel:
         return int(self._clock() * 1000)
 
 
-def _phrase(status: int) -> str:
-    try:
-        code = smpp.CommandStatus(status)
-    except ValueError:
-        return f"command_status 0x{status:08X}"
-    return f"{code.name} ({code.phrase})"
+def _phrase(status: smpp.CommandStatus) -> str:
+    # Every decoded status is a CommandStatus: unlisted codes are pseudo-members.
+    return f"{status.name} ({status.phrase})"

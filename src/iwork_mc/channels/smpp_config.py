@@ -11,7 +11,14 @@ from typing import Literal
 
 from iwork_mc.smpp import CommandStatus
 
-__all__ = ["PERMANENT_STATUSES", "SMPPConfig", "is_permanent"]
+__all__ = [
+    "PERMANENT_STATUSES",
+    "BindMode",
+    "DestinationFormat",
+    "LongMessages",
+    "SMPPConfig",
+    "is_permanent",
+]
 
 LongMessages = Literal["udh8", "udh16", "sar", "payload"]
 BindMode = Literal["transceiver", "separate"]

@@ -259,7 +259,7 @@ class AsyncClient(_base.BaseClient):
             TransportError: no TOP answer was obtained, after retries.
             InvalidRequest: a field cannot be encoded.
         """
-        flow = self._send_mobile_flow(
+        event = _base.build_event(
             mobile_receiver=mobile_receiver,
             json_data=json_data,
             source=source,
@@ -270,8 +270,9 @@ class AsyncClient(_base.BaseClient):
             event_time_millis=event_time_millis,
             resource_id=resource_id,
             resource_url=resource_url,
+            clock=self._protocol.clock,
         )
-        return await self._driver.run(flow)
+        return await self._driver.run(self._send_mobile_flow(event))
 
     async def aclose(self) -> None:
         """Close the connection pool."""

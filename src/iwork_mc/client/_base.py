@@ -570,33 +570,7 @@ class BaseClient:
         self._max_retries = max_retries
         self._rng = random.Random()
 
-    def _send_mobile_flow(
-        self,
-        *,
-        mobile_receiver: str,
-        json_data: Mapping[str, Any] | str,
-        source: str,
-        action: str,
-        sender: int,
-        event_type: str,
-        msg_key: str | None,
-        event_time_millis: int | None,
-        resource_id: str | None,
-        resource_url: str | None,
-    ) -> Flow[SendResult]:
-        event = build_event(
-            mobile_receiver=mobile_receiver,
-            json_data=json_data,
-            source=source,
-            action=action,
-            event_type=event_type,
-            sender=sender,
-            msg_key=msg_key,
-            event_time_millis=event_time_millis,
-            resource_id=resource_id,
-            resource_url=resource_url,
-            clock=self._protocol.clock,
-        )
+    def _send_mobile_flow(self, event: MobileReceiverMessageEvent) -> Flow[SendResult]:
         return send_mobile_flow(self._protocol, event, max_retries=self._max_retries, rng=self._rng)
 
 

@@ -24,6 +24,7 @@ from iwork_mc.top import signing
 __all__ = ["RestAPIError", "RestClient"]
 
 Query = Mapping[str, Any] | Iterable[tuple[str, Any]]
+_SIGN_METHOD: signing.SignMethod = "hmac-sha256"
 
 
 class RestAPIError(SDKError):
@@ -45,6 +46,30 @@ class RestAPIError(SDKError):
 
     def __str__(self) -> str:
         return f"{self.status_code} {self.code}: {self.message}"
+
+
+def _signing_params(
+    query: Iterable[tuple[str, str]],
+    *,
+    app_key: str,
+    timestamp: str,
+    http_method: str,
+    path: str,
+    body: bytes,
+) -> dict[str, str]:
+    # The parameter map the signature covers: the same function as
+    # iwork_mc.gateway.rest_auth.signing_params, which the SDK may not import.
+    params: dict[str, str] = {}
+    for name, value in query:
+        params[name] = f"{params[name]},{value}" if name in params else value
+    params.update(
+        app_key=app_key,
+        timestamp=timestamp,
+        http_method=http_method.upper(),
+        path=path,
+        body_sha256=hashlib.sha256(body).hexdigest(),
+    )
+    return params
 
 
 def _segment(value: str) -> str:
@@ -122,21 +147,15 @@ class RestClient:
             body: the raw body (``b""`` for none).
         """
         timestamp = str(int(self._clock() * 1000))
-        params: dict[str, str] = {}
-        for name, value in query:
-            params[name] = f"{params[name]},{value}" if name in params else value
-        params.update(
-            app_key=self._app_key,
-            timestamp=timestamp,
-            http_method=method.upper(),
-            path=path,
-            body_sha256=hashlib.sha256(body).hexdigest(),
-        )
+        params = _signing_params(
+            query, app_key=self._app_key, timestamp=timestamp, http_method=method, path=path,
+            body=body,
+        )  # fmt: skip
         return {
             "X-App-Key": self._app_key,
             "X-Timestamp": timestamp,
-            "X-Sign-Method": "hmac-sha256",
-            "X-Sign": signing.sign(params, self._secret, "hmac-sha256"),
+            "X-Sign-Method": _SIGN_METHOD,
+            "X-Sign": signing.sign(params, self._secret, _SIGN_METHOD),
         }
 
     def request(

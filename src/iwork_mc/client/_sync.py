@@ -258,7 +258,7 @@ class Client(_base.BaseClient):
             TransportError: no TOP answer was obtained, after retries.
             InvalidRequest: a field cannot be encoded.
         """
-        flow = self._send_mobile_flow(
+        event = _base.build_event(
             mobile_receiver=mobile_receiver,
             json_data=json_data,
             source=source,
@@ -269,8 +269,9 @@ class Client(_base.BaseClient):
             event_time_millis=event_time_millis,
             resource_id=resource_id,
             resource_url=resource_url,
+            clock=self._protocol.clock,
         )
-        return self._driver.run(flow)
+        return self._driver.run(self._send_mobile_flow(event))
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -45,7 +45,7 @@ from typing import ClassVar, Literal
 
 from iwork_mc.smpp._codes import CommandId, CommandStatus, MessageState
 from iwork_mc.smpp._errors import LocalProtocolError
-from iwork_mc.smpp._tlv import MessageTlvs, Tlv, TlvCarrier
+from iwork_mc.smpp._tlv import MessageTlvs, Tlv, TlvCarrier, TlvTag
 
 __all__ = [
     "BindReceiver",
@@ -219,7 +219,7 @@ class _BindResp(TlvCarrier, Pdu):
     @property
     def sc_interface_version(self) -> int | None:
         """The SMSC's SMPP version from the ``sc_interface_version`` TLV (§5.3.2.25)."""
-        value = self.tlv(0x0210)
+        value = self.tlv(TlvTag.SC_INTERFACE_VERSION)
         return value[0] if value is not None and len(value) == 1 else None
 
 

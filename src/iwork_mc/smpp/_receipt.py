@@ -36,6 +36,7 @@ from datetime import datetime
 
 from iwork_mc.smpp._codes import MessageState
 from iwork_mc.smpp._pdu import DeliverSm
+from iwork_mc.smpp._text import DATA_CODING_UCS2
 from iwork_mc.smpp._tlv import Tlv
 
 __all__ = ["Receipt", "build_receipt", "format_receipt", "parse_receipt"]
@@ -44,21 +45,8 @@ __all__ = ["Receipt", "build_receipt", "format_receipt", "parse_receipt"]
 ESM_CLASS_TYPE_MASK = 0x3C
 ESM_CLASS_DELIVERY_RECEIPT = 0x04
 
-# Appendix B spells states in seven letters; some SMSCs write them out.
-_STAT_TO_STATE = {
-    "ENROUTE": MessageState.ENROUTE,
-    "DELIVRD": MessageState.DELIVERED,
-    "DELIVERED": MessageState.DELIVERED,
-    "EXPIRED": MessageState.EXPIRED,
-    "DELETED": MessageState.DELETED,
-    "UNDELIV": MessageState.UNDELIVERABLE,
-    "UNDELIVERABLE": MessageState.UNDELIVERABLE,
-    "ACCEPTD": MessageState.ACCEPTED,
-    "ACCEPTED": MessageState.ACCEPTED,
-    "UNKNOWN": MessageState.UNKNOWN,
-    "REJECTD": MessageState.REJECTED,
-    "REJECTED": MessageState.REJECTED,
-}
+# Appendix B spells states in seven letters (DELIVRD); some SMSCs write them
+# out (DELIVERED), so both spellings read back.
 _STATE_TO_STAT = {
     MessageState.ENROUTE: "ENROUTE",
     MessageState.DELIVERED: "DELIVRD",
@@ -68,6 +56,9 @@ _STATE_TO_STAT = {
     MessageState.ACCEPTED: "ACCEPTD",
     MessageState.UNKNOWN: "UNKNOWN",
     MessageState.REJECTED: "REJECTD",
+}
+_STAT_TO_STATE = {state.name: state for state in _STATE_TO_STAT} | {
+    stat: state for state, stat in _STATE_TO_STAT.items()
 }
 
 # A key starts the text or follows whitespace; "submit date" may be written
@@ -141,7 +132,7 @@ def parse_receipt(deliver_sm: DeliverSm) -> Receipt | None:
 
 def _text(deliver_sm: DeliverSm) -> str:
     body = deliver_sm.short_message or deliver_sm.message_payload or b""
-    if deliver_sm.data_coding == 0x08:
+    if deliver_sm.data_coding == DATA_CODING_UCS2:
         return body.decode("utf-16-be", errors="replace")
     # The text is ASCII in practice, whatever data_coding says; Latin-1 reads
     # any octet, so a stray one cannot lose the rest of the receipt.

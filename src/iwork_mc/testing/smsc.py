@@ -59,6 +59,14 @@ _HOST = "127.0.0.1"
 #: registered_delivery bits 0-1 (§5.2.17): 01 any outcome, 10 failure only.
 _RECEIPT_ALWAYS = 0x01
 _RECEIPT_ON_FAILURE = 0x02
+_BIND_RESPONSES: dict[
+    type[smpp.Pdu],
+    type[smpp.BindTransmitterResp | smpp.BindReceiverResp | smpp.BindTransceiverResp],
+] = {
+    smpp.BindTransmitter: smpp.BindTransmitterResp,
+    smpp.BindReceiver: smpp.BindReceiverResp,
+    smpp.BindTransceiver: smpp.BindTransceiverResp,
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -460,6 +468,22 @@ class FakeSMSC:
         Args:
             destination: only messages to this address.
         """
+        groups = self._grouped(destination)
+        return [_reassembled(segments) for segments in groups.values()]
+
+    @property
+    def multipart(self) -> dict[tuple[str, int], str]:
+        """
+        The texts of multipart messages taken, by (destination, concatenation reference).
+
+        Each is reassembled from the segments taken so far, in sequence order.
+        """
+        groups = self._grouped(None)
+        return {key: _reassembled(segs) for key, segs in groups.items() if isinstance(key, tuple)}
+
+    def _grouped(self, destination: str | None) -> dict[tuple[str, int] | int, list[Submission]]:
+        # A multipart message's segments under (destination, reference); a
+        # message sent whole alone, under its index among the accepted.
         groups: dict[tuple[str, int] | int, list[Submission]] = {}
         for index, sub in enumerate(self.accepted):
             if destination is not None and sub.destination != destination:
@@ -469,33 +493,7 @@ class FakeSMSC:
                 index if info is None else (sub.destination, info.reference)
             )
             groups.setdefault(key, []).append(sub)
-        texts = []
-        for segments in groups.values():
-            try:
-                texts.append(smpp.reassemble([s.pdu for s in segments]))
-            except ValueError:
-                texts.append("")
-        return texts
-
-    @property
-    def multipart(self) -> dict[tuple[str, int], str]:
-        """
-        The texts of multipart messages taken, by (destination, concatenation reference).
-
-        Each is reassembled from the segments taken so far, in sequence order.
-        """
-        groups: dict[tuple[str, int], list[Submission]] = {}
-        for sub in self.accepted:
-            if sub.concatenation is not None:
-                key = (sub.destination, sub.concatenation.reference)
-                groups.setdefault(key, []).append(sub)
-        texts = {}
-        for key, segments in groups.items():
-            try:
-                texts[key] = smpp.reassemble([s.pdu for s in segments])
-            except ValueError:
-                texts[key] = ""
-        return texts
+        return groups
 
     def state_of(self, message_id: str) -> smpp.MessageState | None:
         """The state of a message as ``query_sm`` would tell it, or ``None`` if unknown."""
@@ -573,15 +571,7 @@ class FakeSMSC:
         pdu: smpp.BindTransmitter | smpp.BindReceiver | smpp.BindTransceiver,
     ) -> None:
         policy = self.policy
-        resp_class: type[
-            smpp.BindTransmitterResp | smpp.BindReceiverResp | smpp.BindTransceiverResp
-        ]
-        if isinstance(pdu, smpp.BindTransmitter):
-            resp_class = smpp.BindTransmitterResp
-        elif isinstance(pdu, smpp.BindReceiver):
-            resp_class = smpp.BindReceiverResp
-        else:
-            resp_class = smpp.BindTransceiverResp
+        resp_class = _BIND_RESPONSES[type(pdu)]
         refused = (policy.system_id is not None and pdu.system_id != policy.system_id) or (
             policy.password is not None and pdu.password != policy.password
         )
@@ -805,6 +795,13 @@ class FakeSMSC:
                 error_code=_error_code(message.state),
             ),
         )
+
+
+def _reassembled(segments: list[Submission]) -> str:
+    try:
+        return smpp.reassemble([s.pdu for s in segments])
+    except ValueError:
+        return ""
 
 
 def _error_code(state: smpp.MessageState) -> int:
