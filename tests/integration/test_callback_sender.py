@@ -459,6 +459,19 @@ async def test_rotated_secret_verifies_with_old_and_new(
     assert 2 == old_holder.received[0].headers["x-iwork-signature"].count("v1=")
 
 
+async def test_a_receiver_holding_another_secret_cannot_verify(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """The receiver's check is real: a secret the app never had does not verify."""
+    clock = Clock()
+    async with Receiver(clock, secret="f" * 32) as stranger:
+        await store.set_callback_url(app.app_key, stranger.url)
+        await accept(store, message_factory)
+        assert 1 == await sender_for(store, clock).run_once()
+
+    assert [False] == [r.verified for r in stranger.received]
+
+
 async def test_logs_hold_no_number_secret_or_url_token(
     store: Store, app: App, message_factory: Callable[..., NewMessage]
 ) -> None:
@@ -553,32 +566,36 @@ async def test_two_senders_never_post_one_event_at_once(
             await opened.close()
 
 
+class FailsOnce:
+    """``inner``, except that the first call of ``method`` fails as a lost database would."""
+
+    def __init__(self, inner: Store, method: str) -> None:
+        self.inner = inner
+        self.method = method
+        self.failed = False
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self.inner, name)
+        if name != self.method or self.failed:
+            return real
+
+        async def fail(*args: Any, **kwargs: Any) -> Any:
+            self.failed = True
+            raise StoreUnavailable("database is gone")
+
+        return fail
+
+
 async def test_store_outage_does_not_stop_serving(
     store: Store, app: App, message_factory: Callable[..., NewMessage]
 ) -> None:
     """A claim that fails is logged and retried; serve keeps running."""
     clock = Clock()
-
-    class Flaky:
-        """The store, but its first claim fails as a lost database would."""
-
-        def __init__(self, inner: Store) -> None:
-            self.inner = inner
-            self.failed = False
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.inner, name)
-
-        async def claim_status_events(self, **kwargs: Any) -> Any:
-            if not self.failed:
-                self.failed = True
-                raise StoreUnavailable("database is gone")
-            return await self.inner.claim_status_events(**kwargs)
-
     async with Receiver(clock) as receiver:
         await store.set_callback_url(app.app_key, receiver.url)
         await accept(store, message_factory)
-        sender = sender_for(Flaky(store), clock, poll_interval=0.02)
+        flaky = FailsOnce(store, "claim_status_events")
+        sender = sender_for(flaky, clock, poll_interval=0.02)
         stop = asyncio.Event()
         serving = asyncio.create_task(sender.serve(stop))
         await asyncio.wait_for(receiver.arrived.wait(), 10)
@@ -586,6 +603,7 @@ async def test_store_outage_does_not_stop_serving(
         await asyncio.wait_for(serving, 10)
 
     assert 1 == len(receiver.received)
+    assert flaky.failed, "the outage really happened"
 
 
 @pytest.mark.parametrize(("lease_ms", "timeout_s"), [(1_000, 0.6), (10_000, 0.0)])
@@ -600,25 +618,11 @@ async def test_unrecorded_delivery_is_sent_again_with_the_same_id(
 ) -> None:
     """At least once: if the store fails after the receiver answered, the event comes again."""
     clock = Clock()
-
-    class LosesFirstDone:
-        def __init__(self, inner: Store) -> None:
-            self.inner = inner
-            self.lost = False
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.inner, name)
-
-        async def status_event_done(self, event_id: int, **kwargs: Any) -> None:
-            if not self.lost:
-                self.lost = True
-                raise StoreUnavailable("database is gone")
-            await self.inner.status_event_done(event_id, **kwargs)
-
     async with Receiver(clock) as receiver:
         await store.set_callback_url(app.app_key, receiver.url)
         message_id = await accept(store, message_factory)
-        sender = sender_for(LosesFirstDone(store), clock, lease_ms=10_000)
+        loses_first_done = FailsOnce(store, "status_event_done")
+        sender = sender_for(loses_first_done, clock, lease_ms=10_000)
         assert 1 == await sender.run_once()
         assert 0 == await sender.run_once(), "still leased"
         clock.now += 10.0

@@ -62,9 +62,8 @@ def with_store(url: str, work: Callable[[Store], Awaitable[T]], *, migrate: bool
     return asyncio.run(run())
 
 
-@pytest.fixture
-def db(database_url: str, tmp_path: Path) -> str:
-    """A migrated database (each backend) with two apps."""
+def with_two_apps(url: str) -> str:
+    """Migrate the database at ``url`` and store APP_KEY and OTHER_APP in it."""
 
     async def seed(store: Store) -> None:
         for key in (APP_KEY, OTHER_APP):
@@ -72,22 +71,20 @@ def db(database_url: str, tmp_path: Path) -> str:
                 App(app_key=key, name=f"app {key}", secret="0" * 32, enabled=True, created_at_ms=T0)
             )
 
-    with_store(database_url, seed)
-    return database_url
+    with_store(url, seed)
+    return url
+
+
+@pytest.fixture
+def db(database_url: str) -> str:
+    """A migrated database (each backend) with two apps."""
+    return with_two_apps(database_url)
 
 
 @pytest.fixture
 def sqlite_db(sqlite_url: str) -> str:
     """Like ``db``, SQLite only (for the commands tested on one backend)."""
-
-    async def seed(store: Store) -> None:
-        for key in (APP_KEY, OTHER_APP):
-            await store.insert_app(
-                App(app_key=key, name=f"app {key}", secret="0" * 32, enabled=True, created_at_ms=T0)
-            )
-
-    with_store(sqlite_url, seed)
-    return sqlite_url
+    return with_two_apps(sqlite_url)
 
 
 @pytest.fixture
@@ -623,6 +620,9 @@ def test_messages_list_filters_and_masks(sqlite_db: str, iwork: Callable[..., Re
         (["--status", "lost"], "--status lost: use one of queued, sending"),
         (["--since", "yesterday"], "--since 'yesterday': give epoch milliseconds or an ISO 8601"),
         (["--receiver", "12"], "'12' is not a valid phone number"),
+        (["--until", "soon"], "--until 'soon': give epoch milliseconds or an ISO 8601"),
+        (["--limit", "0"], "Invalid value for '--limit'"),
+        (["--limit", "1001"], "Invalid value for '--limit'"),
     ],
 )
 def test_messages_list_errors(
@@ -630,6 +630,20 @@ def test_messages_list_errors(
 ) -> None:
     """Unknown statuses, unreadable times and numbers exit 2."""
     assert message in error(iwork(sqlite_db, "messages", "list", *args, code=2))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--since", "yesterday"], "--since 'yesterday': give epoch milliseconds or an ISO 8601"),
+        (["--until", "soon"], "--until 'soon': give epoch milliseconds or an ISO 8601"),
+    ],
+)
+def test_messages_counts_errors(
+    sqlite_db: str, iwork: Callable[..., Result], args: list[str], message: str
+) -> None:
+    """counts refuses unreadable times as list does."""
+    assert message in error(iwork(sqlite_db, "messages", "counts", *args, code=2))
 
 
 def test_messages_counts(sqlite_db: str, iwork: Callable[..., Result]) -> None:

@@ -112,6 +112,22 @@ def test_a_template_that_cannot_render_the_event_is_declined_and_nothing_stored(
     assert before == gateway.message_count()
 
 
+def test_a_stored_template_with_a_syntax_error_is_declined_and_nothing_stored(
+    gateway: GatewayThread, app: App, http: httpx.Client
+) -> None:
+    """A body the REST API would refuse, written to the database directly, is an answer too."""
+    gateway.run(
+        gateway.store.insert_template(  # type: ignore[union-attr]
+            Template(name="broken", action="broken", body="Hello\n{% if name %}{{ name }}")
+        )
+    )
+    before = gateway.message_count()
+    result = send(http, gateway, app, action="broken", mobile_receiver=receiver())
+    declined("TEMPLATE_RENDER_FAILED", "template 'broken' cannot render", result)
+    assert "line 2" in result["error_msg"]
+    assert before == gateway.message_count()
+
+
 def test_a_text_over_the_segment_limit_is_declined(
     gateway: GatewayThread, app: App, http: httpx.Client
 ) -> None:
@@ -171,6 +187,11 @@ def test_the_same_text_to_the_same_receiver_within_the_window_is_declined(
     assert send(http, gateway, app, mobile_receiver=to, json_data='{"door":"open"}')["success"]
     result = send(http, gateway, app, mobile_receiver=to, json_data='{"door":"open"}')
     declined("DUPLICATE_CONTENT", "dedupe window", result)
+    # Another text to the receiver, or the same text to another, is no duplicate.
+    assert send(http, gateway, app, mobile_receiver=to, json_data='{"door":"shut"}')["success"]
+    assert send(http, gateway, app, mobile_receiver=receiver(), json_data='{"door":"open"}')[
+        "success"
+    ]
 
 
 def test_a_repeated_msg_key_is_answered_as_before_even_when_a_policy_now_declines(

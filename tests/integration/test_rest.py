@@ -409,8 +409,12 @@ def test_find_filters_by_status_receiver_and_time_and_pages(
     [
         ({"limit": 501}, "limit"),
         ({"limit": 0}, "limit"),
+        ({"limit": "many"}, "limit"),
+        ({"before_id": 0}, "before_id"),
         ({"status": "lost"}, "status"),
+        ({"status": ["failed", "lost"]}, "status"),
         ({"accepted_from": "yesterday"}, "accepted_from"),
+        ({"accepted_until": "2025-13-45"}, "accepted_until"),
         ({"receiver": "12"}, "receiver"),
     ],
 )
@@ -420,6 +424,48 @@ def test_invalid_filters_are_422(client: RestClient, query: dict[str, Any], fiel
         client.find_messages(**query)
     assert 422 == excinfo.value.status_code
     assert field in excinfo.value.message
+
+
+@pytest.mark.parametrize("query", [{"accepted_from": "yesterday"}, {"accepted_until": "soon"}])
+def test_invalid_count_ranges_are_422(client: RestClient, query: dict[str, Any]) -> None:
+    """Counts refuse an unreadable instant as the search does, naming the parameter."""
+    with pytest.raises(RestAPIError) as excinfo:
+        client.count_messages(**query)
+    assert (422, "invalid_parameter") == error_of(excinfo)
+    assert next(iter(query)) in excinfo.value.message
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", "/v1/callback", b'{"url": "https://a.example"'),
+        ("PUT", "/v1/callback", b"https://a.example"),
+        ("PUT", "/v1/callback", b'["https://a.example"]'),
+        ("PUT", "/v1/callback", b"{}"),
+        ("POST", "/v1/templates", b'{"name": "t", "body": "hi"'),
+        ("POST", "/v1/templates", b'{"name": "t"}'),
+        ("POST", "/v1/templates/render", b"{not json}"),
+    ],
+    ids=["truncated", "not-json", "array", "no-url", "template-truncated", "no-body", "render"],
+)
+def test_a_malformed_json_body_is_422(
+    root: str, app: App, method: str, path: str, body: bytes
+) -> None:
+    """A signed body that is not JSON, or not the expected object, is a JSON 422 invalid_request."""
+    response = signed_request(root, app.app_key, app.secret, method=method, path=path, body=body)
+    assert 422 == response.status_code, response.text
+    assert "application/json" == response.headers["content-type"]
+    error = response.json()["error"]
+    assert "invalid_request" == error["code"]
+    assert error["message"]
+
+
+def test_unknown_messages_are_404(client: RestClient) -> None:
+    """Reading or retrying a msg_key the app never used is 404 message_not_found."""
+    for call in (client.get_message, client.retry_message):
+        with pytest.raises(RestAPIError) as excinfo:
+            call(f"never-{time.time_ns()}")
+        assert (404, "message_not_found") == error_of(excinfo)
 
 
 def test_counts_cover_every_status_within_a_range(

@@ -288,15 +288,23 @@ async def test_the_slow_number_is_submitted_then_delivered_by_a_later_receipt(
     ]
 
 
-async def test_the_duplicate_receipt_number_records_the_repeat_without_change(
+@pytest.mark.parametrize(
+    ("behaviour", "late_state"),
+    [(Behaviour.DUPLICATE_RECEIPTS, "delivered"), (Behaviour.OUT_OF_ORDER_RECEIPTS, "enroute")],
+    ids=["same-receipt-twice", "enroute-after-delivered"],
+)
+async def test_a_receipt_after_delivery_is_a_duplicate_and_changes_nothing(
     store: Store,
     app: App,
     message_factory: Callable[..., NewMessage],
     channel: SandboxChannel,
     clock: Clock,
+    behaviour: Behaviour,
+    late_state: str,
 ) -> None:
-    """The second, identical delivered receipt is a duplicate_receipt and changes nothing."""
-    message_id = await accept_to(store, message_factory, NUMBER[Behaviour.DUPLICATE_RECEIPTS])
+    """A repeated delivered receipt, or a late enroute one, is recorded as duplicate_receipt;
+    the message and its segment stay delivered (never downgraded)."""
+    message_id = await accept_to(store, message_factory, NUMBER[behaviour])
     await run_until_idle(worker_for(store, channel, clock), clock)
     await channel.wait_for_receipts()
     message = await stored(store, message_id)
@@ -310,33 +318,8 @@ async def test_the_duplicate_receipt_number_records_the_repeat_without_change(
         "delivered",
         "duplicate_receipt",
     ] == [entry.kind for entry in entries]
-    assert "delivered" == entries[-1].detail["state"]
+    assert late_state == entries[-1].detail["state"]
     assert MessageStatus.DELIVERED == entries[-1].status
-
-
-async def test_the_out_of_order_number_is_not_downgraded_by_a_late_enroute(
-    store: Store,
-    app: App,
-    message_factory: Callable[..., NewMessage],
-    channel: SandboxChannel,
-    clock: Clock,
-) -> None:
-    """An enroute receipt after delivered is recorded as a duplicate; the message stays delivered."""
-    message_id = await accept_to(store, message_factory, NUMBER[Behaviour.OUT_OF_ORDER_RECEIPTS])
-    await run_until_idle(worker_for(store, channel, clock), clock)
-    await channel.wait_for_receipts()
-    message = await stored(store, message_id)
-    assert (MessageStatus.DELIVERED, 1) == (message.status, message.attempts)
-    entries = await timeline(store, message_id)
-    assert [
-        "accepted",
-        "claimed",
-        "submitted",
-        "receipt",
-        "delivered",
-        "duplicate_receipt",
-    ] == [entry.kind for entry in entries]
-    assert "enroute" == entries[-1].detail["state"]
     [segment] = await store.segments(message_id)
     assert "delivered" == segment.state.value
 

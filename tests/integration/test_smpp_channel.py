@@ -23,8 +23,8 @@ from iwork_mc.channels.smpp import SMPPChannel
 from iwork_mc.channels.smpp_config import SMPPConfig
 from iwork_mc.messages import MessageStatus, NewMessage
 from iwork_mc.store import Store, create_store
+from iwork_mc.templates import default_text
 from iwork_mc.testing import FakeSMSC, SMSCPolicy
-from iwork_mc.text import render_default
 from iwork_mc.worker import Worker
 
 CHINESE = "张三，您的访客已到达前台，请尽快前往一楼大厅接待。" * 4  # 104 characters: 2 UCS-2 parts
@@ -122,7 +122,7 @@ async def test_long_texts_arrive_as_segments_that_reassemble(
     assert expected_parts == len(submitted)
     assert {coding} == {s.data_coding for s in submitted}
     assert {"8613900000000"} == {s.destination for s in submitted}
-    assert [render_default(message.event)] == smsc.messages("8613900000000")
+    assert [default_text(message.event)] == smsc.messages("8613900000000")
     segments = await store.segments(message_id)
     assert [expected_parts] * expected_parts == [s.total for s in segments]
 
@@ -287,7 +287,7 @@ async def test_crash_after_submit_resp_is_not_resent_and_is_queried(
         await crashed.open()
         now_ms = int(time.time() * 1000)
         [claimed] = await store.claim_due(worker_id="dead", now_ms=now_ms, lease_ms=1, limit=1)
-        await crashed.send(claimed, render_default(claimed.event))  # ... and then the worker died
+        await crashed.send(claimed, default_text(claimed.event))  # ... and then the worker died
         await crashed.close()
         assert 2 == len(smsc.accepted)
 

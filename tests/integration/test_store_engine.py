@@ -516,6 +516,18 @@ async def test_requeue_a_failed_message(store: Store, app: App, make: Make) -> N
     assert [message_id] == await claim(store, T0 + 100)
 
 
+async def test_requeue_an_unknown_message_is_refused(store: Store, app: App, make: Make) -> None:
+    """An id no message has is answered False, and nothing is written."""
+    message_id = await accepted_id(store, make())
+    before = await store.timeline(message_id)
+
+    assert False is await store.requeue(
+        message_id + 1_000, now_ms=T0 + 5, expires_at_ms=T0 + 9, by="ops"
+    )
+    assert before == await store.timeline(message_id)
+    assert 1 == await total(store)
+
+
 async def test_requeue_an_expired_message(store: Store, app: App, make: Make) -> None:
     """An expired message may be requeued too."""
     message_id = await accepted_id(store, make())
@@ -547,10 +559,11 @@ async def test_requeue_refused_from_other_statuses(
     }.get(status, [])
     for step in path:
         if step == MessageStatus.SENDING:
-            await claim(store, T0)
+            assert [message_id] == await claim(store, T0)
         else:
             assert await store.transition(message_id, to=step, now_ms=T0 + 1, kind=step.value)
     before = (await message_of(store, message_id), await store.timeline(message_id))
+    assert status == before[0].status, "the message reached the status under test"
 
     refused = await store.requeue(message_id, now_ms=T0 + 5, expires_at_ms=T0 + 9, by="ops")
 

@@ -8,6 +8,8 @@ from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from iwork_mc.apps import App
 from iwork_mc.channels.base import (
     Delivered,
@@ -189,6 +191,34 @@ async def test_routes_choose_channels_by_template_and_prefix(
     ]
     await worker(store, Clock(), fast, cheap, routes=routes).run_once()
     assert ([alarm_id], [plain_id]) == (fast.sent, cheap.sent)
+
+
+@pytest.mark.parametrize(
+    ("route", "route_name"),
+    [
+        (Route(name="us", channels=("sms",), prefixes=("+1",)), None),
+        (Route(name="cn", channels=("gone",)), "cn"),
+    ],
+    ids=["no-route-matches", "route-names-an-unknown-channel"],
+)
+async def test_a_message_the_routes_cannot_send_fails_without_a_send(
+    store: Store,
+    app: App,
+    message_factory: Callable[..., NewMessage],
+    route: Route,
+    route_name: str | None,
+) -> None:
+    """When the configuration changed after acceptance, the message fails and says why."""
+    message_id = await accepted(store, message_factory())
+    carrier = Carrier("sms")
+    await worker(store, Clock(), carrier, routes=[route]).run_once()
+    message = await status_of(store, message_id)
+    assert (MessageStatus.FAILED, "no route or channel for this message (the configuration changed?)") == (
+        message.status, message.last_error,
+    )  # fmt: skip
+    assert [] == carrier.sent
+    failed = (await store.timeline(message_id))[-1]
+    assert ("failed", route_name) == (failed.kind, failed.detail["route"])
 
 
 class SilentCarrier(Carrier):

@@ -64,6 +64,27 @@ def test_a_template_missing_a_variable_is_a_business_rejection(
     assert "'arrival'" in rejection.reason and "room" in rejection.reason
 
 
+@pytest.mark.parametrize(
+    ("template", "which", "cause"),
+    [
+        (Template(name="broken", body="Room {% if room %}"), "template 'broken'", "not valid: line 1"),
+        (Template(name="empty", body="{% if false %}x{% endif %}"), "template 'empty'", "empty text"),
+        (None, "the default template", "needs 'room'"),
+    ],
+    ids=["syntax-error", "empty-text", "default-template"],
+)  # fmt: skip
+def test_any_template_that_cannot_render_is_a_business_rejection(
+    event: MobileReceiverMessageEvent, template: Template | None, which: str, cause: str
+) -> None:
+    """A stored body with a syntax error, an empty text, or a failing default template: rejected."""
+    templates = [] if template is None else [template]
+    rejection = compose(rules(default_template="{{ room }}"), "app", event, templates, NOON)
+    assert isinstance(rejection, Rejection)
+    assert RENDER_FAILED == rejection.code
+    assert rejection.reason.startswith(f"{which} cannot render this event: ")
+    assert cause in rejection.reason
+
+
 def test_texts_over_the_segment_limit_are_refused(event: MobileReceiverMessageEvent) -> None:
     template = Template(name="long", body="{% for i in range(200) %}x{% endfor %}")
     assert composed(compose(rules(max_segments=2), "app", event, [template], NOON)).segments == 2
@@ -86,6 +107,27 @@ def test_a_receiver_no_route_takes_is_refused(event: MobileReceiverMessageEvent)
     assert isinstance(rejection, Rejection) and rejection.code == NO_ROUTE
     routes = (Route(name="cn", channels=("a",), regions=("CN",)),)
     assert isinstance(compose(rules(routes=routes), "app", event, [], NOON), Composed)
+
+
+def test_without_configured_routes_every_receiver_has_one(
+    event_factory: Callable[..., MobileReceiverMessageEvent],
+) -> None:
+    """An empty route list is "no routing": even a number of another region is composed."""
+    for receiver in ("+8613888888888", "+14155550100"):
+        subject = event_factory(mobile_receiver=receiver)
+        assert isinstance(compose(rules(routes=()), "app", subject, [], NOON), Composed)
+
+
+def test_a_template_route_sees_the_chosen_template_name(
+    event: MobileReceiverMessageEvent,
+) -> None:
+    """Routes by template match the selected template's name; without one, no route takes it."""
+    routes = (Route(name="alarms", channels=("a",), templates=("alarm-*",)),)
+    alarm = Template(name="alarm-fire", body="fire")
+    routed = composed(compose(rules(routes=routes), "app", event, [alarm], NOON))
+    assert "alarm-fire" == routed.template
+    rejection = compose(rules(routes=routes), "app", event, [], NOON)
+    assert isinstance(rejection, Rejection) and NO_ROUTE == rejection.code
 
 
 def test_quiet_hours_defer_to_the_end_of_the_window(event: MobileReceiverMessageEvent) -> None:

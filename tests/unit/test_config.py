@@ -175,6 +175,13 @@ def test_without_routes_every_message_tries_the_channels_in_order() -> None:
     assert Settings.load({}).effective_routes[0].channels == ("sandbox",)
 
 
+@pytest.mark.parametrize("routes", ["", "  ", "[]"])
+def test_an_empty_route_list_means_the_default_route(routes: str) -> None:
+    """IWORK_MC_ROUTES set but empty is no routes: every message takes the default route."""
+    (route,) = Settings.load({"IWORK_MC_ROUTES": routes}).effective_routes
+    assert ("default", ("sandbox",)) == (route.name, route.channels)
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -191,6 +198,13 @@ def test_without_routes_every_message_tries_the_channels_in_order() -> None:
             "XX are not region",
         ),
         ({"IWORK_MC_ROUTES": '[{"channels": ["sandbox"], "via": 1}]'}, "unknown key(s) via"),
+        ({"IWORK_MC_ROUTES": '[{"name": "r", '}, "setting routes: Expecting property name"),
+        ({"IWORK_MC_CHANNELS": '{"a": '}, "setting channels: Expecting value"),
+        ({"IWORK_MC_ROUTES": '{"name": "r"}'}, "setting routes: expected a list of routes"),
+        ({"IWORK_MC_CHANNELS": '["a"]'}, "setting channels: expected a table of channels"),
+        ({"IWORK_MC_ROUTES": '["sandbox"]'}, "setting routes: route 1 is not a table"),
+        ({"IWORK_MC_ROUTES": '[{"channels": "sandbox"}]'}, "channels must be a list of strings"),
+        ({"IWORK_MC_ROUTES": '[{"channels": ["sandbox"], "prefixes": [86]}]'}, "prefixes must be"),
         ({"IWORK_MC_QUIET_HOURS": "22-8"}, "expected HH:MM-HH:MM"),
         ({"IWORK_MC_TIMEZONE": "Mars/Olympus", "IWORK_MC_QUIET_HOURS": "22:00-08:00"}, "unknown"),
         ({"IWORK_MC_RECEIVER_LIMITS_PER_APP": "week=3"}, "minute, hour or day"),
@@ -199,6 +213,31 @@ def test_without_routes_every_message_tries_the_channels_in_order() -> None:
     ],
 )
 def test_delivery_settings_are_checked(env: dict[str, str], message: str) -> None:
+    """Malformed or inconsistent channels, routes and policies are refused, saying why."""
     with pytest.raises(ConfigError) as caught:
         Settings.load(env)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            '"bind_mode": "bogus"',
+            "channels.a.bind_mode: 'bogus' is not one of transceiver, separate",
+        ),
+        ('"long_messages": "udh9"', "channels.a.long_messages: 'udh9' is not one of udh8"),
+        ('"port": "2775"', "channels.a.port: '2775' is not of type int"),
+        ('"registered_delivery": 1', "channels.a.registered_delivery: 1 is not of type bool"),
+        ('"window": true', "channels.a.window: True is not of type int"),
+    ],
+)
+def test_a_named_smpp_channels_options_are_checked(options: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.load({"IWORK_MC_CHANNELS": f'{{"a": {{"kind": "smpp", {options}}}}}'})
+    assert message in str(caught.value)
+
+
+def test_a_named_smpp_channel_takes_a_whole_number_for_a_float_option() -> None:
+    settings = Settings.load({"IWORK_MC_CHANNELS": '{"a": {"kind": "smpp", "rate": 5}}'})
+    assert 5 == settings.smpp_for(settings.channel_specs[0]).rate

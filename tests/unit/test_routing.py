@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from iwork_mc.routing import Route, choose_route, needs_region
+from iwork_mc.routing import Route, choose_route, region_of
 
 MOBILE = Route(name="mobile", channels=("cmcc", "backup"), prefixes=("+86138", "+86139"))
 ALARMS = Route(name="alarms", channels=("fast",), templates=("alarm-*",))
@@ -12,14 +12,25 @@ EVERYTHING = Route(name="rest", channels=("sandbox",))
 
 def test_the_first_matching_route_wins() -> None:
     routes = [MOBILE, ALARMS, CHINA, EVERYTHING]
-    assert choose_route(routes, "+8613800000000", "CN", "") is MOBILE
-    assert choose_route(routes, "+8615000000000", "CN", "alarm-fire") is ALARMS
-    assert choose_route(routes, "+8615000000000", "CN", "") is CHINA
-    assert choose_route(routes, "+14155550100", "US", "") is EVERYTHING
+    assert choose_route(routes, "+8613800000000", "") is MOBILE
+    assert choose_route(routes, "+8615000000000", "alarm-fire") is ALARMS
+    assert choose_route(routes, "+8615000000000", "") is CHINA
+    assert choose_route(routes, "+14155550100", "") is EVERYTHING
 
 
 def test_no_match_means_no_route() -> None:
-    assert choose_route([MOBILE, CHINA], "+14155550100", "US", "") is None
+    assert choose_route([MOBILE, CHINA], "+14155550100", "") is None
+
+
+def test_an_empty_route_list_routes_nothing() -> None:
+    """choose_route itself has no default: with no routes, nothing matches."""
+    assert choose_route([], "+8613800000000", "") is None
+
+
+def test_a_region_route_does_not_match_an_unknown_region() -> None:
+    """A number whose region could not be found (None) matches no region route."""
+    assert not CHINA.matches("+8613800000000", None, "")
+    assert EVERYTHING.matches("+8613800000000", None, "")
 
 
 def test_every_condition_of_a_route_must_hold() -> None:
@@ -31,8 +42,16 @@ def test_every_condition_of_a_route_must_hold() -> None:
 
 def test_steps_walk_the_channels_in_order() -> None:
     assert [MOBILE.channel_at(step) for step in range(3)] == ["cmcc", "backup", None]
+    assert MOBILE.channel_at(-1) is None
 
 
 def test_regions_are_looked_up_only_when_a_route_uses_them() -> None:
-    assert not needs_region([MOBILE, ALARMS])
-    assert needs_region([MOBILE, CHINA])
+    """Without region routes the receiver is never parsed (so even nonsense routes)."""
+    assert choose_route([MOBILE, ALARMS, EVERYTHING], "not-a-number", "") is EVERYTHING
+    assert choose_route([CHINA], "not-a-number", "") is None
+
+
+def test_the_region_of_a_number() -> None:
+    assert ("CN", "US", None) == (
+        region_of("+8613800000000"), region_of("+14155550100"), region_of("not-a-number"),
+    )  # fmt: skip

@@ -18,6 +18,7 @@ from iwork_mc.templates import (
     RenderError,
     Template,
     TemplateError,
+    default_text,
     select_template,
     text_digest,
 )
@@ -344,3 +345,8 @@ def test_small_repeats_and_powers_still_work(renderer: Renderer) -> None:
 def test_a_missing_data_member_is_named_plainly(renderer: Renderer) -> None:
     with pytest.raises(RenderError, match=r"needs 'floor' \(a member the event's data lacks\)"):
         renderer.render("{{ data.floor }}", event())
+
+
+def test_messages_stored_without_a_text_get_the_default_templates_text() -> None:
+    """default_text is what the worker sends for rows stored before accept-time rendering."""
+    assert "iwork-action: name: 张三 http://www.aaa.com" == default_text(event())
