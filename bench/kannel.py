@@ -70,6 +70,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from accept import pinned  # taskset -c CPU on a two-core machine, as every bench
+
 from iwork_mc.testing import FakeSMSC, SMSCPolicy
 
 __all__ = [
@@ -237,11 +239,6 @@ def free_port() -> int:
 def _pdeathsig() -> list[str]:
     """``setpriv --pdeathsig TERM``: the child gets SIGTERM when the thread that started it ends."""
     return ["setpriv", "--pdeathsig", "TERM"] if shutil.which("setpriv") else []
-
-
-def pinned(cpu: int) -> list[str]:
-    """``taskset -c CPU`` where the machine has two cores (as the other benches do)."""
-    return ["taskset", "-c", str(cpu)] if shutil.which("taskset") and os.cpu_count() == 2 else []
 
 
 def kannel_conf(

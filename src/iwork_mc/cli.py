@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -52,20 +51,16 @@ app.add_typer(cli_templates.templates_cli, name="templates")
 app.add_typer(cli_optouts.opt_outs_cli, name="opt-outs")
 app.add_typer(cli_messages.messages_cli, name="messages")
 
-out = Console(soft_wrap=True)
+out = cli_common.out
 err = Console(stderr=True, soft_wrap=True)
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+JsonFlag = cli_common.JsonFlag
 
 
 class SignMethodChoice(enum.StrEnum):
     MD5 = "md5"
     HMAC = "hmac"
     HMAC_SHA256 = "hmac-sha256"
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _settings(ctx: typer.Context, **flags: Any) -> Settings:
@@ -92,6 +87,7 @@ def _create_store(settings: Settings) -> Store:
 
 
 async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Open the store, run ``work``, close it (pending migrations or not: see cli_common)."""
     store = _create_store(settings)
     await store.open()
     try:
@@ -201,7 +197,7 @@ def apps_create(ctx: typer.Context, name: str, json_output: JsonFlag = False) ->
         while True:
             candidate = App(
                 app_key=new_app_key(), name=name, secret=new_secret(), enabled=True,
-                created_at_ms=_now_ms(),
+                created_at_ms=cli_common.now_ms(),
             )  # fmt: skip
             try:
                 await store.insert_app(candidate)
@@ -223,7 +219,7 @@ def apps_list(ctx: typer.Context, json_output: JsonFlag = False) -> None:
         return
     table = Table("app_key", "name", "enabled", "created")
     for a in apps:
-        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(a.created_at_ms / 1000))
+        created = cli_common.local_time(a.created_at_ms)
         table.add_row(a.app_key, a.name, "yes" if a.enabled else "no", created)
     out.print(table)
 
@@ -273,7 +269,7 @@ def apps_rotate_secret(
     grace = settings.secret_grace_s if grace_seconds is None else grace_seconds
     if grace < 0:
         raise _fail("--grace-seconds must not be negative", 2)
-    valid_until = _now_ms() + grace * 1000
+    valid_until = cli_common.now_ms() + grace * 1000
     rotated = _run(
         _with_store(settings, lambda s: s.rotate_secret(app_key, new_secret(), valid_until))
     )
@@ -285,13 +281,9 @@ def apps_set_callback(
     ctx: typer.Context, app_key: str, url: str, json_output: JsonFlag = False
 ) -> None:
     """POST each status change of the app's messages to URL (http or https)."""
-    problem = cli_common.callback_url_problem(url)
-    if problem is not None:
-        raise _fail(f"URL {url!r} {problem}", 2)
+    checked = cli_common.callback_url(url)
     settings = _settings(ctx)
-    found = _run(
-        cli_common.with_store(settings, lambda s: s.set_callback_url(app_key, url.strip()))
-    )
+    found = _run(cli_common.with_store(settings, lambda s: s.set_callback_url(app_key, checked)))
     _print_app(_existing(found, app_key), json_output)
 
 
@@ -376,6 +368,7 @@ def _callback_sender(settings: Settings, store: Store, delivery: Any) -> Any:
         timeout_s=settings.callback_timeout_s,
         lease_ms=max(60_000, int(settings.callback_timeout_s * 2_000)),
         retry=dataclasses.replace(CALLBACK_RETRY, max_attempts=settings.callback_max_attempts),
+        app_cache_ttl_s=settings.app_cache_ttl_s,
     )
 
 
@@ -388,13 +381,9 @@ async def _serve(
     try:
         if dev_app:
             await store.migrate()
-            dev = await devapp.ensure_dev_app(store, settings.data_dir, _now_ms())
+            dev = await devapp.ensure_dev_app(store, settings.data_dir, cli_common.now_ms())
             _print_banner(settings, host, port, dev)
-        pending = await store.pending_migrations()
-        if pending:
-            raise _fail(
-                f"the database needs migration(s) {', '.join(pending)}: run `iwork-mc db upgrade`"
-            )
+        await cli_common.require_migrated(store)
         stop = asyncio.Event()
         delivery = _worker(settings, store, echo=echo) if worker else None
         health = delivery.health if delivery is not None else None
@@ -615,9 +604,11 @@ def status(
             out.print(f"{key:16} {value}", highlight=False)
     table = Table("at", "event", "status", "detail")
     for entry in timeline:
-        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.at_ms / 1000))
         table.add_row(
-            at, entry.kind, str(entry.status), json.dumps(entry.detail, ensure_ascii=False)
+            cli_common.local_time(entry.at_ms),
+            entry.kind,
+            str(entry.status),
+            json.dumps(entry.detail, ensure_ascii=False),
         )
     out.print(table)
 

@@ -29,13 +29,14 @@ from iwork_mc.store.base import Store
 
 __all__ = [
     "JsonFlag",
-    "callback_url_problem",
+    "callback_url",
     "e164",
     "fail",
     "local_time",
     "now_ms",
     "out",
     "require_app",
+    "require_migrated",
     "run",
     "settings_from",
     "with_store",
@@ -73,17 +74,20 @@ async def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) 
     """Open the store, refuse one with pending migrations, run ``work``, close it."""
     from iwork_mc import cli
 
-    store = cli._create_store(settings)
-    await store.open()
-    try:
-        pending = await store.pending_migrations()
-        if pending:
-            raise fail(
-                f"the database needs migration(s) {', '.join(pending)}: run `iwork-mc db upgrade`"
-            )
+    async def migrated_work(store: Store) -> T:
+        await require_migrated(store)
         return await work(store)
-    finally:
-        await store.close()
+
+    return await cli._with_store(settings, migrated_work)
+
+
+async def require_migrated(store: Store) -> None:
+    """Exit 1 if the store has migrations still to apply."""
+    pending = await store.pending_migrations()
+    if pending:
+        raise fail(
+            f"the database needs migration(s) {', '.join(pending)}: run `iwork-mc db upgrade`"
+        )
 
 
 def now_ms() -> int:
@@ -104,15 +108,14 @@ async def require_app(store: Store, app_key: str | None) -> None:
         raise fail(f"no app with app_key {app_key}")
 
 
-def callback_url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be a status callback URL, or ``None`` if it can."""
-    if len(url) > 2048:
-        return "must be at most 2048 characters"
+def callback_url(text: str) -> str:
+    """``text`` as a status callback URL (stripped); exits 2 if it cannot be one."""
+    if len(text) > 2048:
+        raise fail(f"URL {text!r} must be at most 2048 characters", 2)
     try:
-        check_callback_url(url)
+        return check_callback_url(text)
     except InvalidCallbackURL as exc:
-        return str(exc)
-    return None
+        raise fail(f"URL {text!r} {exc}", 2) from None
 
 
 def e164(text: str, default_region: str) -> str:

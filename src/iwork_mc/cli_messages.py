@@ -23,8 +23,6 @@ __all__ = ["instant_ms", "messages_cli"]
 
 messages_cli = typer.Typer(help="Find, count and retry stored messages.")
 
-DEFAULT_VALIDITY_S = 86_400
-
 AppOption = Annotated[str | None, typer.Option("--app", help="Only this app's.")]
 SinceOption = Annotated[
     str | None, typer.Option(help="Accepted at or after: epoch ms or ISO 8601.")
@@ -146,7 +144,7 @@ def messages_retry(
     if by_key == (message_id is not None) or (app_key is None) != (msg_key is None):
         raise cli_common.fail("give APP_KEY MSG_KEY, or --id ID", 2)
     settings = cli_common.settings_from(ctx)
-    validity_ms = int(getattr(settings, "message_validity_s", DEFAULT_VALIDITY_S)) * 1000
+    validity_ms = settings.message_validity_s * 1000
 
     async def work(store: Store) -> tuple[Message, int]:
         if message_id is not None:

@@ -14,7 +14,7 @@ import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -22,7 +22,7 @@ from rich.table import Table
 from iwork_mc import cli_common
 from iwork_mc.events import EventFieldError, EventLimits, parse_event
 from iwork_mc.policies import PolicyError, parse_limits
-from iwork_mc.smpp._text import SplitMethod, sms_encoding
+from iwork_mc.smpp import sms_encoding
 from iwork_mc.store.base import Store, TemplateExists
 from iwork_mc.templates import Renderer, RenderError, Template, TemplateError, select_template
 
@@ -369,7 +369,7 @@ def templates_render(
     except RenderError as exc:
         view.update(ok=False, error=str(exc))
     else:
-        encoding = sms_encoding(text, method=cast(SplitMethod, settings.smpp_long_messages))
+        encoding = sms_encoding(text, method=settings.smpp.long_messages)
         view.update(text=text, encoding=encoding.alphabet, units=encoding.units,
                     segments=encoding.segments)  # fmt: skip
     if json_output:

@@ -35,9 +35,11 @@ def create_app(
     ``channel_health`` (a worker in the same process) adds its sessions' states
     to ``/healthz``.
     """
+    # One app cache for both APIs: each app is read from the store once per ttl.
+    apps = AppDirectory(store, settings.app_cache_ttl_s)
     top = TopEndpoint(
         methods=build_methods(store, settings),
-        apps=AppDirectory(store, settings.app_cache_ttl_s),
+        apps=apps,
         flow_control=FlowControl(settings.app_rate_limit, settings.app_rate_burst),
         timestamp_tolerance_ms=settings.timestamp_tolerance_s * 1000,
         max_body_bytes=settings.max_body_bytes,
@@ -57,7 +59,7 @@ def create_app(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             # /v1/..., /openapi.json and /docs (FastAPI); everything else is its 404.
-            Mount("/", app=create_rest_app(settings, store, clock=clock)),
+            Mount("/", app=create_rest_app(settings, store, clock=clock, apps=apps)),
         ]
     )
 

@@ -105,7 +105,11 @@ async def _on_store_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_rest_app(
-    settings: Settings, store: Store, *, clock: Callable[[], float] = time.time
+    settings: Settings,
+    store: Store,
+    *,
+    clock: Callable[[], float] = time.time,
+    apps: AppDirectory | None = None,
 ) -> FastAPI:
     """The ``/v1`` API around an opened ``store`` (the caller owns its lifetime).
 
@@ -113,6 +117,7 @@ def create_rest_app(
         settings: the gateway's settings (timestamp window, app cache, regions).
         store: the store, opened.
         clock: epoch seconds, for timestamps and the instants written.
+        apps: the app cache to share with the TOP endpoint; a new one by default.
 
     Returns:
         An ASGI app serving ``/v1/...``, ``/openapi.json`` and ``/docs``.
@@ -127,7 +132,7 @@ def create_rest_app(
         settings=settings,
         store=store,
         auth=RestAuthenticator(
-            AppDirectory(store, settings.app_cache_ttl_s),
+            apps or AppDirectory(store, settings.app_cache_ttl_s),
             tolerance_ms=settings.timestamp_tolerance_s * 1000,
             clock=clock,
         ),

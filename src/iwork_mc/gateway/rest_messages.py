@@ -31,7 +31,7 @@ _NOT_FOUND: Responses = {
 _INSTANT = "Epoch milliseconds or ISO 8601 (UTC when no offset is given)."
 
 
-def _not_found(msg_key: str) -> RestError:
+def _not_found() -> RestError:
     return RestError(404, "message_not_found", "this app has no message with that msg_key")
 
 
@@ -112,7 +112,7 @@ async def get_message(msg_key: str, caller: CallerDep, context: ContextDep) -> M
     """One message of the calling app, by the msg_key it was sent with."""
     message = await context.store.get_message(caller.app_key, msg_key)
     if message is None:
-        raise _not_found(msg_key)
+        raise _not_found()
     return await _detail(context, message)
 
 
@@ -129,7 +129,7 @@ async def retry_message(msg_key: str, caller: CallerDep, context: ContextDep) ->
     """Queue a ``failed`` or ``expired`` message again, due now, with a fresh validity."""
     message = await context.store.get_message(caller.app_key, msg_key)
     if message is None:
-        raise _not_found(msg_key)
+        raise _not_found()
     conflict = RestError(
         409,
         "not_requeueable",

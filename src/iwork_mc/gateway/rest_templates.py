@@ -78,12 +78,22 @@ def _not_found() -> RestError:
     return RestError(404, "template_not_found", "this app has no template with that name")
 
 
-def _exists(exc: TemplateExists) -> RestError:
+def _exists() -> RestError:
     return RestError(
         409,
         "template_exists",
         "a template with this name, or with the same source, action and event_type, exists",
     )
+
+
+async def _own(context: RestContext, caller: Caller, name: str) -> Template:
+    """The calling app's template ``name``, which it may change: 404 if unseen, 403 if shared."""
+    existing = _visible(await context.store.get_template(name), caller)
+    if existing is None:
+        raise _not_found()
+    if existing.app_key == "":
+        raise RestError(403, "read_only", "a shared template cannot be changed through the API")
+    return existing
 
 
 def _build(name: str, update: TemplateUpdate, caller: Caller, created_at_ms: int) -> Template:
@@ -123,8 +133,8 @@ async def create_template(
     stored = _build(template.name, template, caller, caller.now_ms)
     try:
         await context.store.insert_template(stored)
-    except TemplateExists as exc:
-        raise _exists(exc) from None
+    except TemplateExists:
+        raise _exists() from None
     return TemplateOut.of(stored)
 
 
@@ -200,17 +210,13 @@ async def replace_template(
     name: str, template: TemplateUpdate, caller: CallerDep, context: ContextDep
 ) -> TemplateOut:
     """Replace the content of one of the calling app's templates (its name stays)."""
-    existing = _visible(await context.store.get_template(name), caller)
-    if existing is None:
-        raise _not_found()
-    if existing.app_key == "":
-        raise RestError(403, "read_only", "a shared template cannot be changed through the API")
+    existing = await _own(context, caller, name)
     _validate(context, template)
     stored = _build(name, template, caller, existing.created_at_ms)
     try:
         updated = await context.store.update_template(stored)
-    except TemplateExists as exc:
-        raise _exists(exc) from None
+    except TemplateExists:
+        raise _exists() from None
     if not updated:
         raise _not_found()
     return TemplateOut.of(stored)
@@ -225,11 +231,7 @@ async def replace_template(
 )
 async def delete_template(name: str, caller: CallerDep, context: ContextDep) -> Response:
     """Delete one of the calling app's templates."""
-    existing = _visible(await context.store.get_template(name), caller)
-    if existing is None:
-        raise _not_found()
-    if existing.app_key == "":
-        raise RestError(403, "read_only", "a shared template cannot be changed through the API")
+    await _own(context, caller, name)
     if not await context.store.delete_template(name):
         raise _not_found()
     return Response(status_code=204)
