@@ -42,7 +42,6 @@ import httpx
 import structlog
 
 from iwork_mc import __version__
-from iwork_mc.apps import App
 from iwork_mc.callbacks import (
     CALLBACK_RETRY,
     Outcome,
@@ -52,6 +51,7 @@ from iwork_mc.callbacks import (
     next_retry_at_ms,
     parse_retry_after,
 )
+from iwork_mc.gateway.directory import AppDirectory
 from iwork_mc.messages import StatusEvent
 from iwork_mc.retry import RetryPolicy
 from iwork_mc.store.base import Store, StoreError
@@ -131,7 +131,7 @@ class CallbackSender:
         self._http_client = http_client or (
             lambda: default_http_client(self.timeout_s, self.concurrency)
         )
-        self._apps: dict[str, tuple[float, App | None]] = {}
+        self._apps = AppDirectory(store, app_cache_ttl_s)
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -217,19 +217,10 @@ class CallbackSender:
                     exc_info=True,
                 )  # fmt: skip
 
-    async def _app(self, app_key: str) -> App | None:
-        now = time.monotonic()
-        cached = self._apps.get(app_key)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        app = await self.store.get_app(app_key)
-        self._apps[app_key] = (now + self.app_cache_ttl_s, app)
-        return app
-
     async def _send(self, event: StatusEvent, client: httpx.AsyncClient) -> None:
         # The store counts the claim as a try, as claim_due does for messages.
         attempt = event.attempts
-        app = await self._app(event.app_key)
+        app = await self._apps.get(event.app_key, time.monotonic())
         if app is None or app.callback_url is None:
             reason = "app deleted" if app is None else "callback URL removed"
             await self._failed(event, attempt, f"{reason}: given up", retry_at_ms=None)

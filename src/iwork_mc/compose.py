@@ -16,12 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import phonenumbers
-
 from iwork_mc.events import MobileReceiverMessageEvent
 from iwork_mc.messages import Rejection
 from iwork_mc.policies import AcceptChecks, CapRule, QuietHours, is_urgent, parse_limits
-from iwork_mc.routing import NO_ROUTE, Route, choose_route, needs_region
+from iwork_mc.routing import NO_ROUTE, Route, choose_route
 from iwork_mc.smpp import SplitMethod, sms_encoding
 from iwork_mc.templates import RENDER_FAILED, Renderer, RenderError, Template, select_template
 from iwork_mc.templates import text_digest as digest
@@ -84,11 +82,8 @@ def compose(
                 f"at most {rules.max_segments} are allowed"
             ),
         )
-    receiver = event.mobile_receiver
-    if rules.routes:
-        region = _region(receiver) if needs_region(rules.routes) else None
-        if choose_route(rules.routes, receiver, region, name) is None:
-            return Rejection(code=NO_ROUTE, reason="no configured route takes this receiver")
+    if rules.routes and choose_route(rules.routes, event.mobile_receiver, name) is None:
+        return Rejection(code=NO_ROUTE, reason="no configured route takes this receiver")
     urgent = is_urgent(template.urgent if template else False, event.data())
     due_at = None if urgent or rules.quiet is None else rules.quiet.deferral(now_ms)
     notes: tuple[tuple[str, dict[str, Any]], ...] = ()
@@ -117,8 +112,3 @@ def compose(
 @functools.lru_cache(maxsize=256)
 def _template_rules(limits: str) -> tuple[CapRule, ...]:
     return parse_limits(limits, "template")
-
-
-def _region(receiver: str) -> str | None:
-    region: str | None = phonenumbers.region_code_for_number(phonenumbers.parse(receiver))
-    return region

@@ -22,7 +22,12 @@ from typing import Any
 
 import phonenumbers
 
-from iwork_mc.channels.smpp_config import SMPPConfig
+from iwork_mc.channels.smpp_config import (
+    BindMode,
+    DestinationFormat,
+    LongMessages,
+    SMPPConfig,
+)
 from iwork_mc.events import EventLimits
 from iwork_mc.policies import CapRule, PolicyError, QuietHours, parse_limits
 from iwork_mc.retry import RetryPolicy
@@ -32,6 +37,14 @@ from iwork_mc.templates import DEFAULT_TEMPLATE, Renderer, TemplateError
 __all__ = ["CHANNEL_KINDS", "ENV_PREFIX", "ChannelSpec", "ConfigError", "Settings"]
 
 CHANNEL_KINDS = ("sandbox", "smpp")
+#: The SMPP defaults: the flat ``smpp_*`` settings take theirs from here.
+_SMPP = SMPPConfig()
+#: Settings (and SMPP channel options) that take one of a few words.
+_SMPP_CHOICES: dict[str, tuple[str, ...]] = {
+    "bind_mode": typing.get_args(BindMode),
+    "destination_format": typing.get_args(DestinationFormat),
+    "long_messages": typing.get_args(LongMessages),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,29 +105,29 @@ class Settings:
     poll_interval_s: float = 0.2
     #: Where workers deliver: ``sandbox`` (a local file) or ``smpp`` (an SMSC).
     channel: str = "sandbox"
-    smpp_host: str = "127.0.0.1"
-    smpp_port: int = 2775
-    smpp_system_id: str = ""
-    smpp_password: str = field(default="", repr=False)
-    smpp_system_type: str = ""
+    smpp_host: str = _SMPP.host
+    smpp_port: int = _SMPP.port
+    smpp_system_id: str = _SMPP.system_id
+    smpp_password: str = field(default=_SMPP.password, repr=False)
+    smpp_system_type: str = _SMPP.system_type
     #: ``transceiver`` (one session both ways) or ``separate`` (transmitter + receiver).
-    smpp_bind_mode: str = "transceiver"
-    smpp_binds: int = 1
-    smpp_window: int = 10
+    smpp_bind_mode: str = _SMPP.bind_mode
+    smpp_binds: int = _SMPP.binds
+    smpp_window: int = _SMPP.window
     #: submit_sm per second per session; 0: no cap.
-    smpp_rate: float = 0.0
-    smpp_enquire_link_interval_s: float = 30.0
-    smpp_response_timeout_s: float = 10.0
-    smpp_source_addr: str = ""
-    smpp_source_ton: int = 5
-    smpp_source_npi: int = 0
+    smpp_rate: float = _SMPP.rate
+    smpp_enquire_link_interval_s: float = _SMPP.enquire_link_interval_s
+    smpp_response_timeout_s: float = _SMPP.response_timeout_s
+    smpp_source_addr: str = _SMPP.source_addr
+    smpp_source_ton: int = _SMPP.source_ton
+    smpp_source_npi: int = _SMPP.source_npi
     #: ``international`` (8613888888888, TON 1) or ``national`` (13888888888, TON 2).
-    smpp_destination_format: str = "international"
+    smpp_destination_format: str = _SMPP.destination_format
     #: ``udh8``, ``udh16``, ``sar`` or ``payload``.
-    smpp_long_messages: str = "udh8"
-    smpp_registered_delivery: bool = True
-    smpp_query_sm: bool = False
-    smpp_in_doubt_resend_s: float = 30.0
+    smpp_long_messages: str = _SMPP.long_messages
+    smpp_registered_delivery: bool = _SMPP.registered_delivery
+    smpp_query_sm: bool = _SMPP.query_sm
+    smpp_in_doubt_resend_s: float = _SMPP.in_doubt_resend_s
     #: Named channel instances (TOML ``[channels.<name>]`` tables, or JSON in the env).
     #: Empty: one channel named after ``channel``, configured by the flat settings.
     channels: tuple[ChannelSpec, ...] = ()
@@ -269,9 +282,7 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"log_format: {settings.log_format!r} is neither console nor json")
     choices = {
         "channel": ("sandbox", "smpp"),
-        "smpp_bind_mode": ("transceiver", "separate"),
-        "smpp_destination_format": ("international", "national"),
-        "smpp_long_messages": ("udh8", "udh16", "sar", "payload"),
+        **{f"smpp_{name}": allowed for name, allowed in _SMPP_CHOICES.items()},
     }
     for name, allowed in choices.items():
         if getattr(settings, name) not in allowed:
@@ -307,6 +318,8 @@ def _validate_channels(settings: Settings) -> None:
         unknown = sorted(set(dict(spec.options)) - allowed)
         if unknown:
             raise ConfigError(f"channels.{spec.name}: unknown option(s) {', '.join(unknown)}")
+        for name, value in spec.options:
+            _check_smpp_option(spec.name, name, value)
     route_names = [route.name for route in settings.routes]
     if len(set(route_names)) != len(route_names):
         raise ConfigError("routes: two routes have the same name")
@@ -319,6 +332,21 @@ def _validate_channels(settings: Settings) -> None:
         bad = [r for r in route.regions if r not in phonenumbers.SUPPORTED_REGIONS]
         if bad:
             raise ConfigError(f"routes.{route.name}: {', '.join(bad)} are not region codes")
+
+
+def _check_smpp_option(channel: str, name: str, value: Any) -> None:
+    """A named SMPP channel's option has the type (and, for words, a value) SMPPConfig takes."""
+    default = getattr(_SMPP, name)
+    numeric = isinstance(default, int | float) and not isinstance(default, bool)
+    if isinstance(value, bool) != isinstance(default, bool) or not (
+        isinstance(value, type(default)) or (numeric and isinstance(value, int | float))
+    ):
+        expected = type(default).__name__
+        raise ConfigError(f"channels.{channel}.{name}: {value!r} is not of type {expected}")
+    if name in _SMPP_CHOICES and value not in _SMPP_CHOICES[name]:
+        raise ConfigError(
+            f"channels.{channel}.{name}: {value!r} is not one of {', '.join(_SMPP_CHOICES[name])}"
+        )
 
 
 def _plain_structure(name: str, value: Any) -> Any:

@@ -14,11 +14,14 @@ to the one configured channel.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-__all__ = ["DEFAULT_ROUTE", "NO_ROUTE", "Route", "choose_route", "needs_region"]
+import phonenumbers
+
+__all__ = ["DEFAULT_ROUTE", "NO_ROUTE", "Route", "choose_route", "region_of"]
 
 #: The business error_code of a message no route accepts.
 NO_ROUTE = "NO_ROUTE"
@@ -45,13 +48,21 @@ class Route:
         return self.channels[step] if 0 <= step < len(self.channels) else None
 
 
-def choose_route(
-    routes: Sequence[Route], receiver: str, region: str | None, template: str
-) -> Route | None:
-    """The first route matching the message, or ``None`` (answered ``NO_ROUTE``)."""
+def choose_route(routes: Sequence[Route], receiver: str, template: str) -> Route | None:
+    """The first route matching the message, or ``None`` (answered ``NO_ROUTE``).
+
+    The receiver's region is looked up only when a route asks for regions.
+    """
+    region = region_of(receiver) if any(route.regions for route in routes) else None
     return next((route for route in routes if route.matches(receiver, region, template)), None)
 
 
-def needs_region(routes: Iterable[Route]) -> bool:
-    """Whether any route looks at regions (finding a number's region has a cost)."""
-    return any(route.regions for route in routes)
+@functools.lru_cache(maxsize=65_536)
+def region_of(receiver: str) -> str | None:
+    """The ISO 3166 region of an E.164 number, or ``None`` if it has none."""
+    try:
+        number = phonenumbers.parse(receiver)
+    except phonenumbers.NumberParseException:
+        return None
+    region: str | None = phonenumbers.region_code_for_number(number)
+    return region

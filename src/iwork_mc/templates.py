@@ -45,6 +45,7 @@ __all__ = [
     "Renderer",
     "Template",
     "TemplateError",
+    "default_text",
     "select_template",
     "text_digest",
 ]
@@ -211,3 +212,12 @@ def _undefined_name(exc: jinja2.UndefinedError) -> str:
     if " has no attribute " in message:
         return message.split(" has no attribute ", 1)[1] + " (a member the event's data lacks)"
     return message.replace(" is undefined", "")
+
+
+_DEFAULT_RENDERER = Renderer()
+
+
+def default_text(event: MobileReceiverMessageEvent) -> str:
+    """:data:`DEFAULT_TEMPLATE` rendered for ``event``: the text of a message stored
+    before texts were rendered at accept time (they carry none)."""
+    return _DEFAULT_RENDERER.render(DEFAULT_TEMPLATE, event)

@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import phonenumbers
 import structlog
 
 from iwork_mc.channels.base import (
@@ -42,9 +41,9 @@ from iwork_mc.messages import Message, MessageStatus
 from iwork_mc.policies import QuietHours
 from iwork_mc.privacy import mask_phone
 from iwork_mc.retry import RetryPolicy
-from iwork_mc.routing import DEFAULT_ROUTE, Route, choose_route, needs_region
+from iwork_mc.routing import DEFAULT_ROUTE, Route, choose_route
 from iwork_mc.store.base import Store, StoreError
-from iwork_mc.text import render_default
+from iwork_mc.templates import default_text
 
 __all__ = ["Worker", "default_worker_id"]
 
@@ -79,7 +78,6 @@ class Worker:
             dict(channel) if isinstance(channel, Mapping) else {channel.name: channel}
         )
         self.routes = tuple(routes) or (Route(name=DEFAULT_ROUTE, channels=tuple(self.channels)),)
-        self._needs_region = needs_region(self.routes)
         self.worker_id = worker_id or default_worker_id()
         self.concurrency = concurrency
         self.lease_ms = lease_ms
@@ -195,7 +193,7 @@ class Worker:
         )
         expired = 0
         for message_id in overdue:
-            expired += await self.store.transition(
+            moved = await self.store.transition(
                 message_id,
                 to=MessageStatus.EXPIRED,
                 now_ms=now_ms,
@@ -203,6 +201,8 @@ class Worker:
                 detail={"reason": "no delivery receipt"},
                 error="no delivery receipt within the validity period",
             )
+            if moved:
+                expired += 1
         if expired:
             log.info("receipts_overdue", worker_id=self.worker_id, expired=expired)
         return expired
@@ -221,7 +221,7 @@ class Worker:
                 error="the receiver opted out after the message was accepted",
             )  # fmt: skip
             return
-        route = self._route(message)
+        route = choose_route(self.routes, message.event.mobile_receiver, message.template)
         name = route.channel_at(message.route_step) if route else None
         channel = self.channels.get(name) if name else None
         if route is None or channel is None:
@@ -231,7 +231,7 @@ class Worker:
             )  # fmt: skip
             return
         where = {"channel": channel.name, "route": route.name, "step": message.route_step}
-        text = message.text or render_default(message.event)
+        text = message.text or default_text(message.event)
         try:
             result = await channel.send(message, text)
         except PermanentChannelError as exc:
@@ -251,13 +251,6 @@ class Worker:
             await self._retry_or_fall_back(message, route, where, reason)
         else:
             await self._record_result(message, where, result)
-
-    def _route(self, message: Message) -> Route | None:
-        receiver = message.event.mobile_receiver
-        region = None
-        if self._needs_region:
-            region = phonenumbers.region_code_for_number(phonenumbers.parse(receiver))
-        return choose_route(self.routes, receiver, region, message.template)
 
     async def _record_result(
         self, message: Message, where: dict[str, Any], result: SendResult

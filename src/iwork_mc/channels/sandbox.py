@@ -120,16 +120,6 @@ MAGIC_NUMBERS: Mapping[str, Behaviour] = MappingProxyType(
     }
 )
 
-#: The behaviours whose outcome arrives as receipts through the store.
-RECEIPT_BEHAVIOURS = frozenset(
-    {
-        Behaviour.SLOW_RECEIPT,
-        Behaviour.DUPLICATE_RECEIPTS,
-        Behaviour.OUT_OF_ORDER_RECEIPTS,
-        Behaviour.UNDELIVERABLE_RECEIPT,
-    }
-)
-
 #: How many attempts of ``transient_then_delivered`` fail before one is delivered.
 TRANSIENT_FAILURES = 2
 
@@ -151,6 +141,9 @@ _RECEIPTS: Mapping[Behaviour, tuple[tuple[SegmentState, str | None], ...]] = Map
     }
 )
 
+#: The behaviours whose outcome arrives as receipts through the store.
+RECEIPT_BEHAVIOURS = frozenset(_RECEIPTS)
+
 #: How long close() lets pending receipts finish before cancelling them.
 _CLOSE_GRACE_S = 5.0
 
@@ -167,14 +160,14 @@ class SandboxChannel:
         receipt_delay_s: How long after the submission a receipt arrives.
         in_doubt_retry_s: The ``retry_after_s`` of the simulated in-doubt answer.
         clock: The time of the store records, in epoch seconds.
+        name: The channel's name in routes, timelines and receipts.
     """
-
-    name = "sandbox"
 
     def __init__(
         self,
         directory: Path,
         *,
+        name: str = "sandbox",
         echo: bool = False,
         out: TextIO | None = None,
         store: Store | None = None,
@@ -182,6 +175,7 @@ class SandboxChannel:
         in_doubt_retry_s: float = 1.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.name = name
         self.path = directory / "deliveries.jsonl"
         self.store = store
         self.receipt_delay_s = receipt_delay_s
