@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_TOLERANCE_MS",
     "EVENT_ID_HEADER",
     "EVENT_TYPE",
+    "MAX_CALLBACK_URL",
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "InvalidCallbackURL",
@@ -93,6 +94,10 @@ class Outcome(StrEnum):
     DELIVERED = "delivered"  #: 2xx: the receiver has the event; never sent again
     RETRY = "retry"  #: Any other answer, a timeout or a network error: try again later
     GIVE_UP = "give_up"  #: 410 Gone: the receiver says it will never take it
+
+
+#: The longest callback URL accepted (as long as an event's resource_url).
+MAX_CALLBACK_URL = 2048
 
 
 class InvalidCallbackURL(ValueError):
@@ -253,6 +258,8 @@ def check_callback_url(url: str) -> str:
     listings; a receiver authenticates callbacks by their signature).
     """
     url = url.strip()
+    if len(url) > MAX_CALLBACK_URL:
+        raise InvalidCallbackURL(f"must be at most {MAX_CALLBACK_URL} characters")
     try:
         parts = urlsplit(url)
         port = parts.port  # raises on a malformed port

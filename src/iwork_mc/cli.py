@@ -342,9 +342,9 @@ def _worker(settings: Settings, store: Store, *, echo: bool) -> Any:
         else:
             from iwork_mc.channels.sandbox import SandboxChannel
 
-            sandbox = SandboxChannel(settings.data_dir / "sandbox", echo=echo, store=store)
-            sandbox.name = spec.name
-            channels[spec.name] = sandbox
+            channels[spec.name] = SandboxChannel(
+                settings.data_dir / "sandbox", name=spec.name, echo=echo, store=store
+            )
     return Worker(
         store,
         channels,

@@ -19,10 +19,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
-import phonenumbers
 import typer
 from rich.console import Console
 
+from iwork_mc import events
 from iwork_mc.callbacks import InvalidCallbackURL, check_callback_url
 from iwork_mc.config import Settings
 from iwork_mc.store.base import Store
@@ -110,8 +110,6 @@ async def require_app(store: Store, app_key: str | None) -> None:
 
 def callback_url(text: str) -> str:
     """``text`` as a status callback URL (stripped); exits 2 if it cannot be one."""
-    if len(text) > 2048:
-        raise fail(f"URL {text!r} must be at most 2048 characters", 2)
     try:
         return check_callback_url(text)
     except InvalidCallbackURL as exc:
@@ -121,9 +119,6 @@ def callback_url(text: str) -> str:
 def e164(text: str, default_region: str) -> str:
     """``text`` as an E.164 number (``+8613888888888``); exits 2 if it is not one."""
     try:
-        number = phonenumbers.parse(text, default_region)
-    except phonenumbers.NumberParseException:
-        raise fail(f"{text!r} is not a phone number", 2) from None
-    if not phonenumbers.is_valid_number(number):
-        raise fail(f"{text!r} is not a valid phone number", 2)
-    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+        return events.e164(text, default_region)
+    except events.InvalidNumber as exc:
+        raise fail(f"{text!r} {exc}", 2) from None

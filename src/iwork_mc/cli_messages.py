@@ -7,7 +7,6 @@ epoch milliseconds or ISO 8601.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -15,7 +14,7 @@ from rich import box
 from rich.table import Table
 
 from iwork_mc import cli_common
-from iwork_mc.messages import REQUEUE_FROM, Message, MessageQuery, MessageStatus
+from iwork_mc.messages import REQUEUE_FROM, Message, MessageQuery, MessageStatus, parse_instant
 from iwork_mc.privacy import mask_phone
 from iwork_mc.store.base import Store
 
@@ -32,20 +31,14 @@ UntilOption = Annotated[str | None, typer.Option(help="Accepted before: epoch ms
 
 def instant_ms(text: str, option: str) -> int:
     """Epoch milliseconds, or an ISO 8601 date/time (local time unless it has an offset)."""
-    stripped = text.strip()
-    if stripped.isdigit():
-        return int(stripped)
     try:
-        moment = datetime.fromisoformat(stripped)
+        return parse_instant(text, naive_zone=None)
     except ValueError:
         raise cli_common.fail(
             f"{option} {text!r}: give epoch milliseconds or an ISO 8601 time "
             "(2026-05-01, 2026-05-01T08:00, 2026-05-01T08:00+08:00)",
             2,
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.astimezone()
-    return int(moment.timestamp() * 1000)
 
 
 def _statuses(values: Iterable[str]) -> frozenset[MessageStatus] | None:

@@ -24,7 +24,14 @@ from urllib.parse import urlsplit
 
 import phonenumbers
 
-__all__ = ["EventFieldError", "EventLimits", "MobileReceiverMessageEvent", "parse_event"]
+__all__ = [
+    "EventFieldError",
+    "EventLimits",
+    "InvalidNumber",
+    "MobileReceiverMessageEvent",
+    "e164",
+    "parse_event",
+]
 
 _INT64_MAX = 2**63 - 1
 _INTEGER_TEXT = re.compile(r"-?\d{1,19}", re.ASCII)
@@ -231,17 +238,40 @@ def _receiver(data: Mapping[str, Any], default_region: str, allowed: Collection[
     return e164
 
 
+class InvalidNumber(ValueError):
+    """Not a phone number, or not a valid one; the message says which."""
+
+
+@functools.lru_cache(maxsize=65_536)
+def _parsed(text: str, default_region: str) -> phonenumbers.PhoneNumber:
+    try:
+        number = phonenumbers.parse(text, default_region)
+    except phonenumbers.NumberParseException:
+        raise InvalidNumber("is not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidNumber("is not a valid phone number")
+    return number
+
+
+def e164(text: str, default_region: str) -> str:
+    """Any valid phone number as E.164 (``13888888888`` → ``+8613888888888`` in CN).
+
+    For filters and opt-out lists: unlike an event's receiver, a landline or a
+    number of another region is fine here.  Raises :class:`InvalidNumber`.
+    """
+    number = _parsed(text.strip(), default_region)
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
 # A park's receivers repeat (the same staff, day after day), and validating a
 # number is the most expensive step of an accept: remember the answers.
 @functools.lru_cache(maxsize=65_536)
 def _normalised(text: str, default_region: str, allowed: frozenset[str]) -> tuple[str, str]:
     """``(E.164, "")`` for an acceptable mobile number, or ``("", why not)``."""
     try:
-        number = phonenumbers.parse(text, default_region)
-    except phonenumbers.NumberParseException:
-        return "", "is not a phone number"
-    if not phonenumbers.is_valid_number(number):
-        return "", "is not a valid phone number"
+        number = _parsed(text, default_region)
+    except InvalidNumber as exc:
+        return "", str(exc)
     region = phonenumbers.region_code_for_number(number)
     if allowed and region not in allowed:
         return "", f"region {region} is not allowed"

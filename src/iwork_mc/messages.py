@@ -18,6 +18,7 @@ late, duplicate or out-of-order receipt can never downgrade a message.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 from enum import StrEnum
 from typing import Any
 
@@ -38,6 +39,7 @@ __all__ = [
     "StatusEvent",
     "TimelineEntry",
     "check_transition",
+    "parse_instant",
 ]
 
 
@@ -225,3 +227,18 @@ class StatusEvent:
     attempts: int
     #: The timeline entry's detail at the change (error, channel, ref...).
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_instant(text: str, *, naive_zone: tzinfo | None) -> int:
+    """An instant written as epoch milliseconds or ISO 8601, as epoch milliseconds.
+
+    A time without an offset is in ``naive_zone`` (``None``: this machine's zone).
+    Raises :class:`ValueError` for anything else.
+    """
+    text = text.strip()
+    if text.isascii() and text.isdigit() and len(text) <= 16:
+        return int(text)
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.astimezone() if naive_zone is None else moment.replace(tzinfo=naive_zone)
+    return int(moment.timestamp() * 1000)

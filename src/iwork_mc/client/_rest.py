@@ -8,7 +8,6 @@ plus ``app_key``, ``timestamp``, ``http_method``, ``path`` and ``body_sha256``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Iterable, Mapping
@@ -20,11 +19,11 @@ import httpx
 from iwork_mc.client._base import USER_AGENT, Clock, map_httpx_exceptions
 from iwork_mc.client._exceptions import SDKError
 from iwork_mc.top import signing
+from iwork_mc.top.rest_signing import SIGN_METHOD, signing_params
 
 __all__ = ["RestAPIError", "RestClient"]
 
 Query = Mapping[str, Any] | Iterable[tuple[str, Any]]
-_SIGN_METHOD: signing.SignMethod = "hmac-sha256"
 
 
 class RestAPIError(SDKError):
@@ -46,30 +45,6 @@ class RestAPIError(SDKError):
 
     def __str__(self) -> str:
         return f"{self.status_code} {self.code}: {self.message}"
-
-
-def _signing_params(
-    query: Iterable[tuple[str, str]],
-    *,
-    app_key: str,
-    timestamp: str,
-    http_method: str,
-    path: str,
-    body: bytes,
-) -> dict[str, str]:
-    # The parameter map the signature covers: the same function as
-    # iwork_mc.gateway.rest_auth.signing_params, which the SDK may not import.
-    params: dict[str, str] = {}
-    for name, value in query:
-        params[name] = f"{params[name]},{value}" if name in params else value
-    params.update(
-        app_key=app_key,
-        timestamp=timestamp,
-        http_method=http_method.upper(),
-        path=path,
-        body_sha256=hashlib.sha256(body).hexdigest(),
-    )
-    return params
 
 
 def _segment(value: str) -> str:
@@ -147,15 +122,15 @@ class RestClient:
             body: the raw body (``b""`` for none).
         """
         timestamp = str(int(self._clock() * 1000))
-        params = _signing_params(
+        params = signing_params(
             query, app_key=self._app_key, timestamp=timestamp, http_method=method, path=path,
             body=body,
         )  # fmt: skip
         return {
             "X-App-Key": self._app_key,
             "X-Timestamp": timestamp,
-            "X-Sign-Method": _SIGN_METHOD,
-            "X-Sign": signing.sign(params, self._secret, _SIGN_METHOD),
+            "X-Sign-Method": SIGN_METHOD,
+            "X-Sign": signing.sign(params, self._secret, SIGN_METHOD),
         }
 
     def request(

@@ -24,12 +24,20 @@ checks out, so only the app's owner learns that it is disabled.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Mapping
 
 from iwork_mc.apps import App
 from iwork_mc.gateway.directory import AppDirectory
 from iwork_mc.top import signing
+from iwork_mc.top.rest_signing import (
+    HEADER_APP_KEY,
+    HEADER_SIGN,
+    HEADER_SIGN_METHOD,
+    HEADER_TIMESTAMP,
+    RESERVED_PARAMS,
+    SIGN_METHOD,
+    signing_params,
+)
 
 __all__ = [
     "HEADER_APP_KEY",
@@ -42,15 +50,6 @@ __all__ = [
     "signing_params",
 ]
 
-HEADER_APP_KEY = "x-app-key"
-HEADER_TIMESTAMP = "x-timestamp"
-HEADER_SIGN_METHOD = "x-sign-method"
-HEADER_SIGN = "x-sign"
-SIGN_METHOD: signing.SignMethod = "hmac-sha256"
-
-#: Names the signature adds itself; a query parameter may not use them.
-RESERVED_PARAMS = frozenset({"app_key", "timestamp", "http_method", "path", "body_sha256"})
-
 
 class RestError(Exception):
     """An error answer of the REST API: ``{"error": {"code": ..., "message": ...}}``."""
@@ -61,29 +60,6 @@ class RestError(Exception):
         self.code = code
         self.message = message
         self.extra = extra
-
-
-def signing_params(
-    query: Iterable[tuple[str, str]],
-    *,
-    app_key: str,
-    timestamp: str,
-    http_method: str,
-    path: str,
-    body: bytes,
-) -> dict[str, str]:
-    """The parameter map a REST call's signature covers (see the module docstring)."""
-    params: dict[str, str] = {}
-    for name, value in query:
-        params[name] = f"{params[name]},{value}" if name in params else value
-    params.update(
-        app_key=app_key,
-        timestamp=timestamp,
-        http_method=http_method.upper(),
-        path=path,
-        body_sha256=hashlib.sha256(body).hexdigest(),
-    )
-    return params
 
 
 def _unauthorized(code: str, message: str) -> RestError:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Annotated
 
-import phonenumbers
 from fastapi import Depends, Header, Request
 
+from iwork_mc import messages
 from iwork_mc.apps import App
 from iwork_mc.config import Settings
+from iwork_mc.events import InvalidNumber, e164
 from iwork_mc.gateway.rest_auth import RestAuthenticator, RestError
 from iwork_mc.store.base import Store
 from iwork_mc.templates import Renderer
@@ -98,34 +99,21 @@ def parse_instant(text: str | None, name: str) -> int | None:
     """
     if text is None or not text.strip():
         return None
-    text = text.strip()
-    if text.isascii() and text.lstrip("-").isdigit() and len(text) <= 16:
-        return int(text)
     try:
-        moment = datetime.fromisoformat(text)
+        return messages.parse_instant(text, naive_zone=UTC)
     except ValueError:
         raise RestError(
             422, "invalid_parameter", f"{name}: expected epoch milliseconds or ISO 8601"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
 
 
 def normalise_receiver(text: str, default_region: str, name: str = "receiver") -> str:
     """A phone number in E.164 (``13888888888`` → ``+8613888888888`` in region CN).
 
-    events.py normalises event receivers the same way (its helper is private
-    and also enforces the allowed regions and mobile-only rules, which a
-    filter or an opt-out must not).
-
     Raises:
         RestError: 422 if it is not a valid phone number.
     """
     try:
-        number = phonenumbers.parse(text.strip(), default_region)
-    except phonenumbers.NumberParseException:
-        raise RestError(422, "invalid_parameter", f"{name}: not a phone number") from None
-    if not phonenumbers.is_valid_number(number):
-        raise RestError(422, "invalid_parameter", f"{name}: not a valid phone number")
-    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+        return e164(text, default_region)
+    except InvalidNumber as exc:
+        raise RestError(422, "invalid_parameter", f"{name}: {exc}") from None

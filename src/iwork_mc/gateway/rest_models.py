@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from iwork_mc.callbacks import MAX_CALLBACK_URL
 from iwork_mc.messages import Message, MessageStatus, TimelineEntry
 from iwork_mc.policies import OptOut
 from iwork_mc.templates import Template
@@ -289,7 +290,7 @@ class OptOutOut(BaseModel):
 class CallbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(max_length=2048, description="An http or https URL.")
+    url: str = Field(max_length=MAX_CALLBACK_URL, description="An http or https URL.")
 
 
 class CallbackOut(BaseModel):
