@@ -31,10 +31,10 @@ from pathlib import Path
 
 from iwork_mc.apps import App
 from iwork_mc.compose import AcceptRules, Composed, compose
+from iwork_mc.config import Settings
 from iwork_mc.events import MobileReceiverMessageEvent
-from iwork_mc.messages import MessageStatus, NewMessage
+from iwork_mc.messages import MessageStatus
 from iwork_mc.store import create_store
-from iwork_mc.templates import DEFAULT_TEMPLATE, Renderer
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "iwork_mc"]
@@ -50,7 +50,7 @@ async def fill(url: str, count: int) -> None:
             app_key="10000001", name="bench", secret="s" * 32, enabled=True, created_at_ms=now
         )
         await store.insert_app(app)
-        rules = AcceptRules(renderer=Renderer(), default_template=DEFAULT_TEMPLATE, max_segments=10)
+        rules = AcceptRules.from_settings(Settings())
         batch = []
         for n in range(count):
             event = MobileReceiverMessageEvent(
@@ -58,15 +58,9 @@ async def fill(url: str, count: int) -> None:
                 mobile_receiver=f"+86139{n:08d}", event_type="notice",
                 json_data=f'{{"name":"张三","n":{n}}}', sender=1,
             )  # fmt: skip
-            composed = compose(rules, app.app_key, event, [], now)
+            composed = compose(rules, app.app_key, event, [], now, request_id=f"r{n}")
             assert isinstance(composed, Composed)
-            message = NewMessage(
-                app_key=app.app_key, event=event, fingerprint=event.fingerprint(),
-                request_id=f"r{n}", accepted_at_ms=now, text=composed.text,
-                template=composed.template, encoding=composed.encoding,
-                segments=composed.segments, expires_at_ms=composed.expires_at_ms,
-            )  # fmt: skip
-            batch.append(store.accept(message, composed.checks))
+            batch.append(store.accept(composed.message, composed.checks))
             if len(batch) == 256:
                 await asyncio.gather(*batch)
                 batch = []

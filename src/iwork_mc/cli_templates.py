@@ -20,11 +20,12 @@ import typer
 from rich.table import Table
 
 from iwork_mc import cli_common
+from iwork_mc.compose import AcceptRules, render_text
 from iwork_mc.events import EventFieldError, EventLimits, parse_event
+from iwork_mc.messages import Rejection
 from iwork_mc.policies import PolicyError, parse_limits
-from iwork_mc.smpp import sms_encoding
 from iwork_mc.store.base import Store, TemplateExists
-from iwork_mc.templates import Renderer, RenderError, Template, TemplateError, select_template
+from iwork_mc.templates import Renderer, Template, TemplateError, select_template
 
 __all__ = ["parse_templates_toml", "template_problems", "templates_cli"]
 
@@ -348,7 +349,7 @@ def templates_render(
         parsed = parse_event(raw, settings.event_limits)
     except EventFieldError as exc:
         raise cli_common.fail(f"event: {exc}", 2) from None
-    renderer = Renderer(settings.timezone)
+    rules = AcceptRules.from_settings(settings)
 
     async def choose(store: Store) -> tuple[str, str]:
         if template_name is not None:
@@ -364,19 +365,20 @@ def templates_render(
         name, text_source = cli_common.run(settings, choose)
     view: dict[str, Any] = {"template": name, "ok": True, "text": None, "encoding": None,
                             "units": None, "segments": None, "error": None}  # fmt: skip
-    try:
-        text = renderer.render(text_source, parsed)
-    except RenderError as exc:
-        view.update(ok=False, error=str(exc))
+    rendered = render_text(rules, text_source, parsed)
+    if isinstance(rendered, Rejection):
+        view.update(ok=False, error=rendered.reason)
     else:
-        encoding = sms_encoding(text, method=settings.smpp.long_messages)
-        view.update(text=text, encoding=encoding.alphabet, units=encoding.units,
+        encoding = rendered.encoding
+        view.update(text=rendered.text, encoding=encoding.alphabet, units=encoding.units,
                     segments=encoding.segments)  # fmt: skip
+        if rendered.problem is not None:
+            view.update(ok=False, error=rendered.problem.reason)
     if json_output:
         cli_common.out.print_json(data=view)
     else:
         cli_common.out.print(f"template   {name or '(default)'}", highlight=False)
-        if view["ok"]:
+        if view["text"] is not None:
             cli_common.out.print(
                 f"encoding   {view['encoding']} ({view['units']} units)", highlight=False
             )

@@ -14,17 +14,20 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iwork_mc.events import MobileReceiverMessageEvent
-from iwork_mc.messages import Rejection
+from iwork_mc.messages import NewMessage, Rejection
 from iwork_mc.policies import AcceptChecks, CapRule, QuietHours, is_urgent, parse_limits
 from iwork_mc.routing import NO_ROUTE, Route, choose_route
-from iwork_mc.smpp import SplitMethod, sms_encoding
+from iwork_mc.smpp import Encoding, SplitMethod, sms_encoding
 from iwork_mc.templates import RENDER_FAILED, Renderer, RenderError, Template, select_template
 from iwork_mc.templates import text_digest as digest
 
-__all__ = ["TOO_LONG", "AcceptRules", "Composed", "compose"]
+if TYPE_CHECKING:
+    from iwork_mc.config import Settings
+
+__all__ = ["TOO_LONG", "AcceptRules", "Composed", "Rendered", "compose", "render_text"]
 
 TOO_LONG = "MESSAGE_TOO_LONG"
 
@@ -45,18 +48,58 @@ class AcceptRules:
     #: Configured routes; empty: every receiver has a route.
     routes: tuple[Route, ...] = ()
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AcceptRules:
+        return cls(
+            renderer=Renderer(settings.timezone),
+            default_template=settings.default_template,
+            max_segments=settings.max_segments,
+            long_messages=settings.smpp.long_messages,
+            quiet=settings.quiet,
+            receiver_rules=settings.receiver_rules,
+            dedupe_window_ms=settings.dedupe_window_s * 1000,
+            validity_ms=settings.message_validity_s * 1000,
+            routes=settings.routes,
+        )
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Composed:
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A text as the receiver would read it, what it costs as SMS, and whether it may be sent."""
+
     text: str
-    template: str
-    encoding: str
-    segments: int
-    urgent: bool
-    due_at_ms: int | None
-    expires_at_ms: int
-    notes: tuple[tuple[str, dict[str, Any]], ...]
+    encoding: Encoding
+    #: Why this text cannot be sent (``MESSAGE_TOO_LONG``), or ``None``.
+    problem: Rejection | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Composed:
+    """The message to store, and the policy questions the store answers before storing it."""
+
+    message: NewMessage
     checks: AcceptChecks
+
+
+def render_text(
+    rules: AcceptRules, body: str, event: MobileReceiverMessageEvent
+) -> Rendered | Rejection:
+    """``body`` rendered for ``event`` and measured, or why it cannot be rendered.
+
+    The one step the accept path and both dry runs (CLI and REST) share.
+    """
+    try:
+        text = rules.renderer.render(body, event)
+    except RenderError as exc:
+        return Rejection(code=RENDER_FAILED, reason=str(exc))
+    encoding = sms_encoding(text, method=rules.long_messages)
+    if encoding.segments <= rules.max_segments:
+        return Rendered(text, encoding)
+    reason = (
+        f"the text needs {encoding.segments} SMS segments ({encoding.alphabet}); "
+        f"at most {rules.max_segments} are allowed"
+    )
+    return Rendered(text, encoding, Rejection(code=TOO_LONG, reason=reason))
 
 
 def compose(
@@ -65,22 +108,18 @@ def compose(
     event: MobileReceiverMessageEvent,
     templates: Sequence[Template],
     now_ms: int,
+    *,
+    request_id: str,
 ) -> Composed | Rejection:
     template = select_template(templates, app_key, event)
     name = template.name if template else ""
-    try:
-        text = rules.renderer.render(template.body if template else rules.default_template, event)
-    except RenderError as exc:
+    rendered = render_text(rules, template.body if template else rules.default_template, event)
+    if isinstance(rendered, Rendered) and rendered.problem is not None:
+        return rendered.problem
+    if isinstance(rendered, Rejection):
         which = f"template {name!r}" if template else "the default template"
-        return Rejection(code=RENDER_FAILED, reason=f"{which} cannot render this event: {exc}")
-    encoding = sms_encoding(text, method=rules.long_messages)
-    if encoding.segments > rules.max_segments:
         return Rejection(
-            code=TOO_LONG,
-            reason=(
-                f"the text needs {encoding.segments} SMS segments ({encoding.alphabet}); "
-                f"at most {rules.max_segments} are allowed"
-            ),
+            code=RENDER_FAILED, reason=f"{which} cannot render this event: {rendered.reason}"
         )
     if rules.routes and choose_route(rules.routes, event.mobile_receiver, name) is None:
         return Rejection(code=NO_ROUTE, reason="no configured route takes this receiver")
@@ -90,23 +129,29 @@ def compose(
     if due_at is not None:
         notes = (("deferred", {"reason": "quiet_hours", "until_ms": due_at}),)
     cap_rules = rules.receiver_rules + (_template_rules(template.limits) if template else ())
-    return Composed(
-        text=text,
+    message = NewMessage(
+        app_key=app_key,
+        event=event,
+        fingerprint=event.fingerprint(),
+        request_id=request_id,
+        accepted_at_ms=now_ms,
+        text=rendered.text,
         template=name,
-        encoding=encoding.alphabet,
-        segments=encoding.segments,
+        encoding=rendered.encoding.alphabet,
+        segments=rendered.encoding.segments,
         urgent=urgent,
         due_at_ms=due_at,
         # Time spent deferred does not eat into the validity period.
         expires_at_ms=(due_at or now_ms) + rules.validity_ms,
         notes=notes,
-        checks=AcceptChecks(
-            rules=cap_rules,
-            now_ms=now_ms,
-            dedupe_since_ms=now_ms - rules.dedupe_window_ms if rules.dedupe_window_ms else None,
-            text_digest=digest(text),
-        ),
     )
+    checks = AcceptChecks(
+        rules=cap_rules,
+        now_ms=now_ms,
+        dedupe_since_ms=now_ms - rules.dedupe_window_ms if rules.dedupe_window_ms else None,
+        text_digest=digest(rendered.text),
+    )
+    return Composed(message, checks)
 
 
 @functools.lru_cache(maxsize=256)

@@ -303,6 +303,13 @@ def test_render_errors(db: str, iwork: Callable[..., Result], tmp_path: Path) ->
         db, "templates", "render", "--event", event, "--body", "{{ room }}", "--json", code=2
     )
     assert (False, None) == (as_json(as_data)["ok"], as_json(as_data)["text"])
+    # Too long for max_segments (10): shown with its cost, and refused as an accept would be.
+    too_long = iwork(
+        db, "templates", "render", "--event", event, "--body", "x" * 1531, "--json", code=2
+    )
+    shown = as_json(too_long)
+    assert (False, 11) == (shown["ok"], shown["segments"])
+    assert "the text needs 11 SMS segments (gsm7); at most 10 are allowed" == shown["error"]
     assert "body: line 1" in error(
         iwork(db, "templates", "render", "--event", event, "--body", "{{", code=2)
     )

@@ -17,9 +17,8 @@ from iwork_mc.compose import AcceptRules, compose
 from iwork_mc.config import Settings
 from iwork_mc.events import EventFieldError, EventLimits, MobileReceiverMessageEvent, parse_event
 from iwork_mc.gateway.directory import TemplateCatalog
-from iwork_mc.messages import AcceptOutcome, NewMessage, Rejection
+from iwork_mc.messages import AcceptOutcome, Rejection
 from iwork_mc.store.base import Store
-from iwork_mc.templates import Renderer
 from iwork_mc.top.errors import PlatformCode, TopError, invalid_field, missing_field
 
 __all__ = ["SEND_MOBILE", "MethodHandler", "SendMobile", "TopCall", "business_result"]
@@ -96,59 +95,25 @@ class SendMobile:
             raise invalid_field(exc.field, exc.reason) from None
         app_key = call.app.app_key
         templates = await self._templates.current(call.now_ms / 1000)
-        composed = compose(self._rules, app_key, event, templates, call.now_ms)
-        fingerprint = event.fingerprint()
-        if isinstance(composed, Rejection):
-            return await self._declined(app_key, event, fingerprint, composed)
-        result = await self._store.accept(
-            NewMessage(
-                app_key=app_key,
-                event=event,
-                fingerprint=fingerprint,
-                request_id=call.request_id,
-                accepted_at_ms=call.now_ms,
-                text=composed.text,
-                template=composed.template,
-                encoding=composed.encoding,
-                segments=composed.segments,
-                urgent=composed.urgent,
-                due_at_ms=composed.due_at_ms,
-                expires_at_ms=composed.expires_at_ms,
-                notes=composed.notes,
-            ),
-            composed.checks,
+        composed = compose(
+            self._rules, app_key, event, templates, call.now_ms, request_id=call.request_id
         )
+        if isinstance(composed, Rejection):
+            return await self._declined(app_key, event, composed)
+        result = await self._store.accept(composed.message, composed.checks)
         if result.outcome is AcceptOutcome.REJECTED and result.rejection is not None:
             return business_result(result.rejection.code, result.rejection.reason)
         return _CONFLICT if result.outcome is AcceptOutcome.CONFLICT else _ACCEPTED
 
     async def _declined(
-        self,
-        app_key: str,
-        event: MobileReceiverMessageEvent,
-        fingerprint: str,
-        rejection: Rejection,
+        self, app_key: str, event: MobileReceiverMessageEvent, rejection: Rejection
     ) -> Mapping[str, Any]:
         # A repeat of a message accepted before (say, before its template
         # changed) still gets the answer the first call got.
         existing = await self._store.get_message(app_key, event.msg_key)
         if existing is not None:
-            return _ACCEPTED if existing.fingerprint == fingerprint else _CONFLICT
+            return _ACCEPTED if existing.fingerprint == event.fingerprint() else _CONFLICT
         return business_result(rejection.code, rejection.reason)
-
-
-def accept_rules(settings: Settings) -> AcceptRules:
-    return AcceptRules(
-        renderer=Renderer(settings.timezone),
-        default_template=settings.default_template,
-        max_segments=settings.max_segments,
-        long_messages=settings.smpp.long_messages,
-        quiet=settings.quiet,
-        receiver_rules=settings.receiver_rules,
-        dedupe_window_ms=settings.dedupe_window_s * 1000,
-        validity_ms=settings.message_validity_s * 1000,
-        routes=settings.routes,
-    )
 
 
 def build_methods(store: Store, settings: Settings) -> dict[str, MethodHandler]:
@@ -156,7 +121,7 @@ def build_methods(store: Store, settings: Settings) -> dict[str, MethodHandler]:
         store,
         settings.event_limits,
         settings.max_event_bytes,
-        accept_rules(settings),
+        AcceptRules.from_settings(settings),
         TemplateCatalog(store, settings.template_cache_ttl_s),
     )
     return {SEND_MOBILE: send_mobile}

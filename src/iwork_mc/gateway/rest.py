@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from iwork_mc import __version__
+from iwork_mc.compose import AcceptRules
 from iwork_mc.config import Settings
 from iwork_mc.gateway import rest_account, rest_messages, rest_templates
 from iwork_mc.gateway.directory import AppDirectory
@@ -31,7 +32,6 @@ from iwork_mc.gateway.rest_auth import RestAuthenticator, RestError
 from iwork_mc.gateway.rest_common import RestContext
 from iwork_mc.gateway.rest_models import ErrorOut
 from iwork_mc.store.base import Store, StoreError, StoreUnavailable
-from iwork_mc.templates import Renderer
 
 __all__ = ["create_rest_app"]
 
@@ -136,7 +136,7 @@ def create_rest_app(
             tolerance_ms=settings.timestamp_tolerance_s * 1000,
             clock=clock,
         ),
-        renderer=Renderer(settings.timezone),
+        rules=AcceptRules.from_settings(settings),
         clock=clock,
     )
     app.add_exception_handler(RestError, _on_rest_error)

@@ -11,11 +11,11 @@ from fastapi import Depends, Header, Request
 
 from iwork_mc import messages
 from iwork_mc.apps import App
+from iwork_mc.compose import AcceptRules
 from iwork_mc.config import Settings
 from iwork_mc.events import InvalidNumber, e164
 from iwork_mc.gateway.rest_auth import RestAuthenticator, RestError
 from iwork_mc.store.base import Store
-from iwork_mc.templates import Renderer
 
 __all__ = [
     "Caller",
@@ -32,7 +32,8 @@ class RestContext:
     settings: Settings
     store: Store
     auth: RestAuthenticator
-    renderer: Renderer
+    #: The accept-time rules: the dry run renders and measures exactly as an accept does.
+    rules: AcceptRules
     clock: Callable[[], float]
 
 

@@ -7,7 +7,7 @@ import re
 
 from fastapi import APIRouter, Response
 
-from iwork_mc import smpp
+from iwork_mc.compose import render_text
 from iwork_mc.events import EventFieldError, parse_event
 from iwork_mc.gateway.rest_auth import RestError
 from iwork_mc.gateway.rest_common import Caller, CallerDep, ContextDep, RestContext
@@ -20,10 +20,10 @@ from iwork_mc.gateway.rest_models import (
     TemplateOut,
     TemplateUpdate,
 )
+from iwork_mc.messages import Rejection
 from iwork_mc.policies import PolicyError, parse_limits
 from iwork_mc.store.base import TemplateExists
 from iwork_mc.templates import (
-    RenderError,
     Template,
     TemplateError,
     select_template,
@@ -55,7 +55,7 @@ def _visible(template: Template | None, caller: Caller) -> Template | None:
 
 def _compile(context: RestContext, body: str) -> None:
     try:
-        context.renderer.compile(body)
+        context.rules.renderer.compile(body)
     except TemplateError as exc:
         match = _LINE.match(str(exc))
         raise RestError(
@@ -173,21 +173,17 @@ async def render(request: RenderIn, caller: CallerDep, context: ContextDep) -> R
         selected = select_template(templates, caller.app_key, event)
         default = ("", context.settings.default_template)
         name, body = default if selected is None else (selected.name, selected.body)
-    try:
-        text = context.renderer.render(body, event)
-    except RenderError as exc:
+    rendered = render_text(context.rules, body, event)
+    if isinstance(rendered, Rejection):
         return RenderOut(
             template=name, ok=False, text=None, encoding=None, units=None, segments=None,
-            error=str(exc),
+            error=rendered.reason,
         )  # fmt: skip
-    encoding = smpp.sms_encoding(text, method=context.settings.smpp.long_messages)
-    limit = context.settings.max_segments
-    too_long = encoding.segments > limit
+    problem = rendered.problem
     return RenderOut(
-        template=name, ok=not too_long, text=text, encoding=encoding.alphabet,
-        units=encoding.units, segments=encoding.segments,
-        error=f"the text needs {encoding.segments} SMS segments; at most {limit} are allowed"
-        if too_long else None,
+        template=name, ok=problem is None, text=rendered.text,
+        encoding=rendered.encoding.alphabet, units=rendered.encoding.units,
+        segments=rendered.encoding.segments, error=None if problem is None else problem.reason,
     )  # fmt: skip
 
 
