@@ -320,6 +320,16 @@ def test_a_body_over_the_limit_is_413(gateway: GatewayThread, root: str, app: Ap
     assert "body_too_large" == response.json()["error"]["code"]
 
 
+def test_a_body_over_the_limit_is_refused_before_anything_reads_it(
+    gateway: GatewayThread, root: str
+) -> None:
+    """Unsigned and not even JSON: the size is checked while the body arrives, first."""
+    body = b"{" * (gateway.settings.max_body_bytes + 1)
+    response = httpx.post(f"{root}/v1/templates", content=body, timeout=10)
+    assert 413 == response.status_code
+    assert "body_too_large" == response.json()["error"]["code"]
+
+
 def test_a_rotated_secret_works_through_its_grace_period(
     gateway: GatewayThread, root: str, app: App
 ) -> None:

@@ -22,11 +22,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from iwork_mc import __version__
 from iwork_mc.compose import AcceptRules
 from iwork_mc.config import Settings
-from iwork_mc.gateway import rest_account, rest_messages, rest_templates
+from iwork_mc.gateway import rest_account, rest_messages, rest_templates, wire
 from iwork_mc.gateway.directory import AppDirectory
 from iwork_mc.gateway.rest_auth import RestAuthenticator, RestError
 from iwork_mc.gateway.rest_common import RestContext
@@ -110,7 +111,7 @@ def create_rest_app(
     *,
     clock: Callable[[], float] = time.time,
     apps: AppDirectory | None = None,
-) -> FastAPI:
+) -> ASGIApp:
     """The ``/v1`` API around an opened ``store`` (the caller owns its lifetime).
 
     Args:
@@ -145,4 +146,32 @@ def create_rest_app(
     app.add_exception_handler(StoreError, _on_store_error)
     for module in (rest_messages, rest_templates, rest_account):
         app.include_router(module.router, responses=_COMMON_RESPONSES)
-    return app
+    return _body_limited(app, settings.max_body_bytes)
+
+
+def _body_limited(app: ASGIApp, limit: int) -> ASGIApp:
+    """Refuse a body over ``limit`` bytes while it arrives, before FastAPI holds it all."""
+
+    async def bounded(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        try:
+            body = await wire.read_request_body(scope, receive, limit)
+        except wire.BodyTooLarge:
+            await _error(413, "body_too_large", f"the body exceeds {limit} bytes")(
+                scope, receive, send
+            )
+            return
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if delivered:
+                return await receive()  # only a disconnect is left to come
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await app(scope, replay, send)
+
+    return bounded

@@ -72,11 +72,7 @@ async def _caller(
     # The header parameters are declared for the OpenAPI schema; the
     # authenticator reads them itself so that a missing one is a 401, not a 422.
     del x_app_key, x_timestamp, x_sign_method, x_sign
-    body = await request.body()
-    if len(body) > context.settings.max_body_bytes:
-        raise RestError(
-            413, "body_too_large", f"the body exceeds {context.settings.max_body_bytes} bytes"
-        )
+    body = await request.body()  # within max_body_bytes: rest._body_limited saw to it
     app, now_ms = await context.auth.authenticate(
         request.headers,
         request.query_params.multi_items(),

@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import structlog
 from starlette.types import Receive, Scope, Send
@@ -119,14 +119,8 @@ class TopEndpoint:
     async def _read_params(
         self, query: dict[str, str], scope: Scope, receive: Receive
     ) -> dict[str, str]:
-        headers = dict(scope.get("headers", ()))
-        content_type = headers.get(b"content-type", b"").decode("latin-1")
-        length = headers.get(b"content-length")
-        body = await wire.read_body(
-            _body_chunks(receive),
-            length.decode("latin-1") if length is not None else None,
-            self._max_body_bytes,
-        )
+        content_type = dict(scope.get("headers", ())).get(b"content-type", b"").decode("latin-1")
+        body = await wire.read_request_body(scope, receive, self._max_body_bytes)
         return wire.merge_params(query, content_type, body)
 
     async def _authenticate(
@@ -157,16 +151,6 @@ class TopEndpoint:
                 f"This ban will last for {wait} more seconds",
             )
         return method, TopCall(call_params, app, request_id, now_ms)
-
-
-async def _body_chunks(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-        yield message.get("body", b"")
-        if not message.get("more_body", False):
-            return
 
 
 async def _answer(send: Send, body: bytes, fmt: Format) -> None:

@@ -16,10 +16,11 @@ from urllib.parse import parse_qsl
 
 import python_multipart
 from python_multipart.multipart import Field, File
+from starlette.types import Receive, Scope
 
 from iwork_mc.top.errors import PlatformCode, TopError
 
-__all__ = ["BodyTooLarge", "merge_params", "parse_query", "read_body"]
+__all__ = ["BodyTooLarge", "merge_params", "parse_query", "read_body", "read_request_body"]
 
 
 class BodyTooLarge(TopError):
@@ -41,6 +42,24 @@ async def read_body(chunks: AsyncIterator[bytes], content_length: str | None, li
         if len(body) > limit:
             raise BodyTooLarge(limit)
     return bytes(body)
+
+
+async def read_request_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """An ASGI request's body, refused (:class:`BodyTooLarge`) as soon as it passes ``limit``."""
+    length = dict(scope.get("headers", ())).get(b"content-length")
+    return await read_body(
+        _chunks(receive), length.decode("latin-1") if length is not None else None, limit
+    )
+
+
+async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
 
 
 def parse_query(query: bytes) -> dict[str, str]:
