@@ -25,16 +25,22 @@ from iwork_mc.events import EventFieldError, EventLimits, parse_event
 from iwork_mc.messages import Rejection
 from iwork_mc.policies import PolicyError, parse_limits
 from iwork_mc.store.base import Store, TemplateExists
-from iwork_mc.templates import Renderer, Template, TemplateError, select_template
+from iwork_mc.templates import (
+    MAX_BODY,
+    MAX_LIMITS,
+    NAME_PATTERN,
+    Renderer,
+    Template,
+    TemplateError,
+    select_template,
+)
 
 __all__ = ["parse_templates_toml", "template_problems", "templates_cli"]
 
 templates_cli = typer.Typer(help="Manage message templates (Jinja2 texts chosen per event).")
 
 #: The same rule as the REST API's (gateway/rest_models.py).
-TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-MAX_BODY = 8192
-MAX_LIMITS = 200
+TEMPLATE_NAME = re.compile(NAME_PATTERN)
 _LIMITS = EventLimits()
 _FIELD_LIMITS = {
     "source": _LIMITS.source,

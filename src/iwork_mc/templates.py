@@ -40,6 +40,9 @@ from iwork_mc.events import MobileReceiverMessageEvent
 
 __all__ = [
     "DEFAULT_TEMPLATE",
+    "MAX_BODY",
+    "MAX_LIMITS",
+    "NAME_PATTERN",
     "RENDER_FAILED",
     "RenderError",
     "Renderer",
@@ -51,6 +54,12 @@ __all__ = [
 ]
 
 RENDER_FAILED = "TEMPLATE_RENDER_FAILED"
+
+#: What a template may be called: a letter or digit, then up to 63 of ``A-Za-z0-9._-``.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+#: The longest template text, and the longest ``limits`` text.
+MAX_BODY = 8192
+MAX_LIMITS = 200
 
 #: What an event with no matching template reads like:
 #: ``iwork-action: name: 张三, floor: 3 http://www.aaa.com``

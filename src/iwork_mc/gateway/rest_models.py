@@ -12,9 +12,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from iwork_mc.callbacks import MAX_CALLBACK_URL
+from iwork_mc.events import EventLimits
 from iwork_mc.messages import Message, MessageStatus, TimelineEntry
 from iwork_mc.policies import OptOut
-from iwork_mc.templates import Template
+from iwork_mc.templates import MAX_BODY, MAX_LIMITS, NAME_PATTERN, Template
 
 __all__ = [
     "CallbackIn",
@@ -38,10 +39,11 @@ __all__ = [
     "iso",
 ]
 
+#: Template selection fields are as long as the event fields they match.
+_EVENT = EventLimits()
+
 #: The ``responses=`` of a route: extra answers for the OpenAPI schema.
 Responses = dict[int | str, dict[str, Any]]
-
-TEMPLATE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
 def iso(ms: int) -> str:
@@ -191,18 +193,18 @@ class TemplateUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    body: str = Field(min_length=1, max_length=8192, description="Jinja2 (sandboxed) text.")
-    source: str = Field(default="", max_length=64)
-    action: str = Field(default="", max_length=128)
-    event_type: str = Field(default="", max_length=64)
+    body: str = Field(min_length=1, max_length=MAX_BODY, description="Jinja2 (sandboxed) text.")
+    source: str = Field(default="", max_length=_EVENT.source)
+    action: str = Field(default="", max_length=_EVENT.action)
+    event_type: str = Field(default="", max_length=_EVENT.event_type)
     urgent: bool = Field(default=False, description="Sent even in quiet hours.")
     limits: str = Field(
-        default="", max_length=200, description='Per-receiver caps, e.g. "hour=1,day=3".'
+        default="", max_length=MAX_LIMITS, description='Per-receiver caps, e.g. "hour=1,day=3".'
     )
 
 
 class TemplateIn(TemplateUpdate):
-    name: str = Field(pattern=TEMPLATE_NAME, description="Unique among all templates.")
+    name: str = Field(pattern=NAME_PATTERN, description="Unique among all templates.")
 
 
 class TemplateOut(BaseModel):
@@ -246,7 +248,7 @@ class RenderIn(BaseModel):
         description="The `mobile_receiver_message_event`, as an object or as its JSON text."
     )
     body: str | None = Field(
-        default=None, max_length=8192, description="Render this text instead of a stored one."
+        default=None, max_length=MAX_BODY, description="Render this text instead of a stored one."
     )
     name: str | None = Field(default=None, description="Render this stored template.")
 
