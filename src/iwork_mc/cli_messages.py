@@ -149,8 +149,7 @@ def messages_retry(
             what = f"no message with msg_key {msg_key} for app {app_key}"
         if found is None:
             raise cli_common.fail(what)
-        if found.status not in REQUEUE_FROM:
-            raise cli_common.fail(_not_retryable(found))
+        # The store requeues only from REQUEUE_FROM, atomically: no check beforehand.
         now = cli_common.now_ms()
         expires = now + validity_ms
         if not await store.requeue(found.id, now_ms=now, expires_at_ms=expires, by="cli"):

@@ -130,23 +130,21 @@ async def retry_message(msg_key: str, caller: CallerDep, context: ContextDep) ->
     message = await context.store.get_message(caller.app_key, msg_key)
     if message is None:
         raise _not_found()
-    conflict = RestError(
-        409,
-        "not_requeueable",
-        f"a {message.status} message cannot be retried; only "
-        f"{', '.join(sorted(REQUEUE_FROM))} ones can",
-        status=str(message.status),
-    )
-    if message.status not in REQUEUE_FROM:
-        raise conflict
     validity_s = context.settings.message_validity_s
+    # The store requeues only from REQUEUE_FROM, atomically: no check beforehand.
     requeued = await context.store.requeue(
         message.id,
         now_ms=caller.now_ms,
         expires_at_ms=caller.now_ms + validity_s * 1000,
         by=f"rest:{caller.app_key}",
     )
-    if not requeued:  # another request or a worker moved it first
-        raise conflict
+    if not requeued:
+        raise RestError(
+            409,
+            "not_requeueable",
+            f"a {message.status} message cannot be retried; only "
+            f"{', '.join(sorted(REQUEUE_FROM))} ones can",
+            status=str(message.status),
+        )
     again = await context.store.get_message_by_id(message.id)
     return await _detail(context, again or message)
