@@ -280,9 +280,12 @@ def apps_rotate_secret(
 def apps_set_callback(
     ctx: typer.Context, app_key: str, url: str, json_output: JsonFlag = False
 ) -> None:
-    """POST each status change of the app's messages to URL (http or https)."""
-    checked = cli_common.callback_url(url)
+    """POST each status change of the app's messages to URL (http or https, a public host).
+
+    Internal hosts are refused unless listed in the callback_allow_hosts setting.
+    """
     settings = _settings(ctx)
+    checked = cli_common.callback_url(url, settings.callback_allow_list)
     found = _run(cli_common.with_store(settings, lambda s: s.set_callback_url(app_key, checked)))
     _print_app(_existing(found, app_key), json_output)
 
