@@ -372,6 +372,7 @@ def _callback_sender(settings: Settings, store: Store, delivery: Any) -> Any:
         lease_ms=max(60_000, int(settings.callback_timeout_s * 2_000)),
         retry=dataclasses.replace(CALLBACK_RETRY, max_attempts=settings.callback_max_attempts),
         app_cache_ttl_s=settings.app_cache_ttl_s,
+        allow=settings.callback_allow_list,
     )
 
 

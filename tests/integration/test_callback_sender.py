@@ -16,6 +16,7 @@ import socket
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from structlog.testing import capture_logs
 
 from iwork_mc.apps import App
 from iwork_mc.callback_sender import CallbackSender
+from iwork_mc.callback_targets import AllowList, IPAddress
+from iwork_mc.callbacks import check_callback_url
 from iwork_mc.channels.sandbox import SandboxChannel
 from iwork_mc.messages import MessageStatus, NewMessage
 from iwork_mc.retry import RetryPolicy
@@ -35,6 +38,8 @@ T0 = 1_700_000_010.0
 SECRET = "0123456789abcdef0123456789abcdef"  # the conftest app's
 DOC = Path(__file__).resolve().parents[2] / "docs" / "howto" / "callbacks.md"
 FAST_RETRY = RetryPolicy(base_s=1.0, max_delay_s=1.0, max_attempts=5)
+#: The receivers listen on 127.0.0.1: the operator's allow-list is how a sender may reach them.
+LOOPBACK = AllowList.parse("127.0.0.1")
 
 
 def documented_verify() -> Callable[..., bool]:
@@ -173,6 +178,7 @@ def sender_for(store: Store, clock: Callable[[], float], **kwargs: Any) -> Callb
         "app_cache_ttl_s": 0.0,
         "timeout_s": 5.0,
         "lease_ms": 30_000,
+        "allow": LOOPBACK,
     }
     return CallbackSender(store, **(options | kwargs))
 
@@ -656,3 +662,116 @@ async def test_event_that_no_longer_fits_its_lease_is_left_for_later(
     assert [("callback_delivered", 1), ("callback_delivered", 2)] == [
         (kind, d["attempt"]) for kind, d in await callback_entries(store, message_id)
     ]
+
+
+# -- where callbacks may go ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "why"),
+    [
+        ("127.0.0.1", "127.0.0.1 is a loopback address"),
+        ("127.1", "127.1 (127.0.0.1) is a loopback address"),
+        ("2130706433", "2130706433 (127.0.0.1) is a loopback address"),
+        ("[::ffff:127.0.0.1]", "is a loopback address"),
+        ("localhost", "localhost names this machine"),
+    ],
+)
+async def test_internal_url_stored_earlier_is_refused_alike_open_or_closed(
+    store: Store, app: App, message_factory: Callable[..., NewMessage], host: str, why: str
+) -> None:
+    """A URL stored before the check (or by hand) is refused at connect time, given up.
+
+    Nothing reaches the listening receiver, and the timeline says the same for
+    an open port and a closed one: it cannot be used to scan ports.
+    """
+    clock = Clock()
+    errors = []
+    async with Receiver(clock) as receiver:
+        for number, port in enumerate((receiver.port, free_port())):
+            await store.set_callback_url(app.app_key, f"http://{host}:{port}/hooks")
+            message_id = await accept(store, message_factory, msg_key=f"visit-{number}")
+            with capture_logs() as logs:
+                assert 1 == await sender_for(store, clock, allow=None).run_once()
+            [(kind, detail)] = await callback_entries(store, message_id)
+            assert ("callback_failed", None) == (kind, detail["retry_at_ms"])
+            errors.append(detail["error"])
+            assert ["callback_failed"] == [log["event"] for log in logs]
+        clock.now += 3600.0
+        assert 0 == await sender_for(store, clock, allow=None).run_once(), "given up"
+
+    assert [] == receiver.received
+    assert errors[0] == errors[1]
+    assert errors[0].startswith("refused: ")
+    assert why in errors[0]
+    assert errors[0].endswith("; given up")
+
+
+def resolver_mapping(names: dict[str, str]) -> Callable[[str, int], Any]:
+    """A resolver that answers ``names`` (as DNS rebinding would) and nothing else."""
+
+    async def resolve(host: str, port: int) -> list[IPAddress]:
+        if host not in names:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [ip_address(address) for address in names[host].split(",")]
+
+    return resolve
+
+
+@pytest.mark.parametrize("answer", ["127.0.0.1", "93.184.215.14,127.0.0.1"])
+async def test_name_that_resolves_to_loopback_is_refused_at_connect_time(
+    store: Store, app: App, message_factory: Callable[..., NewMessage], answer: str
+) -> None:
+    """A public-looking name accepted when set, resolving to 127.0.0.1 when sent, is refused.
+
+    The refusal does not reveal the address the name resolved to.
+    """
+    clock = Clock()
+    async with Receiver(clock) as receiver:
+        url = check_callback_url(f"http://hooks.example.com:{receiver.port}/hooks")
+        await store.set_callback_url(app.app_key, url)
+        message_id = await accept(store, message_factory)
+        resolver = resolver_mapping({"hooks.example.com": answer})
+        sender = sender_for(store, clock, allow=None, resolver=resolver)
+        assert 1 == await sender.run_once()
+
+    assert [] == receiver.received
+    [(kind, detail)] = await callback_entries(store, message_id)
+    assert ("callback_failed", None) == (kind, detail["retry_at_ms"])
+    assert detail["error"].startswith(
+        "refused: hooks.example.com resolves to an address that is not public"
+    )
+    assert "127.0.0.1" not in detail["error"]
+
+
+async def test_allow_list_lets_a_name_resolved_to_loopback_through(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """Allowed, the name is connected to at the address it resolved to, Host header kept."""
+    clock = Clock()
+    async with Receiver(clock) as receiver:
+        await store.set_callback_url(app.app_key, f"http://hooks.example.com:{receiver.port}/h")
+        message_id = await accept(store, message_factory)
+        resolver = resolver_mapping({"hooks.example.com": "127.0.0.1"})
+        sender = sender_for(store, clock, allow=LOOPBACK, resolver=resolver)
+        assert 1 == await sender.run_once()
+
+    [received] = receiver.received
+    assert received.verified
+    assert f"hooks.example.com:{receiver.port}" == received.headers["host"]
+    assert ["callback_delivered"] == [kind for kind, _ in await callback_entries(store, message_id)]
+
+
+async def test_a_name_that_does_not_resolve_is_a_network_error_retried(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """DNS failing is not a refusal: the try is retried like any network error."""
+    clock = Clock()
+    await store.set_callback_url(app.app_key, "http://hooks.example.com/h")
+    message_id = await accept(store, message_factory)
+    sender = sender_for(store, clock, allow=None, resolver=resolver_mapping({}))
+    assert 1 == await sender.run_once()
+
+    [(kind, detail)] = await callback_entries(store, message_id)
+    assert ("callback_failed", "network error: ConnectError") == (kind, detail["error"])
+    assert detail["retry_at_ms"] is not None
