@@ -24,6 +24,8 @@ needs no network and no clock:
   (``docs/howto/callbacks.md`` carries the same function).
 - **The outcome of an answer** (:func:`classify_status`) and **when to try
   again** (:func:`next_retry_at_ms`, :data:`CALLBACK_RETRY`).
+- **Whether a URL may be set** (:func:`check_callback_url`): its shape here,
+  its host by :mod:`iwork_mc.callback_targets` (public, or allowed by the operator).
 """
 
 from __future__ import annotations
