@@ -129,11 +129,12 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     def __init__(
         self, allow: AllowList, *, limits: httpx.Limits, resolver: Resolver = resolve
     ) -> None:
-        super().__init__(limits=limits, trust_env=False)
+        ssl_context = httpx.create_ssl_context()  # certifi's CAs, as httpx's default
+        super().__init__(verify=ssl_context, limits=limits, trust_env=False)
         if not isinstance(getattr(self, "_pool", None), httpcore.AsyncConnectionPool):
             raise RuntimeError("httpx no longer keeps its pool in _pool: update GuardedTransport")
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

@@ -13,6 +13,8 @@ import json
 import random
 import re
 import socket
+import ssl
+import subprocess
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -775,3 +777,53 @@ async def test_a_name_that_does_not_resolve_is_a_network_error_retried(
     [(kind, detail)] = await callback_entries(store, message_id)
     assert ("callback_failed", "network error: ConnectError") == (kind, detail["error"])
     assert detail["retry_at_ms"] is not None
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A key and a self-signed certificate for hooks.example.com, made by openssl."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1",
+         "-subj", "/CN=hooks.example.com"],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    return key, cert
+
+
+async def test_https_to_a_resolved_address_still_names_the_host(
+    store: Store,
+    app: App,
+    message_factory: Callable[..., NewMessage],
+    self_signed: tuple[Path, Path],
+) -> None:
+    """TLS sends the URL's name as SNI and checks the certificate, not the address connected to.
+
+    The receiver's self-signed certificate is not trusted, so the try fails
+    after the handshake started: certificate checks stay on.
+    """
+    key, cert = self_signed
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    context.sni_callback = lambda _socket, name, _context: names.append(name)
+
+    async def close(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(close, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    clock = Clock()
+    try:
+        await store.set_callback_url(app.app_key, f"https://hooks.example.com:{port}/h")
+        message_id = await accept(store, message_factory)
+        resolver = resolver_mapping({"hooks.example.com": "127.0.0.1"})
+        assert 1 == await sender_for(store, clock, resolver=resolver).run_once()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+    assert ["hooks.example.com"] == names
+    [(kind, detail)] = await callback_entries(store, message_id)
+    assert ("callback_failed", "network error: ConnectError") == (kind, detail["error"])
