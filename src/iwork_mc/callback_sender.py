@@ -77,9 +77,11 @@ def default_http_client(
     allow: AllowList,
     resolver: Resolver = resolve,
 ) -> httpx.AsyncClient:
-    """The client callbacks are POSTed with: no redirects, bounded connections, and
-    connections only to public addresses or those in ``allow``
-    (:class:`~iwork_mc.callback_transport.GuardedTransport`)."""
+    """The client callbacks are POSTed with: no redirects, no proxies, bounded connections.
+
+    Its transport (:class:`~iwork_mc.callback_transport.GuardedTransport`)
+    connects only to public addresses or those in ``allow``.
+    """
     limits = httpx.Limits(max_connections=max_connections)
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout_s),
