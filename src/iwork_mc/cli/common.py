@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import typer
 from rich.console import Console
 
-from iwork_mc import devapp, events
+from iwork_mc import events
 from iwork_mc.callbacks import InvalidCallbackURL, check_callback_url
 from iwork_mc.config import ConfigError, Settings
 from iwork_mc.logs import configure_logging
@@ -46,6 +46,7 @@ __all__ = [
     "require_migrated",
     "run",
     "run_loop",
+    "saved_dev_app",
     "settings_from",
     "with_store",
 ]
@@ -146,7 +147,7 @@ def credentials(settings: Settings, app_key: str | None, secret: str | None) -> 
             else ("the secret", "IWORK_MC_APP_KEY / --app-key")
         )
         raise fail(f"only {given} is given: give {missing} too, or neither for the dev app", 2)
-    saved = devapp.load_saved(settings.data_dir / "dev-app.json")
+    saved = saved_dev_app(settings)
     if saved is None:
         raise fail(
             "give --app-key and --secret (or IWORK_MC_APP_KEY and IWORK_MC_SECRET), "
@@ -154,6 +155,14 @@ def credentials(settings: Settings, app_key: str | None, secret: str | None) -> 
             2,
         )
     return saved
+
+
+def saved_dev_app(settings: Settings) -> tuple[str, str] | None:
+    """The (app_key, secret) of the dev app ``make run`` saved, if any."""
+    # Imported here: it brings the SDK (httpx), which most commands never need.
+    from iwork_mc import devapp
+
+    return devapp.load_saved(settings.data_dir / "dev-app.json")
 
 
 def gateway_url(settings: Settings, url: str | None) -> str:

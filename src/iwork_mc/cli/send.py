@@ -22,16 +22,20 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from iwork_mc import devapp
 from iwork_mc.cli import common
-from iwork_mc.client import AsyncClient, MessageRejected, SDKError, SendResult, TopApiError
 from iwork_mc.top import signing
+
+if TYPE_CHECKING:
+    from iwork_mc.client import AsyncClient, SDKError, SendResult
+
+# The SDK (httpx) is imported where it is used: only these commands need it, and every
+# other command, `--help` included, starts faster without it.
 
 __all__ = [
     "EVENT_FIELDS",
@@ -71,6 +75,8 @@ def with_stable_time(fields: dict[str, Any]) -> dict[str, Any]:
 
 def describe_error(exc: SDKError) -> dict[str, Any]:
     """A JSON-ready description of a failed send."""
+    from iwork_mc.client import MessageRejected, TopApiError
+
     if isinstance(exc, TopApiError):
         return {"code": exc.code, "msg": exc.msg, "sub_code": exc.sub_code, "sub_msg": exc.sub_msg,
                 "request_id": exc.request_id}  # fmt: skip
@@ -95,6 +101,8 @@ class Failure:
 
     @classmethod
     def of(cls, line: int, msg_key: str | None, exc: SDKError) -> Failure:
+        from iwork_mc.client import MessageRejected, TopApiError
+
         if isinstance(exc, TopApiError):
             code, message = exc.sub_code or str(exc.code), exc.sub_msg or exc.msg
         elif isinstance(exc, MessageRejected):
@@ -149,6 +157,8 @@ async def send_file(
     client: AsyncClient, path: Path, *, total: int, concurrency: int, console: Console
 ) -> FileReport:
     """Send every line of ``path``, ``concurrency`` at a time, with a progress bar."""
+    from iwork_mc.client import SDKError
+
     report = FileReport()
     slots = asyncio.Semaphore(concurrency)
     progress = Progress(
@@ -203,6 +213,8 @@ def curl_example(
     secret: SecretOption = None,
 ) -> None:
     """Print a freshly signed curl line for the seed's example request."""
+    from iwork_mc import devapp
+
     settings = common.settings_from(ctx)
     target = common.gateway_url(settings, url)
     app_key, secret = common.credentials(settings, app_key, secret)
@@ -236,6 +248,8 @@ def send(
     json_output: common.JsonFlag = False,
 ) -> None:
     """Send a signed alibaba.iwork.mc.msg.sendmobile call (one event, or --file)."""
+    from iwork_mc.client import AsyncClient, SDKError
+
     settings = common.settings_from(ctx)
     target = common.gateway_url(settings, url)
     app_key, secret = common.credentials(settings, app_key, secret)
@@ -281,6 +295,8 @@ async def _send_file(
     url: str, app_key: str, secret: str, method: signing.SignMethod, file: Path, total: int,
     concurrency: int, json_output: bool,
 ) -> int:  # fmt: skip
+    from iwork_mc.client import AsyncClient
+
     async with AsyncClient(url, app_key, secret, sign_method=method) as client:
         report = await send_file(
             client, file, total=total, concurrency=concurrency, console=common.err

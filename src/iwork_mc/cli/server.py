@@ -18,15 +18,18 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from iwork_mc import __version__, devapp
+from iwork_mc import __version__
 from iwork_mc.cli import common
 from iwork_mc.config import Settings
 from iwork_mc.privacy import redact_url
 from iwork_mc.store.base import Store
+
+if TYPE_CHECKING:
+    from iwork_mc.devapp import DevApp
 
 __all__ = ["listen", "run", "serve", "worker"]
 
@@ -142,6 +145,8 @@ async def _serve(
     await store.open()
     try:
         if dev_app:
+            from iwork_mc import devapp
+
             await store.migrate()
             dev = await devapp.ensure_dev_app(store, settings.data_dir, common.now_ms())
             _print_banner(settings, dev)
@@ -187,7 +192,9 @@ async def _serve(
         await store.close()
 
 
-def _print_banner(settings: Settings, dev: devapp.DevApp) -> None:
+def _print_banner(settings: Settings, dev: DevApp) -> None:
+    from iwork_mc import devapp
+
     base = f"http://{settings.host}:{settings.port}"
     common.out.print(f"iwork-mc {__version__} on {base}", highlight=False)
     common.out.print(f"  database   {redact_url(settings.effective_database_url)}", highlight=False)

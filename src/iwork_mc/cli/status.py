@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from iwork_mc import devapp
 from iwork_mc.cli import common
 from iwork_mc.messages import Message, TimelineEntry
 from iwork_mc.privacy import mask_phone
@@ -31,7 +30,7 @@ def status(
     """Show a message's status and timeline, looked up by msg_key in the local store."""
     settings = common.settings_from(ctx)
     if not app_key:
-        saved = devapp.load_saved(settings.data_dir / "dev-app.json")
+        saved = common.saved_dev_app(settings)
         if saved is None:
             raise common.fail("give --app-key (or IWORK_MC_APP_KEY): there is no dev app", 2)
         app_key = saved[0]
