@@ -13,22 +13,23 @@ modules import it, and the package root imports the command modules.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
 
-from iwork_mc import events
-from iwork_mc.callbacks import InvalidCallbackURL, check_callback_url
-from iwork_mc.config import ConfigError, Settings
-from iwork_mc.logs import configure_logging
-from iwork_mc.store import create_store
-from iwork_mc.store.base import Store, StoreError
+if TYPE_CHECKING:
+    import asyncio
+
+    from iwork_mc.config import Settings
+    from iwork_mc.store.base import Store
+
+# The domain (settings, store, event loop) is imported inside the helpers: `iwork-mc --help`
+# and `--version` then start without loading it.
 
 __all__ = [
     "JsonFlag",
@@ -61,6 +62,10 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable J
 
 def settings_from(ctx: typer.Context, **flags: Any) -> Settings:
     """The settings of this invocation (flags, ``IWORK_MC_*`` variables, the TOML file)."""
+    # Imported when a command runs: `--help` needs neither pydantic-settings nor structlog.
+    from iwork_mc.config import ConfigError, Settings
+    from iwork_mc.logs import configure_logging
+
     overrides = {**ctx.obj["overrides"], **flags}
     try:
         settings = Settings.load(os.environ, overrides, ctx.obj["config"])
@@ -78,6 +83,8 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 def open_store(settings: Settings) -> Store:
     """The store the settings name, not yet open; exits 2 on a URL no backend takes."""
+    from iwork_mc.store import create_store
+
     try:
         return create_store(settings.effective_database_url, **settings.store_options)
     except ValueError as exc:
@@ -106,6 +113,10 @@ def run(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
 
 def run_loop(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` to completion; a store failure is a one-line error, exit 1."""
+    import asyncio
+
+    from iwork_mc.store.base import StoreError
+
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             return runner.run(coro)
@@ -199,6 +210,8 @@ async def require_app(store: Store, app_key: str | None) -> None:
 
 def callback_url(text: str) -> str:
     """``text`` as a status callback URL (stripped); exits 2 if it cannot be one."""
+    from iwork_mc.callbacks import InvalidCallbackURL, check_callback_url
+
     try:
         return check_callback_url(text)
     except InvalidCallbackURL as exc:
@@ -207,6 +220,8 @@ def callback_url(text: str) -> str:
 
 def e164(text: str, default_region: str) -> str:
     """``text`` as an E.164 number (``+8613888888888``); exits 2 if it is not one."""
+    from iwork_mc import events
+
     try:
         return events.e164(text, default_region)
     except events.InvalidNumber as exc:

@@ -24,12 +24,12 @@ import typer
 
 from iwork_mc import __version__
 from iwork_mc.cli import common
-from iwork_mc.config import Settings
 from iwork_mc.privacy import redact_url
-from iwork_mc.store.base import Store
 
 if TYPE_CHECKING:
+    from iwork_mc.config import Settings
     from iwork_mc.devapp import DevApp
+    from iwork_mc.store.base import Store
 
 __all__ = ["listen", "run", "serve", "worker"]
 
