@@ -178,7 +178,8 @@ def test_a_postgresql_role_that_does_not_exist(tmp_path: Path) -> None:
 def test_send_file_reruns_and_readable_failures(tmp_path: Path, servers: list[Server]) -> None:
     """Lines with a msg_key and no time are the same event on a re-run; failures read as lines.
 
-    The run uses the dev app of `run --dev-app` for `send` and `status` without credentials.
+    The run uses the dev app of `run --dev-app` for `send`, `status` and `messages show`
+    without credentials.
     """
     server = start(tmp_path, "run", "--dev-app", "--no-echo")
     servers.append(server)
@@ -203,6 +204,9 @@ def test_send_file_reruns_and_readable_failures(tmp_path: Path, servers: list[Se
         assert "{" not in failure and "MSG_KEY_CONFLICT" not in result.stdout
     view = json.loads(cli(tmp_path, "status", "rerun-1", "--json").stdout)
     assert "rerun-1" == view["msg_key"]
+    shown = json.loads(cli(tmp_path, "messages", "show", "rerun-2", "--json").stdout)
+    assert "rerun-2" == shown["msg_key"]
+    assert "accepted" == shown["timeline"][0]["kind"]
 
 
 def test_version_flag_and_command() -> None:
