@@ -168,7 +168,6 @@ class Settings(BaseSettings):
         frozen=True,
         extra="forbid",
         validate_default=True,
-        arbitrary_types_allowed=True,
     )
 
     #: Where the SQLite database, the sandbox outbox and the dev app's credentials live.
