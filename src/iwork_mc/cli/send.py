@@ -128,10 +128,8 @@ def count_lines(path: Path) -> int:
     """How many events ``path`` holds; exits 2 if it cannot be read as UTF-8 text."""
     try:
         return sum(1 for _ in _lines(path))
-    except UnicodeDecodeError as exc:
-        raise common.fail(
-            f"--file {path}: not UTF-8 text (byte {exc.start} of a block cannot be decoded)", 2
-        ) from None
+    except UnicodeDecodeError:
+        raise common.fail(f"--file {path}: not UTF-8 text; save it as UTF-8", 2) from None
     except OSError as exc:
         raise common.fail(f"--file {path}: {exc.strerror or exc}", 2) from None
 
