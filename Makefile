@@ -16,6 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# Another port or address: IWORK_MC_PORT=8081 make run (IWORK_MC_HOST for the address).
 run: install
 	$(BIN)/iwork-mc db upgrade
 	$(BIN)/iwork-mc run --dev-app

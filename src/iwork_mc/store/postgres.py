@@ -79,6 +79,23 @@ from iwork_mc.templates import Template
 
 __all__ = ["PostgresStore"]
 
+#: What a server says when it answers but rejects the login: nothing to wait for.
+_LOGIN_REFUSALS = (
+    "password authentication failed",
+    "authentication failed",
+    "does not exist",
+    "no pg_hba.conf entry",
+    "permission denied",
+)
+
+
+def _login_refusal(error: str) -> str | None:
+    """The server's reason (``role "x" does not exist``) if ``error`` is a refused login."""
+    _, fatal, reason = error.partition("FATAL:")
+    reason = reason.strip().splitlines()[0].strip() if fatal and reason.strip() else ""
+    return reason if any(words in reason for words in _LOGIN_REFUSALS) else None
+
+
 _Connection = psycopg.AsyncConnection[DictRow]
 
 
@@ -181,6 +198,7 @@ class PostgresStore:
     async def open(self) -> None:
         if self._pool is not None:
             raise StoreError("the store is already open")
+        await self._check_login()
         # Built here, not in __init__: a closed pool cannot be reopened, and a
         # failed open() must leave the store ready for another try.
         pool = AsyncConnectionPool(
@@ -205,6 +223,23 @@ class PostgresStore:
             await pool.close()
             raise StoreUnavailable(f"PostgreSQL unreachable: {exc}") from exc
         self._pool = pool
+
+    async def _check_login(self) -> None:
+        """Refuse at once a login the server rejects (role, password, database).
+
+        The pool would retry such a login until its timeout and then call the
+        server "unreachable"; only a server that does not answer is worth waiting for.
+        """
+        try:
+            probe = await psycopg.AsyncConnection.connect(
+                self.dsn, connect_timeout=self.connect_timeout
+            )
+        except psycopg.OperationalError as exc:
+            refusal = _login_refusal(str(exc))
+            if refusal is not None:
+                raise StoreError(f"PostgreSQL refused the login: {refusal}") from exc
+            return  # not answering (yet): the pool waits for it
+        await probe.close()
 
     async def close(self) -> None:
         if self._pool is not None:
