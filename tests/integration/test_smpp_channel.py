@@ -10,6 +10,7 @@ import asyncio
 import json
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -337,16 +338,34 @@ async def test_national_destination_format(
 async def test_several_binds_share_the_load(
     store: Store, app: App, message_factory: Callable[..., NewMessage]
 ) -> None:
-    """binds=2 opens two sessions and submits on both."""
-    ids = await accept(store, message_factory, 20)
+    """binds=3 opens three sessions and each carries a share of the submits."""
     async with FakeSMSC(policy()) as smsc:
-        channel = SMPPChannel(config(smsc, binds=2), store)
+        channel = SMPPChannel(config(smsc, binds=3), store)
         async with delivering(store, channel):
+            # Every session bound before the first message: the share is the channel's doing.
+            await smsc.wait_for(lambda: smsc.binds == 3, within=5)
+            ids = await accept(store, message_factory, 30)
             done = await wait_until(store, ids, {MessageStatus.DELIVERED})
-            assert ["bound", "bound"] == channel.health()["sessions"]
-        binds = smsc.binds
-    assert [MessageStatus.DELIVERED] * 20 == done
-    assert 2 == binds
+            assert ["bound"] * 3 == channel.health()["sessions"]
+        per_session = Counter(s.session for s in smsc.accepted)
+    assert [MessageStatus.DELIVERED] * 30 == done
+    assert 3 == smsc.binds
+    assert {1, 2, 3} == set(per_session)
+    assert min(per_session.values()) >= 5, per_session  # round robin gives 10 each
+
+
+async def test_the_window_caps_unanswered_submits_per_session(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """window=4: under load a session has exactly 4 submit_sm unanswered at most, never more."""
+    ids = await accept(store, message_factory, 40)
+    async with FakeSMSC(policy(resp_delay=0.05)) as smsc:
+        channel = SMPPChannel(config(smsc, window=4), store)
+        async with delivering(store, channel, concurrency=16):
+            done = await wait_until(store, ids, {MessageStatus.DELIVERED})
+        outstanding = smsc.max_outstanding
+    assert [MessageStatus.DELIVERED] * 40 == done
+    assert 4 == outstanding  # 16 messages in flight: only the window holds them back
 
 
 async def test_rate_cap_spaces_submits(
