@@ -36,6 +36,7 @@ from iwork_mc.channels.base import (
     PermanentChannelError,
     SendResult,
     TransientChannelError,
+    Unavailable,
 )
 from iwork_mc.messages import Message, MessageStatus
 from iwork_mc.policies import QuietHours
@@ -243,6 +244,8 @@ class Worker:
             await self._record(
                 message, MessageStatus.QUEUED, "in_doubt", where, error=exc.reason, due_at_ms=due_at
             )
+        except Unavailable as exc:
+            await self._wait_for_channel(message, where, exc)
         except TransientChannelError as exc:
             await self._retry_or_fall_back(message, route, where, exc.reason)
         except Exception as exc:
@@ -251,6 +254,22 @@ class Worker:
             await self._retry_or_fall_back(message, route, where, reason)
         else:
             await self._record_result(message, where, result)
+
+    async def _wait_for_channel(
+        self, message: Message, where: dict[str, Any], exc: Unavailable
+    ) -> None:
+        """Nothing was tried: queue the message again without counting this claim.
+
+        It waits as long as the outage lasts, bounded only by its validity
+        (claimed at its end, it expires then).
+        """
+        due_at = self._now_ms() + int(exc.retry_after_s * 1000)
+        if message.expires_at_ms is not None:
+            due_at = min(due_at, message.expires_at_ms)
+        await self._record(
+            message, MessageStatus.QUEUED, "channel_unavailable", where,
+            error=exc.reason, due_at_ms=due_at, attempt_not_made=True,
+        )  # fmt: skip
 
     async def _record_result(
         self, message: Message, where: dict[str, Any], result: SendResult
@@ -320,8 +339,11 @@ class Worker:
         error: str | None = None,
         due_at_ms: int | None = None,
         route_step: int | None = None,
+        attempt_not_made: bool = False,
     ) -> bool:
         detail: dict[str, object] = {**where, "attempt": message.attempts}
+        if attempt_not_made:
+            detail["attempt_not_made"] = True
         if channel_ref is not None:
             detail["ref"] = channel_ref
         if error is not None:
@@ -340,6 +362,7 @@ class Worker:
             channel_ref=channel_ref,
             error=error,
             route_step=route_step,
+            attempt_not_made=attempt_not_made,
         )
         if not changed:
             # Our lease expired and another worker owns the message now: the

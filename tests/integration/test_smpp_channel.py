@@ -23,6 +23,7 @@ from iwork_mc.apps import App
 from iwork_mc.channels.smpp import SMPPChannel
 from iwork_mc.channels.smpp_config import SMPPConfig
 from iwork_mc.messages import MessageStatus, NewMessage
+from iwork_mc.retry import RetryPolicy
 from iwork_mc.store import Store, create_store
 from iwork_mc.templates import default_text
 from iwork_mc.testing import FakeSMSC, SMSCPolicy
@@ -252,6 +253,35 @@ async def test_smsc_down_at_start(
             await smsc.start()
             done = await wait_until(store, ids, {MessageStatus.DELIVERED})
     assert [MessageStatus.DELIVERED] * 4 == done
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("outage", ["down", "refusing_binds"])
+async def test_an_smsc_outage_uses_up_no_attempts(
+    store: Store, app: App, message_factory: Callable[..., NewMessage], outage: str
+) -> None:
+    """Messages claimed while no session is bound wait without using attempts, then go."""
+    ids = await accept(store, message_factory, 3)
+    refusing = outage == "refusing_binds"
+    async with FakeSMSC(policy(refuse_binds=refusing), started=refusing) as smsc:
+        channel = SMPPChannel(config(smsc, bind_wait_s=0.1, reconnect_max_s=0.3), store)
+        retry = RetryPolicy(max_attempts=2, base_s=0.05, max_delay_s=0.1)
+        async with delivering(store, channel, retry=retry):
+            # Long enough for many claims: each would have been a failed attempt.
+            await asyncio.sleep(2.0)
+            waiting = [m for m in [await store.get_message_by_id(i) for i in ids] if m]
+            assert {MessageStatus.QUEUED, MessageStatus.SENDING} >= {m.status for m in waiting}
+            if refusing:
+                smsc.policy = policy()
+            else:
+                await smsc.start()
+            done = await wait_until(store, ids, {MessageStatus.DELIVERED})
+    assert [MessageStatus.DELIVERED] * 3 == done
+    for message_id in ids:
+        message = await store.get_message_by_id(message_id)
+        assert message is not None
+        assert 1 == message.attempts
+        assert 2 <= (await kinds(store, message_id)).count("channel_unavailable")
 
 
 async def test_connection_dropped_mid_window_loses_nothing(

@@ -43,6 +43,7 @@ from iwork_mc.channels.base import (
     PermanentChannelError,
     Submitted,
     TransientChannelError,
+    Unavailable,
 )
 from iwork_mc.channels.smpp_config import SMPPConfig, is_permanent
 from iwork_mc.messages import Message
@@ -353,6 +354,8 @@ class SMPPChannel:
             for number, bind in enumerate(binds * config.binds, start=1)
         ]
         self._next_session = itertools.count()
+        #: When the channel last found no session bound (None: one is bound).
+        self._unbound_since: float | None = None
         #: Counters for metrics and tests.
         self.stats = {"submitted": 0, "throttled": 0, "in_doubt": 0, "receipts": 0,
                       "unmatched_receipts": 0, "duplicate_receipts": 0,
@@ -480,7 +483,10 @@ class SMPPChannel:
 
     async def _query(self, message: Message, carrier_ids: list[str]) -> None:
         """Ask the SMSC for parts whose receipts may have been missed (query_sm)."""
-        session = await self._session()
+        try:
+            session = await self._session()
+        except Unavailable:
+            return  # the receipts will still come once a session binds
         source = self.config.source_addr
         for carrier_id in carrier_ids:
             try:
@@ -508,9 +514,17 @@ class SMPPChannel:
         while True:
             bound = [s for s in submitters if s.bound]
             if bound:
+                self._unbound_since = None
                 return bound[next(self._next_session) % len(bound)]
-            if self._clock() >= deadline:
-                raise TransientChannelError("no SMPP session is bound")
+            now = self._clock()
+            if now >= deadline:
+                if self._unbound_since is None:
+                    self._unbound_since = now - self.config.bind_wait_s
+                # Nothing was submitted: the message waits.  The longer the outage,
+                # the longer between claims (workers do not spin), capped like reconnects.
+                outage = now - self._unbound_since
+                wait = min(self.config.reconnect_max_s, max(self.config.reconnect_min_s, outage))
+                raise Unavailable("no SMPP session is bound", wait)
             await asyncio.sleep(0.05)
 
     def _destination(self, e164: str) -> tuple[str, int, int]:

@@ -213,12 +213,15 @@ class Store(Protocol):
         channel_ref: str | None = None,
         error: str | None = None,
         route_step: int | None = None,
+        attempt_not_made: bool = False,
     ) -> bool:
         """Move a message to ``to`` if :data:`~iwork_mc.messages.TRANSITIONS` allows it.
 
         With ``route_step`` the message moves to that step of its route (a
         fallback to the next channel) and its ``step_attempts`` restart at 0.
-        ``claim_due`` adds one to both ``attempts`` and ``step_attempts``.
+        ``claim_due`` adds one to both ``attempts`` and ``step_attempts``;
+        ``attempt_not_made`` takes that one back (the channel could not even
+        try, e.g. no SMPP session was bound), so an outage uses up no attempts.
 
         Appends a timeline entry of ``kind`` with ``detail``.  With ``worker_id``
         the change only happens while that worker still holds the lease (a lease

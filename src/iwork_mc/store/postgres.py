@@ -391,6 +391,7 @@ class PostgresStore:
         channel_ref: str | None = None,
         error: str | None = None,
         route_step: int | None = None,
+        attempt_not_made: bool = False,
     ) -> bool:
         params = rows.transition_params(
             message_id,
@@ -404,6 +405,7 @@ class PostgresStore:
             channel_ref=channel_ref,
             error=error,
             route_step=route_step,
+            attempt_not_made=attempt_not_made,
         )
         if to is not MessageStatus.SUBMITTED:
             row = await self._fetch_one(_Q.transition, params)

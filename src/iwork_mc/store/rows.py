@@ -239,6 +239,7 @@ def transition_params(
     channel_ref: str | None = None,
     error: str | None = None,
     route_step: int | None = None,
+    attempt_not_made: bool = False,
 ) -> dict[str, Any]:
     """Parameters of the transition queries; ``sources`` is a list (SQLite wants it as JSON)."""
     return {
@@ -252,6 +253,7 @@ def transition_params(
         "channel_ref": channel_ref,
         "error": error,
         "route_step": route_step,
+        "attempt_not_made": int(attempt_not_made),
         "kind": kind,
         "detail": detail_json(detail),
     }

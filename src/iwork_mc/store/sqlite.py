@@ -453,6 +453,7 @@ class SQLiteStore:
         channel_ref: str | None = None,
         error: str | None = None,
         route_step: int | None = None,
+        attempt_not_made: bool = False,
     ) -> bool:
         params = rows.transition_params(
             message_id,
@@ -466,6 +467,7 @@ class SQLiteStore:
             channel_ref=channel_ref,
             error=error,
             route_step=route_step,
+            attempt_not_made=attempt_not_made,
         )
         return await self._submit("write", lambda conn: _transition(conn, params))
 

@@ -269,6 +269,7 @@ FROM claimed ORDER BY claimable_at_ms, id;
 -- the message only from a status TRANSITIONS allows (%(sources)s) and, given a
 -- worker, only while that worker holds the lease.  NULL channel, channel_ref,
 -- error or route_step keep the old value; a route_step restarts step_attempts.
+-- attempt_not_made (0 or 1) takes back the attempt the claim counted.
 -- Queued reschedules the outbox row, sending keeps it, anything else releases
 -- it.  Every status but sending queues a status event if the app has a callback
 -- URL.  Returns the number of messages moved (0 or 1).
@@ -282,7 +283,12 @@ WITH lease AS (
         channel_ref = coalesce(%(channel_ref)s, channel_ref),
         last_error = coalesce(%(error)s, last_error),
         route_step = coalesce(%(route_step)s::integer, route_step),
-        step_attempts = CASE WHEN %(route_step)s::integer IS NULL THEN step_attempts ELSE 0 END
+        -- %(attempt_not_made)s (0 or 1) gives back what claim_due counted.
+        attempts = attempts - %(attempt_not_made)s::integer,
+        step_attempts = CASE
+            WHEN %(route_step)s::integer IS NULL
+            THEN step_attempts - %(attempt_not_made)s::integer ELSE 0
+        END
     WHERE id = %(message_id)s
         AND status = ANY(%(sources)s)
         AND (

@@ -201,7 +201,11 @@ SET status = :status,
     channel_ref = coalesce(:channel_ref, channel_ref),
     last_error = coalesce(:error, last_error),
     route_step = coalesce(:route_step, route_step),
-    step_attempts = CASE WHEN :route_step IS NULL THEN step_attempts ELSE 0 END
+    -- :attempt_not_made (0 or 1) gives back what claim_message counted.
+    attempts = attempts - :attempt_not_made,
+    step_attempts = CASE
+        WHEN :route_step IS NULL THEN step_attempts - :attempt_not_made ELSE 0
+    END
 WHERE id = :message_id AND status IN (SELECT value FROM json_each(:sources))
 RETURNING id;
 
