@@ -16,7 +16,16 @@ from enum import StrEnum
 
 from iwork_mc.messages import MessageStatus
 
-__all__ = ["FINAL_SEGMENT_STATES", "ReceiptOutcome", "Segment", "SegmentState", "aggregate"]
+__all__ = [
+    "FINAL_SEGMENT_STATES",
+    "RECEIPT_CLOCK_SKEW_MS",
+    "ReceiptOutcome",
+    "Segment",
+    "SegmentState",
+    "aggregate",
+    "kept_receipt_fits",
+    "receipt_names_receiver",
+]
 
 
 class SegmentState(StrEnum):
@@ -58,6 +67,39 @@ def aggregate(states: Iterable[SegmentState]) -> MessageStatus | None:
     if SegmentState.EXPIRED in states:
         return MessageStatus.EXPIRED
     return MessageStatus.DELIVERED
+
+
+#: How much earlier than its segment a kept receipt may have arrived and still be
+#: that segment's: the receiving and the submitting worker may run on hosts whose
+#: clocks differ a little.
+RECEIPT_CLOCK_SKEW_MS = 2_000
+
+
+def receipt_names_receiver(receipt_address: str, receiver: str) -> bool:
+    """Whether a receipt's address (the handset, as the SMSC writes it) can be ``receiver``.
+
+    ``receiver`` is E.164 (``+8613900000000``); SMSCs write the address
+    international (``8613900000000``) or national (``13900000000``).  A receipt
+    with no address (or not a number) cannot be told apart, so it may be anyone's.
+    """
+    digits = receipt_address.lstrip("+").lstrip("0")
+    if not digits.isdigit():
+        return True
+    return receiver.lstrip("+").endswith(digits)
+
+
+def kept_receipt_fits(
+    *, received_at_ms: int, address: str, pending_since_ms: int, receiver: str
+) -> bool:
+    """Whether a receipt kept as unmatched can be the receipt of a segment just named.
+
+    A receipt kept before the segment's submit_sm was even sent belongs to
+    another message that had the same carrier id (an SMSC that restarted
+    reuses its ids), and so does one about another handset.
+    """
+    if received_at_ms < pending_since_ms - RECEIPT_CLOCK_SKEW_MS:
+        return False
+    return receipt_names_receiver(address, receiver)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

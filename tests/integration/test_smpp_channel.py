@@ -333,6 +333,33 @@ async def test_crash_after_submit_resp_is_not_resent_and_is_queried(
     assert 2 == smsc.queries
 
 
+@pytest.mark.slow
+async def test_a_stale_receipt_from_before_an_smsc_restart_decides_nothing(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """The SMSC restarts and reuses ids: receipts kept from before never fail the new messages."""
+    async with FakeSMSC(policy()) as smsc:
+        channel = SMPPChannel(config(smsc), store)
+        async with delivering(store, channel):
+            await smsc.wait_for(lambda: smsc.binds == 1)
+            # Receipts the old SMSC sent for ids we never learned, to the very handsets
+            # the next messages go to: kept as unmatched.
+            for i in range(5):
+                smsc.send_stray_receipt(f"{i + 1:08x}", smpp.MessageState.UNDELIVERABLE,
+                                        destination=f"86139{i:08d}", system_id="park01")  # fmt: skip
+            await smsc.wait_for(lambda: smsc.receipts_acked == 5)
+            assert 5 == await store.unmatched_receipts("smpp")
+            await asyncio.sleep(2.2)  # longer than the clock skew a kept receipt is allowed
+            await smsc.restart(reuse_ids=True)
+            ids = await accept(store, message_factory, 5)
+            done = await wait_until(store, ids, set(MessageStatus) - {
+                MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.SUBMITTED})  # fmt: skip
+        reused = sorted(s.message_id for s in smsc.accepted)
+    assert [f"{i:08x}" for i in range(1, 6)] == reused
+    assert [MessageStatus.DELIVERED] * 5 == done
+    assert 5 == await store.unmatched_receipts("smpp")
+
+
 async def test_separate_transmitter_and_receiver_sessions(
     store: Store, app: App, message_factory: Callable[..., NewMessage]
 ) -> None:

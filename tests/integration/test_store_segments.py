@@ -848,3 +848,63 @@ async def test_a_refused_segment_is_not_in_doubt(
     await store.segment_refused(message_id, attempt=1, part=2, error="ESME_RSYSERR", now_ms=T0 + 2)
     states = [(s.part, s.state, s.error) for s in await store.segments(message_id)]
     assert [(1, SegmentState.PENDING, None), (2, SegmentState.REFUSED, "ESME_RSYSERR")] == states
+
+
+# -- receipts kept across an SMSC restart (ids reused) ------------------------------------------
+
+
+async def test_a_receipt_kept_before_the_segment_existed_is_not_applied_to_it(
+    store: Store, app: App, message_factory: MessageFactory
+) -> None:
+    """A restarted SMSC reuses id 42: the old session's kept receipt is not the new segment's."""
+    stale = T0 + 1 - 60_000  # kept a minute before the segment was added
+    await store.apply_receipt(channel=SMPP, carrier_id="42", state=SegmentState.UNDELIVERABLE,
+                              error="001", now_ms=stale, destination="8613888888888")  # fmt: skip
+    message_id = await sending(store, message_factory(), parts=1)
+
+    outcome = await store.segment_submitted(
+        message_id, attempt=1, part=1, carrier_id="42", now_ms=T0 + 2
+    )
+    await record_submitted(store, message_id)
+    delivered = await receipt(store, "42", SegmentState.DELIVERED, at=T0 + 4)
+
+    assert outcome is None
+    assert 1 == await store.unmatched_receipts(SMPP)  # still kept, still counted
+    assert MessageStatus.DELIVERED == delivered.message_status
+    assert MessageStatus.DELIVERED == await status_of(store, message_id)
+
+
+@pytest.mark.parametrize(
+    ("address", "applied"),
+    [("8613888888888", True), ("13888888888", True), ("", True), ("8613900000000", False)],
+    ids=["international", "national", "no-address", "another-handset"],
+)
+async def test_a_kept_receipt_is_applied_only_if_it_names_the_receiver(
+    store: Store, app: App, message_factory: MessageFactory, address: str, applied: bool
+) -> None:
+    """A receipt that overtook its submit_sm_resp fits only a message to the number it names."""
+    message_id = await sending(store, message_factory(), parts=1)  # to +8613888888888
+    await store.apply_receipt(channel=SMPP, carrier_id="7", state=SegmentState.DELIVERED,
+                              error=None, now_ms=T0 + 2, destination=address)  # fmt: skip
+
+    await store.segment_submitted(message_id, attempt=1, part=1, carrier_id="7", now_ms=T0 + 3)
+
+    state = SegmentState.DELIVERED if applied else SegmentState.SUBMITTED
+    assert [state] == await states_of(store, message_id)
+    assert (0 if applied else 1) == await store.unmatched_receipts(SMPP)
+
+
+async def test_a_receipt_about_another_handset_does_not_match_by_id(
+    store: Store, app: App, message_factory: MessageFactory
+) -> None:
+    """A stale receipt with a reused id that names another number is kept, not applied."""
+    message_id = await submitted(store, message_factory(), parts=1)
+
+    outcome = await store.apply_receipt(
+        channel=SMPP, carrier_id=carrier(message_id, 1), state=SegmentState.UNDELIVERABLE,
+        error="001", now_ms=T0 + 4, destination="8613900000000",
+    )  # fmt: skip
+
+    assert ReceiptOutcome(matched=False) == outcome
+    assert [SegmentState.SUBMITTED] == await states_of(store, message_id)
+    assert MessageStatus.SUBMITTED == await status_of(store, message_id)

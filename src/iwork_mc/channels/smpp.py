@@ -550,6 +550,7 @@ class SMPPChannel:
                 error=receipt.error or None,
                 now_ms=self._now_ms(),
                 detail={"stat": receipt.state.name, "err": receipt.error},
+                destination=deliver.source_addr,
             )
         except StoreError:
             log.warning("smpp_receipt_not_stored", carrier_id=receipt.message_id)

@@ -250,7 +250,10 @@ class Store(Protocol):
         """Record the carrier's id of a submitted segment.
 
         A receipt that arrived for ``carrier_id`` before this (kept as unmatched)
-        is applied now, in the same transaction; its outcome is returned.  SMSCs
+        is applied now, in the same transaction, if it can be this segment's
+        (:func:`~iwork_mc.segments.kept_receipt_fits`: it arrived after the
+        segment was added, give or take the clock skew, and names the message's
+        receiver); its outcome is returned.  Any other stays kept.  SMSCs
         reuse ids after a while: an id already naming another segment of the
         channel moves to this one (the old segment keeps its state).  Raises
         :class:`StoreError` if the segment was never added.
@@ -273,16 +276,19 @@ class Store(Protocol):
         error: str | None,
         now_ms: int,
         detail: Mapping[str, Any] | None = None,
+        destination: str = "",
     ) -> ReceiptOutcome:
         """Record a delivery receipt durably, in one transaction.
 
-        Unknown ``carrier_id``: kept as unmatched (``matched=False``) until
-        :meth:`segment_submitted` names it.  Segment already final: nothing
-        changes (``duplicate=True``); a ``duplicate_receipt`` timeline entry is
-        written.  Otherwise the segment takes ``state`` (non-final states only
-        replace pending/submitted/enroute), a ``receipt`` timeline entry is
-        written, and if the message is ``submitted`` and every segment of its
-        latest attempt is final, the message moves to what
+        ``destination`` is the handset the receipt names ('' if none).  Unknown
+        ``carrier_id``, or a segment whose message went to another number
+        (:func:`~iwork_mc.segments.receipt_names_receiver`): kept as unmatched
+        (``matched=False``) until :meth:`segment_submitted` names it.
+        Segment already final: nothing changes (``duplicate=True``); a
+        ``duplicate_receipt`` timeline entry is written.  Otherwise the segment
+        takes ``state`` (non-final states only replace pending/submitted/enroute),
+        a ``receipt`` timeline entry is written, and if the message is
+        ``submitted`` and every part is final, the message moves to what
         :func:`iwork_mc.segments.aggregate` says (``message_status``).
         """
 

@@ -130,7 +130,8 @@ class _Queries:
     set_segment_state: LiteralString
     latest_attempt_segments: LiteralString
     insert_unmatched_receipt: LiteralString
-    take_unmatched_receipts: LiteralString
+    kept_receipts: LiteralString
+    drop_kept_receipt: LiteralString
     count_unmatched_receipts: LiteralString
     overdue_submissions: LiteralString
 
@@ -456,16 +457,22 @@ class PostgresStore:
                 _Q.receipt_lock, {"channel": segment.channel, "carrier_id": carrier_id}
             )
             await _lock_message(conn, message_id)
+            message = await (await conn.execute(_Q.get_message_by_id, key)).fetchone()
             params = {**key, "carrier_id": carrier_id, "now_ms": now_ms}
+            pending = segment
             await conn.execute(_Q.release_carrier_id, {**params, "channel": segment.channel})
             submitted = await (await conn.execute(_Q.submit_segment, params)).fetchone()
-            if submitted is None:
+            if submitted is None or message is None:
                 return None  # Named already: a repeat changes nothing.
             segment = rows.segment_from_row(submitted)
             taken = {"channel": segment.channel, "carrier_id": carrier_id}
-            found = await (await conn.execute(_Q.take_unmatched_receipts, taken)).fetchall()
+            found = await (await conn.execute(_Q.kept_receipts, taken)).fetchall()
+            kept = [rows.kept_receipt_from_row(row) for row in found]
+            # Receipts of another message with the same id (before an SMSC restart) stay kept.
+            fitting = rows.fitting_receipts(kept, pending, message["mobile_receiver"])
             outcome = None
-            for receipt in map(rows.kept_receipt_from_row, found):
+            for receipt in fitting:
+                await conn.execute(_Q.drop_kept_receipt, {"id": receipt.id})
                 outcome = await _apply_receipt(
                     conn,
                     segment,
@@ -499,6 +506,7 @@ class PostgresStore:
         error: str | None,
         now_ms: int,
         detail: Mapping[str, Any] | None = None,
+        destination: str = "",
     ) -> ReceiptOutcome:
         params = rows.unmatched_receipt_params(
             channel=channel,
@@ -507,12 +515,13 @@ class PostgresStore:
             error=error,
             now_ms=now_ms,
             detail=detail,
+            destination=destination,
         )
         async with self._connection() as conn, conn.transaction():
             await conn.execute(_Q.receipt_lock, params)
             # Read under the receipt lock: nobody else can change this segment now.
             row = await (await conn.execute(_Q.segment_by_carrier, params)).fetchone()
-            if row is None:
+            if row is None or not rows.receipt_fits_segment(row, destination):
                 await conn.execute(_Q.insert_unmatched_receipt, params)
                 return ReceiptOutcome(matched=False)
             segment = rows.segment_from_row(row)

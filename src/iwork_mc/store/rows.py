@@ -30,7 +30,14 @@ from iwork_mc.messages import (
     TimelineEntry,
 )
 from iwork_mc.policies import AcceptChecks, CountQuery, OptOut, ReceiverFacts
-from iwork_mc.segments import FINAL_SEGMENT_STATES, Segment, SegmentState, aggregate
+from iwork_mc.segments import (
+    FINAL_SEGMENT_STATES,
+    Segment,
+    SegmentState,
+    aggregate,
+    kept_receipt_fits,
+    receipt_names_receiver,
+)
 from iwork_mc.store.base import StoreError
 from iwork_mc.templates import Template
 
@@ -48,12 +55,14 @@ __all__ = [
     "duplicate_receipt_detail",
     "emits_status_event",
     "find_params",
+    "fitting_receipts",
     "kept_receipt_from_row",
     "message_from_row",
     "not_inserted",
     "opt_out_from_row",
     "params_of",
     "receipt_detail",
+    "receipt_fits_segment",
     "receiver_facts",
     "receiver_facts_params",
     "recorded_state",
@@ -418,19 +427,48 @@ def segment_key(segment: Segment) -> dict[str, Any]:
 class KeptReceipt:
     """A receipt kept in ``unmatched_receipts`` until its segment is named."""
 
+    id: int
     state: SegmentState
     error: str | None
     received_at_ms: int
+    #: The handset the receipt names ('' if it names none).
+    destination: str = ""
     detail: dict[str, Any] = field(default_factory=dict)
 
 
 def kept_receipt_from_row(row: Row) -> KeptReceipt:
     return KeptReceipt(
+        id=row["id"],
         state=SegmentState(row["state"]),
         error=row["error"],
         received_at_ms=row["received_at_ms"],
+        destination=row["destination"],
         detail=json.loads(row["detail"]),
     )
+
+
+def receipt_fits_segment(row: Row, destination: str) -> bool:
+    """Whether a receipt about ``destination`` can be for the segment of ``row``.
+
+    ``row`` is a segment_by_carrier row (it carries its message's receiver).
+    """
+    return receipt_names_receiver(destination, row["mobile_receiver"])
+
+
+def fitting_receipts(
+    kept: Sequence[KeptReceipt], pending: Segment, receiver: str
+) -> list[KeptReceipt]:
+    """The kept receipts that can belong to ``pending`` (as it was before it was named)."""
+    return [
+        receipt
+        for receipt in kept
+        if kept_receipt_fits(
+            received_at_ms=receipt.received_at_ms,
+            address=receipt.destination,
+            pending_since_ms=pending.updated_at_ms,
+            receiver=receiver,
+        )
+    ]
 
 
 def unmatched_receipt_params(
@@ -441,10 +479,12 @@ def unmatched_receipt_params(
     error: str | None,
     now_ms: int,
     detail: Mapping[str, Any] | None,
+    destination: str = "",
 ) -> dict[str, Any]:
     return {
         "channel": channel,
         "carrier_id": carrier_id,
+        "destination": destination,
         "state": state.value,
         "error": error,
         "now_ms": now_ms,

@@ -134,7 +134,8 @@ class _Queries:
     set_segment_state: LiteralString
     latest_attempt_segments: LiteralString
     insert_unmatched_receipt: LiteralString
-    take_unmatched_receipts: LiteralString
+    kept_receipts: LiteralString
+    drop_kept_receipt: LiteralString
     count_unmatched_receipts: LiteralString
     overdue_submissions: LiteralString
 
@@ -501,21 +502,19 @@ class SQLiteStore:
         def job(conn: sqlite3.Connection) -> ReceiptOutcome | None:
             params = {**key, "carrier_id": carrier_id, "now_ms": now_ms}
             current = _segment(conn, key)  # Raises if there is no such segment.
+            message = _one(conn, _Q.get_message_by_id, key)
             conn.execute(_Q.release_carrier_id, {**params, "channel": current.channel})
             row = _one(conn, _Q.submit_segment, params)
-            if row is None:
+            if row is None or message is None:
                 return None  # Named already: a repeat changes nothing.
             segment = rows.segment_from_row(row)
             taken = {"channel": segment.channel, "carrier_id": carrier_id}
-            kept = [
-                rows.kept_receipt_from_row(found)
-                for found in sorted(
-                    conn.execute(_Q.take_unmatched_receipts, taken).fetchall(),
-                    key=lambda found: (found["received_at_ms"], found["id"]),
-                )
-            ]
+            kept = map(rows.kept_receipt_from_row, conn.execute(_Q.kept_receipts, taken))
+            # Receipts of another message with the same id (before an SMSC restart) stay kept.
+            fitting = rows.fitting_receipts(list(kept), current, message["mobile_receiver"])
             outcome = None
-            for receipt in kept:
+            for receipt in fitting:
+                conn.execute(_Q.drop_kept_receipt, {"id": receipt.id})
                 outcome = _apply_receipt(
                     conn,
                     segment,
@@ -554,6 +553,7 @@ class SQLiteStore:
         error: str | None,
         now_ms: int,
         detail: Mapping[str, Any] | None = None,
+        destination: str = "",
     ) -> ReceiptOutcome:
         params = rows.unmatched_receipt_params(
             channel=channel,
@@ -562,12 +562,13 @@ class SQLiteStore:
             error=error,
             now_ms=now_ms,
             detail=detail,
+            destination=destination,
         )
 
         def job(conn: sqlite3.Connection) -> ReceiptOutcome:
             # The batch holds the write lock: matching and keeping cannot race a submit.
             row = _one(conn, _Q.segment_by_carrier, params)
-            if row is None:
+            if row is None or not rows.receipt_fits_segment(row, destination):
                 conn.execute(_Q.insert_unmatched_receipt, params)
                 return ReceiptOutcome(matched=False)
             segment = rows.segment_from_row(row)

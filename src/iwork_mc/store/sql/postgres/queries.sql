@@ -471,7 +471,10 @@ WHERE message_id = %(message_id)s AND attempt = %(attempt)s AND part = %(part)s
     AND state = 'pending';
 
 -- segment_by_carrier --
-SELECT * FROM segments WHERE channel = %(channel)s AND carrier_id = %(carrier_id)s;
+-- With the number its message went to, for a receipt that names one.
+SELECT segments.*, messages.mobile_receiver
+FROM segments JOIN messages ON messages.id = segments.message_id
+WHERE segments.channel = %(channel)s AND segments.carrier_id = %(carrier_id)s;
 
 -- set_segment_state --
 UPDATE segments
@@ -486,21 +489,23 @@ WHERE message_id = %(message_id)s
 ORDER BY part;
 
 -- insert_unmatched_receipt --
-INSERT INTO unmatched_receipts (channel, carrier_id, state, error, received_at_ms, detail)
+INSERT INTO unmatched_receipts (
+    channel, carrier_id, state, error, received_at_ms, detail, destination
+)
 VALUES (
-    %(channel)s, %(carrier_id)s, %(state)s, %(error)s, %(now_ms)s, %(detail)s::jsonb
+    %(channel)s, %(carrier_id)s, %(state)s, %(error)s, %(now_ms)s, %(detail)s::jsonb,
+    %(destination)s
 );
 
--- take_unmatched_receipts --
--- Deletes and returns the receipts kept for a carrier id, in arrival order.
-WITH taken AS (
-    DELETE FROM unmatched_receipts
-    WHERE channel = %(channel)s AND carrier_id = %(carrier_id)s
-    RETURNING *
-)
-SELECT id, channel, carrier_id, state, error, received_at_ms, detail::text AS detail
-FROM taken
+-- kept_receipts --
+-- The receipts kept for a carrier id, in arrival order.
+SELECT id, channel, carrier_id, state, error, received_at_ms, detail::text AS detail, destination
+FROM unmatched_receipts
+WHERE channel = %(channel)s AND carrier_id = %(carrier_id)s
 ORDER BY received_at_ms, id;
+
+-- drop_kept_receipt --
+DELETE FROM unmatched_receipts WHERE id = %(id)s;
 
 -- count_unmatched_receipts --
 SELECT count(*) AS n FROM unmatched_receipts WHERE channel = %(channel)s;

@@ -363,7 +363,10 @@ SET state = 'refused', error = :error, updated_at_ms = :now_ms
 WHERE message_id = :message_id AND attempt = :attempt AND part = :part AND state = 'pending';
 
 -- segment_by_carrier --
-SELECT * FROM segments WHERE channel = :channel AND carrier_id = :carrier_id;
+-- With the number its message went to, for a receipt that names one.
+SELECT segments.*, messages.mobile_receiver
+FROM segments JOIN messages ON messages.id = segments.message_id
+WHERE segments.channel = :channel AND segments.carrier_id = :carrier_id;
 
 -- set_segment_state --
 UPDATE segments
@@ -378,13 +381,19 @@ WHERE message_id = :message_id
 ORDER BY part;
 
 -- insert_unmatched_receipt --
-INSERT INTO unmatched_receipts (channel, carrier_id, state, error, received_at_ms, detail)
-VALUES (:channel, :carrier_id, :state, :error, :now_ms, :detail);
+INSERT INTO unmatched_receipts (
+    channel, carrier_id, state, error, received_at_ms, detail, destination
+)
+VALUES (:channel, :carrier_id, :state, :error, :now_ms, :detail, :destination);
 
--- take_unmatched_receipts --
--- Deletes and returns the receipts kept for a carrier id (in no particular order).
-DELETE FROM unmatched_receipts WHERE channel = :channel AND carrier_id = :carrier_id
-RETURNING *;
+-- kept_receipts --
+-- The receipts kept for a carrier id, in arrival order.
+SELECT * FROM unmatched_receipts
+WHERE channel = :channel AND carrier_id = :carrier_id
+ORDER BY received_at_ms, id;
+
+-- drop_kept_receipt --
+DELETE FROM unmatched_receipts WHERE id = :id;
 
 -- count_unmatched_receipts --
 SELECT count(*) AS n FROM unmatched_receipts WHERE channel = :channel;
