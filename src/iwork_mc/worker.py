@@ -238,12 +238,7 @@ class Worker:
         except PermanentChannelError as exc:
             await self._fall_back_or_fail(message, route, where, exc.reason)
         except InDoubt as exc:
-            # Not a failure to back off from: the carrier may have it.  Wait long
-            # enough for a late receipt, then send again, marked as such.
-            due_at = self._now_ms() + int(exc.retry_after_s * 1000)
-            await self._record(
-                message, MessageStatus.QUEUED, "in_doubt", where, error=exc.reason, due_at_ms=due_at
-            )
+            await self._in_doubt(message, where, exc)
         except Unavailable as exc:
             await self._wait_for_channel(message, where, exc)
         except TransientChannelError as exc:
@@ -254,6 +249,27 @@ class Worker:
             await self._retry_or_fall_back(message, route, where, reason)
         else:
             await self._record_result(message, where, result)
+
+    async def _in_doubt(self, message: Message, where: dict[str, Any], exc: InDoubt) -> None:
+        """The carrier may have the message: an attempt like any other, but no failure.
+
+        With attempts left it waits long enough for a late answer or receipt,
+        then the channel resends only what is still in doubt, marked as such.
+        With none left nothing more is sent: the copies already out may arrive,
+        so the message is ``submitted`` and their receipts (or their absence,
+        past the validity) decide it.
+        """
+        now_ms = self._now_ms()
+        if self.retry.next_attempt_at_ms(message.step_attempts, now_ms, self._rng) is None:
+            await self._record(
+                message, MessageStatus.SUBMITTED, "submitted_in_doubt", where,
+                error=f"retries exhausted while in doubt: {exc.reason}",
+            )  # fmt: skip
+            return
+        due_at = now_ms + int(exc.retry_after_s * 1000)
+        await self._record(
+            message, MessageStatus.QUEUED, "in_doubt", where, error=exc.reason, due_at_ms=due_at
+        )
 
     async def _wait_for_channel(
         self, message: Message, where: dict[str, Any], exc: Unavailable

@@ -308,6 +308,79 @@ async def test_connection_dropped_mid_window_loses_nothing(
     assert sum(per_destination.values()) - 20 <= len(in_doubt)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("query_sm", [False, True], ids=["no-query_sm", "query_sm"])
+async def test_an_smsc_slower_than_the_response_timeout_gets_each_part_once(
+    store: Store, app: App, message_factory: Callable[..., NewMessage], query_sm: bool
+) -> None:
+    """Answers come after the timeout: they are still recorded, so nothing is resent.
+
+    The parts are in doubt for a while (the message is queued again, marked); the late
+    submit_sm_resp names each part's id, its receipt matches, and the message is
+    delivered.  With query_sm, the SMSC is asked before anything is resent.
+    """
+    [message_id] = await accept(store, message_factory, 1, text=CHINESE)
+    async with FakeSMSC(policy(resp_delay=0.6)) as smsc:
+        options = {"response_timeout_s": 0.3, "in_doubt_resend_s": 1.0, "query_sm": query_sm}
+        channel = SMPPChannel(config(smsc, **options), store)
+        retry = RetryPolicy(max_attempts=2, base_s=0.05, max_delay_s=0.1)
+        async with delivering(store, channel, retry=retry):
+            done = await wait_until(store, [message_id], {MessageStatus.DELIVERED}, within=10)
+        accepted = len(smsc.accepted)
+        queries = smsc.queries
+    assert [MessageStatus.DELIVERED] == done
+    assert 2 == accepted, "a part was sent twice"
+    assert 0 == await store.unmatched_receipts("smpp")
+    timeline = await kinds(store, message_id)
+    assert {"in_doubt", "late_submit_resp", "already_submitted"} <= set(timeline)
+    assert (queries >= 1) if query_sm else (queries == 0)
+
+
+@pytest.mark.slow
+async def test_in_doubt_resends_count_as_attempts(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """An SMSC that never answers submit_sm in time: retry_max_attempts=2 means two sends, no more."""
+    [message_id] = await accept(store, message_factory, 1)
+    async with FakeSMSC(policy(resp_delay=30.0)) as smsc:
+        options = {"response_timeout_s": 0.2, "in_doubt_resend_s": 0.1}
+        channel = SMPPChannel(config(smsc, **options), store)
+        retry = RetryPolicy(max_attempts=2, base_s=0.05, max_delay_s=0.1)
+        async with delivering(store, channel, retry=retry):
+            done = await wait_until(store, [message_id], {MessageStatus.SUBMITTED}, within=10)
+            await asyncio.sleep(1.0)  # today it keeps resending: give it the time to
+        sent = smsc.submits
+    message = await store.get_message_by_id(message_id)
+    assert message is not None
+    # Both copies may have reached the handset: the message waits for a receipt of either.
+    assert [MessageStatus.SUBMITTED] == done
+    assert (2, 2) == (sent, message.attempts)
+    assert MessageStatus.SUBMITTED == message.status
+    timeline = await kinds(store, message_id)
+    assert 2 == timeline.count("in_doubt") + timeline.count("submitted_in_doubt")
+    assert 1 == timeline.count("possible_duplicate")
+
+
+async def test_only_the_parts_in_doubt_are_resent(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """Part 1 answered, part 2 lost with the connection: only part 2 goes again, and reassembles."""
+    [message_id] = await accept(store, message_factory, 1, text=LATIN)
+    message = await store.get_message_by_id(message_id)
+    assert message is not None
+    async with FakeSMSC(policy(drop_after=1)) as smsc:
+        channel = SMPPChannel(config(smsc), store)
+        async with delivering(store, channel):
+            done = await wait_until(store, [message_id], {MessageStatus.DELIVERED})
+        parts = [s.concatenation.seqnum for s in smsc.accepted if s.concatenation]
+        texts = smsc.messages("8613900000000")
+    assert [MessageStatus.DELIVERED] == done
+    assert [1, 2] == parts
+    assert [default_text(message.event)] == texts
+    [duplicate] = [e for e in await store.timeline(message_id) if e.kind == "possible_duplicate"]
+    assert [2] == duplicate.detail["in_doubt_parts"]
+
+
 async def test_crash_after_submit_resp_is_not_resent_and_is_queried(
     store: Store, app: App, message_factory: Callable[..., NewMessage]
 ) -> None:

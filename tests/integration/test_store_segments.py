@@ -697,6 +697,45 @@ async def test_only_the_latest_attempt_counts(
     )[-1].detail
 
 
+async def test_a_delivered_copy_of_a_resent_part_delivers_the_message(
+    store: Store, app: App, message_factory: MessageFactory
+) -> None:
+    """Part 1 in doubt and resent: the first copy's late id and DELIVRD receipt decide it."""
+    message_id = await sending(store, message_factory(), parts=1)
+    await store.add_segments(message_id, attempt=2, channel=SMPP, total=1, now_ms=T0 + 2)
+    await submit_all(store, message_id, parts=1, attempt=2)
+    await record_submitted(store, message_id)
+    # The first copy's submit_sm_resp came late, then its receipt.
+    await store.segment_submitted(message_id, attempt=1, part=1,
+                                  carrier_id=carrier(message_id, 1, 1), now_ms=T0 + 4)  # fmt: skip
+
+    outcome = await receipt(store, carrier(message_id, 1, 1), SegmentState.DELIVERED, at=T0 + 5)
+
+    assert MessageStatus.DELIVERED == outcome.message_status
+    assert MessageStatus.DELIVERED == await status_of(store, message_id)
+
+
+async def test_a_partial_resend_completes_the_parts_of_the_first_attempt(
+    store: Store, app: App, message_factory: MessageFactory
+) -> None:
+    """Attempt 2 resent only part 2: parts 1 (attempt 1) and 2 (attempt 2) make the message."""
+    message_id = await sending(store, message_factory(), parts=2)
+    await store.segment_submitted(message_id, attempt=1, part=1,
+                                  carrier_id=carrier(message_id, 1, 1), now_ms=T0 + 2)  # fmt: skip
+    await store.add_segments(message_id, attempt=2, channel=SMPP, total=2, now_ms=T0 + 3,
+                             parts=[2])  # fmt: skip
+    await store.segment_submitted(message_id, attempt=2, part=2,
+                                  carrier_id=carrier(message_id, 2, 2), now_ms=T0 + 3)  # fmt: skip
+    await record_submitted(store, message_id)
+    first = await receipt(store, carrier(message_id, 1, 1), SegmentState.DELIVERED, at=T0 + 4)
+    second = await receipt(store, carrier(message_id, 2, 2), SegmentState.DELIVERED, at=T0 + 5)
+
+    assert [(1, 1), (1, 2), (2, 2)] == [
+        (s.attempt, s.part) for s in await store.segments(message_id)
+    ]
+    assert (None, MessageStatus.DELIVERED) == (first.message_status, second.message_status)
+
+
 # -- concurrency -------------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ milliseconds so backends never read a clock of their own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from iwork_mc.apps import App
@@ -237,11 +237,19 @@ class Store(Protocol):
     # -- segments and receipts (carriers that confirm delivery later) -------
 
     async def add_segments(
-        self, message_id: int, *, attempt: int, channel: str, total: int, now_ms: int
+        self,
+        message_id: int,
+        *,
+        attempt: int,
+        channel: str,
+        total: int,
+        now_ms: int,
+        parts: Sequence[int] | None = None,
     ) -> None:
-        """Record ``total`` pending segments of an attempt before any is submitted.
+        """Record the pending segments of an attempt of ``total`` parts before any is submitted.
 
-        After a crash, a pending segment is one whose submission is in doubt.
+        All parts, or only ``parts`` (a resend of the parts in doubt).  After a
+        crash, a pending segment is one whose submission is in doubt.
         """
 
     async def segment_submitted(

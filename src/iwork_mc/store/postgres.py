@@ -44,7 +44,7 @@ the tables are, which is how the tests give every test its own schema.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, LiteralString
@@ -128,7 +128,6 @@ class _Queries:
     release_carrier_id: LiteralString
     segment_by_carrier: LiteralString
     set_segment_state: LiteralString
-    latest_attempt_segments: LiteralString
     insert_unmatched_receipt: LiteralString
     kept_receipts: LiteralString
     drop_kept_receipt: LiteralString
@@ -433,11 +432,17 @@ class PostgresStore:
     # workers) never waits behind a message row this transaction holds.
 
     async def add_segments(
-        self, message_id: int, *, attempt: int, channel: str, total: int, now_ms: int
+        self,
+        message_id: int,
+        *,
+        attempt: int,
+        channel: str,
+        total: int,
+        now_ms: int,
+        parts: Sequence[int] | None = None,
     ) -> None:
-        if total < 1:
-            raise ValueError(f"a message has at least one segment, not {total}")
         params = {
+            **rows.parts_param(total, parts, as_json=False),
             "message_id": message_id,
             "attempt": attempt,
             "channel": channel,
@@ -693,7 +698,7 @@ async def _apply_receipt(
 async def _conclude(
     conn: _Connection, message_id: int, status: MessageStatus | None, now_ms: int
 ) -> MessageStatus | None:
-    """Move a submitted message to what its latest attempt's segments add up to, if final.
+    """Move a submitted message to what its parts add up to (every copy counts), if final.
 
     ``status`` is the message's status, read when this transaction locked its row.
     """
@@ -701,8 +706,8 @@ async def _conclude(
         return None  # Still sending (settle comes later), or final: never downgraded.
     # A statement after the lock: a new snapshot, with every earlier receipt committed.
     key = {"message_id": message_id}
-    latest = await (await conn.execute(_Q.latest_attempt_segments, key)).fetchall()
-    concluded = rows.conclusion([rows.segment_from_row(row) for row in latest])
+    copies = await (await conn.execute(_Q.segments, key)).fetchall()
+    concluded = rows.conclusion([rows.segment_from_row(row) for row in copies])
     if concluded is None:
         return None
     params = rows.transition_params(

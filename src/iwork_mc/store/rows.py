@@ -35,6 +35,7 @@ from iwork_mc.segments import (
     Segment,
     SegmentState,
     aggregate,
+    deciding_copies,
     kept_receipt_fits,
     receipt_names_receiver,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "not_inserted",
     "opt_out_from_row",
     "params_of",
+    "parts_param",
     "receipt_detail",
     "receipt_fits_segment",
     "receiver_facts",
@@ -447,6 +449,20 @@ def kept_receipt_from_row(row: Row) -> KeptReceipt:
     )
 
 
+def parts_param(total: int, parts: Sequence[int] | None, *, as_json: bool) -> dict[str, Any]:
+    """The ``parts`` parameter of add_segments (``None``: all), checked against ``total``.
+
+    SQLite takes the list as a JSON array, PostgreSQL as an array.
+    """
+    if total < 1:
+        raise ValueError(f"a message has at least one segment, not {total}")
+    if parts is not None and (not parts or not all(1 <= part <= total for part in parts)):
+        raise ValueError(f"parts {list(parts)} are not among 1..{total}")
+    if parts is None:
+        return {"parts": None}
+    return {"parts": json.dumps(list(parts)) if as_json else list(parts)}
+
+
 def receipt_fits_segment(row: Row, destination: str) -> bool:
     """Whether a receipt about ``destination`` can be for the segment of ``row``.
 
@@ -537,19 +553,31 @@ class Conclusion:
     detail: dict[str, Any]
 
 
-def conclusion(latest: Sequence[Segment]) -> Conclusion | None:
-    """What :func:`~iwork_mc.segments.aggregate` makes of one attempt's segments, if final."""
-    status = aggregate(segment.state for segment in latest)
+def conclusion(segments: Sequence[Segment]) -> Conclusion | None:
+    """What :func:`~iwork_mc.segments.aggregate` makes of every part, if final.
+
+    ``segments``: every copy of every part (:func:`~iwork_mc.segments.deciding_copies`
+    picks the one that decides each part).
+    """
+    if not segments:
+        return None
+    deciding = deciding_copies(segments)
+    if len(deciding) < deciding[0].total:
+        return None  # a part was never even recorded
+    status = aggregate(segment.state for segment in deciding)
     if status is None:
         return None
+    latest = max(segment.attempt for segment in segments)
     detail: dict[str, Any] = {
-        "attempt": latest[0].attempt,
-        "states": [segment.state.value for segment in latest],
+        "attempt": latest,
+        "states": [segment.state.value for segment in deciding],
     }
+    if any(segment.attempt != latest for segment in deciding):
+        detail["copies_from_attempts"] = [segment.attempt for segment in deciding]
     if status == MessageStatus.DELIVERED:
         return Conclusion(status=status, error=None, detail=detail)
-    # The first segment that alone adds up to the message's status is the one to blame.
-    culprit = next(segment for segment in latest if aggregate([segment.state]) == status)
+    # The first part that alone adds up to the message's status is the one to blame.
+    culprit = next(segment for segment in deciding if aggregate([segment.state]) == status)
     error = culprit.error or culprit.state.value
     return Conclusion(
         status=status, error=error, detail={**detail, "part": culprit.part, "error": error}

@@ -44,7 +44,7 @@ import queue
 import sqlite3
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, LiteralString, TypeVar, cast
@@ -132,7 +132,6 @@ class _Queries:
     release_carrier_id: LiteralString
     segment_by_carrier: LiteralString
     set_segment_state: LiteralString
-    latest_attempt_segments: LiteralString
     insert_unmatched_receipt: LiteralString
     kept_receipts: LiteralString
     drop_kept_receipt: LiteralString
@@ -475,11 +474,17 @@ class SQLiteStore:
     # -- segments and receipts ----------------------------------------------
 
     async def add_segments(
-        self, message_id: int, *, attempt: int, channel: str, total: int, now_ms: int
+        self,
+        message_id: int,
+        *,
+        attempt: int,
+        channel: str,
+        total: int,
+        now_ms: int,
+        parts: Sequence[int] | None = None,
     ) -> None:
-        if total < 1:
-            raise ValueError(f"a message has at least one segment, not {total}")
         params = {
+            **rows.parts_param(total, parts, as_json=True),
             "message_id": message_id,
             "attempt": attempt,
             "channel": channel,
@@ -899,13 +904,13 @@ def _segment(conn: sqlite3.Connection, key: Mapping[str, Any]) -> Segment:
 
 
 def _conclude(conn: sqlite3.Connection, message_id: int, now_ms: int) -> MessageStatus | None:
-    """Move a submitted message to what its latest attempt's segments add up to, if final."""
+    """Move a submitted message to what its parts add up to (every copy counts), if final."""
     key = {"message_id": message_id}
     message = _one(conn, _Q.get_message_by_id, key)
     if message is None or message["status"] != MessageStatus.SUBMITTED:
         return None  # Still sending (settle comes later), or final: never downgraded.
-    latest = conn.execute(_Q.latest_attempt_segments, key).fetchall()
-    concluded = rows.conclusion([rows.segment_from_row(row) for row in latest])
+    copies = conn.execute(_Q.segments, key).fetchall()
+    concluded = rows.conclusion([rows.segment_from_row(row) for row in copies])
     if concluded is None:
         return None
     params = rows.transition_params(

@@ -409,7 +409,8 @@ SELECT 1 AS found FROM opt_outs
 WHERE receiver = %(receiver)s AND app_key IN (%(app_key)s::text, '*');
 
 -- add_segments --
--- Parts 1..total of an attempt, pending; nothing if the attempt has segments already
+-- Parts 1..total of an attempt (only those in %(parts)s unless it is NULL: a resend of
+-- the parts in doubt), pending; nothing if the attempt has segments already
 -- (ON CONFLICT: two racing calls insert one set).  Returns a row iff the message exists.
 WITH message AS (
     SELECT id FROM messages WHERE id = %(message_id)s
@@ -417,7 +418,8 @@ WITH message AS (
     INSERT INTO segments (message_id, attempt, part, total, channel, state, updated_at_ms)
     SELECT id, %(attempt)s, part, %(total)s, %(channel)s, 'pending', %(now_ms)s
     FROM message, generate_series(1, %(total)s::integer) AS part
-    WHERE NOT EXISTS (
+    WHERE (%(parts)s::integer[] IS NULL OR part = ANY(%(parts)s::integer[]))
+        AND NOT EXISTS (
         SELECT 1 FROM segments WHERE message_id = %(message_id)s AND attempt = %(attempt)s
     )
     ON CONFLICT DO NOTHING
@@ -480,13 +482,6 @@ WHERE segments.channel = %(channel)s AND segments.carrier_id = %(carrier_id)s;
 UPDATE segments
 SET state = %(state)s, error = %(error)s, updated_at_ms = %(now_ms)s
 WHERE message_id = %(message_id)s AND attempt = %(attempt)s AND part = %(part)s;
-
--- latest_attempt_segments --
--- The segments of the message's latest attempt, by part.
-SELECT * FROM segments
-WHERE message_id = %(message_id)s
-    AND attempt = (SELECT max(attempt) FROM segments WHERE message_id = %(message_id)s)
-ORDER BY part;
 
 -- insert_unmatched_receipt --
 INSERT INTO unmatched_receipts (

@@ -324,14 +324,16 @@ ORDER BY created_at_ms DESC, app_key, receiver;
 SELECT 1 AS found FROM opt_outs WHERE receiver = :receiver AND app_key IN (:app_key, '*');
 
 -- insert_segments --
--- Parts 1..:total of an attempt, pending; nothing if the attempt has segments already.
+-- Parts 1..:total of an attempt (only those in the JSON array :parts unless it is NULL:
+-- a resend of the parts in doubt), pending; nothing if the attempt has segments already.
 -- (WHERE on the SELECT: SQLite would otherwise read ON CONFLICT as a join's ON.)
 WITH RECURSIVE parts (part) AS (
     SELECT 1 UNION ALL SELECT part + 1 FROM parts WHERE part < :total
 )
 INSERT INTO segments (message_id, attempt, part, total, channel, state, updated_at_ms)
 SELECT :message_id, :attempt, part, :total, :channel, 'pending', :now_ms FROM parts
-WHERE NOT EXISTS (
+WHERE (:parts IS NULL OR part IN (SELECT value FROM json_each(:parts)))
+AND NOT EXISTS (
     SELECT 1 FROM segments WHERE message_id = :message_id AND attempt = :attempt
 )
 ON CONFLICT DO NOTHING;
@@ -372,13 +374,6 @@ WHERE segments.channel = :channel AND segments.carrier_id = :carrier_id;
 UPDATE segments
 SET state = :state, error = :error, updated_at_ms = :now_ms
 WHERE message_id = :message_id AND attempt = :attempt AND part = :part;
-
--- latest_attempt_segments --
--- The segments of the message's latest attempt, by part.
-SELECT * FROM segments
-WHERE message_id = :message_id
-    AND attempt = (SELECT max(attempt) FROM segments WHERE message_id = :message_id)
-ORDER BY part;
 
 -- insert_unmatched_receipt --
 INSERT INTO unmatched_receipts (
