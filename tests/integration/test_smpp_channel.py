@@ -361,6 +361,35 @@ async def test_in_doubt_resends_count_as_attempts(
     assert 1 == timeline.count("possible_duplicate")
 
 
+@pytest.mark.slow
+async def test_every_copy_of_a_resent_part_is_matched_and_the_duplicate_counted(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """Resent before the first answer came: both copies are taken, both receipts match.
+
+    The first copy's late answer is recorded, its DELIVRD receipt delivers the
+    message, and the second copy's late answer is marked as a duplicate.
+    """
+    [message_id] = await accept(store, message_factory, 1)
+    async with FakeSMSC(policy(resp_delay=0.6)) as smsc:
+        options = {"response_timeout_s": 0.2, "in_doubt_resend_s": 0.05}
+        channel = SMPPChannel(config(smsc, **options), store)
+        retry = RetryPolicy(max_attempts=2, base_s=0.05, max_delay_s=0.1)
+        async with delivering(store, channel, retry=retry):
+            done = await wait_until(store, [message_id], {MessageStatus.DELIVERED}, within=10)
+            await smsc.wait_for(lambda: smsc.receipts_acked == 2)
+            await asyncio.sleep(0.3)  # the second late answer is being recorded
+        sent = len(smsc.accepted)
+    assert [MessageStatus.DELIVERED] == done
+    assert 2 == sent
+    assert 0 == await store.unmatched_receipts("smpp")
+    assert [True, True] == [s.carrier_id is not None for s in await store.segments(message_id)]
+    late = [e for e in await store.timeline(message_id) if e.kind == "late_submit_resp"]
+    assert 2 == len(late)
+    assert [1] == late[1].detail["duplicate_of_attempts"]
+    assert 1 == channel.stats["duplicates"]
+
+
 async def test_only_the_parts_in_doubt_are_resent(
     store: Store, app: App, message_factory: Callable[..., NewMessage]
 ) -> None:

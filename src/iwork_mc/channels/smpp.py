@@ -409,7 +409,7 @@ class SMPPChannel:
         #: Counters for metrics and tests.
         self.stats = {"submitted": 0, "throttled": 0, "in_doubt": 0, "receipts": 0,
                       "unmatched_receipts": 0, "duplicate_receipts": 0,
-                      "possible_duplicates": 0, "late_answers": 0}  # fmt: skip
+                      "possible_duplicates": 0, "late_answers": 0, "duplicates": 0}  # fmt: skip
 
     def health(self) -> dict[str, Any]:
         """Each session's state, for /healthz and logs."""
@@ -547,6 +547,16 @@ class SMPPChannel:
                     carrier_id=resp.message_id, now_ms=self._now_ms(),
                 )  # fmt: skip
                 detail["carrier_id"] = resp.message_id
+                copies = [
+                    s for s in await self.store.segments(message.id)
+                    if s.part == part and s.channel == self.name and s.carrier_id is not None
+                ]  # fmt: skip
+                if len(copies) > 1:
+                    # The part was resent meanwhile and both copies were taken: a duplicate.
+                    self.stats["duplicates"] += 1
+                    detail["duplicate_of_attempts"] = [
+                        s.attempt for s in copies if s.attempt != message.attempts
+                    ]
             else:
                 await self._refused(message, part, _phrase(resp.command_status))
                 detail["error"] = _phrase(resp.command_status)
