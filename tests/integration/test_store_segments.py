@@ -672,10 +672,10 @@ async def test_final_message_is_never_downgraded(
     assert ("receipt", MessageStatus.FAILED) == (await kinds_after_submitted(store, message_id))[-1]
 
 
-async def test_only_the_latest_attempt_counts(
+async def test_an_attempt_cut_into_other_parts_replaces_the_older_one(
     store: Store, app: App, message_factory: MessageFactory
 ) -> None:
-    """Receipts completing an older attempt do not conclude; the latest attempt's do."""
+    """A new cut of the text (other parts): only the latest attempt's receipts conclude."""
     message_id = await sending(store, message_factory(), parts=1)
     await submit_all(store, message_id, parts=1)
     # The first attempt's part was in doubt; the second attempt sends two parts again.
