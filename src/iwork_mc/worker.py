@@ -15,6 +15,12 @@ opted out since the message was accepted gets nothing (``rejected``).  The
 message's route (routing.py) names its channels in order; retries are counted
 per channel, and a permanent failure or retries run out on one channel fall
 back to the next, each step written to the timeline.
+
+Two channel answers are not plain failures.  ``Unavailable`` (nothing could be
+tried: no SMPP session bound) gives the message back without counting the
+attempt, so an outage only delays it (up to its validity).  ``InDoubt`` (sent,
+never answered) counts as an attempt; with none left the message is
+``submitted`` and the copies already out decide it by their receipts.
 """
 
 from __future__ import annotations

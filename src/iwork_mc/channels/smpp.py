@@ -17,10 +17,15 @@ states, text encoding and splitting, receipt parsing) lives in the sans-I/O core
 * Receipts (deliver_sm) are written to the store before deliver_sm_resp is sent:
   if the store cannot take one, the SMSC is answered ESME_RX_T_APPN and resends
   it later.  Nothing acknowledged to the SMSC is ever only in memory.
-* A submit_sm whose session drops before its response is *in doubt*: the
-  carrier may or may not have it.  The message is given back to the worker to
-  be sent again after ``in_doubt_resend_s``, and the resend is marked in the
-  timeline as a possible duplicate.  Nothing is resent silently.
+* A submit_sm whose session drops before its response, or whose response is
+  late, is *in doubt*: the carrier may or may not have it.  On a timeout the
+  session is probed with enquire_link rather than dropped, so a slow SMSC's late
+  response still names the part.  The message is given back to the worker (an
+  attempt like any other); the next attempt sends only the parts no copy of
+  which the SMSC took, marked in the timeline as a possible duplicate.  Nothing
+  is resent silently.
+* With no session bound, nothing is tried: :class:`Unavailable` tells the
+  worker to give the message back without counting an attempt.
 """
 
 from __future__ import annotations
@@ -393,7 +398,6 @@ class SMPPChannel:
         self._clock = clock
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._references = itertools.count(random.randrange(1, 0xFFFF))
         binds: list[type[smpp.BindTransceiver | smpp.BindTransmitter | smpp.BindReceiver]] = (
             [smpp.BindTransceiver]
             if config.bind_mode == "transceiver"
@@ -429,9 +433,9 @@ class SMPPChannel:
 
     async def send(self, message: Message, text: str) -> Submitted:
         now = self._now_ms()
-        # The reference comes from the message, so a part resent alone joins the others.
-        segments = smpp.split(text, method=self.config.long_messages,
-                              reference=message.id & 0xFFFF)  # fmt: skip
+        # The reference comes from the message (split keeps the bits its header holds),
+        # so a part resent alone joins the parts sent before.
+        segments = smpp.split(text, method=self.config.long_messages, reference=message.id)
         # A first attempt has no history to check: skip the read on the common path.
         history = await self.store.segments(message.id) if message.attempts > 1 else []
         plan = plan_parts(history, channel=self.name, total=len(segments))
