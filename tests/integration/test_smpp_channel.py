@@ -371,7 +371,7 @@ async def test_every_copy_of_a_resent_part_is_matched_and_the_duplicate_counted(
     message, and the second copy's late answer is marked as a duplicate.
     """
     [message_id] = await accept(store, message_factory, 1)
-    async with FakeSMSC(policy(resp_delay=0.6)) as smsc:
+    async with FakeSMSC(policy(resp_delay=1.0)) as smsc:
         options = {"response_timeout_s": 0.2, "in_doubt_resend_s": 0.05}
         channel = SMPPChannel(config(smsc, **options), store)
         retry = RetryPolicy(max_attempts=2, base_s=0.05, max_delay_s=0.1)
