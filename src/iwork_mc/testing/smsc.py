@@ -20,7 +20,15 @@ texts, multipart ones reassembled with :func:`iwork_mc.smpp.reassemble`),
 :attr:`FakeSMSC.receipts` (every receipt sent and what became of it) and the
 counters (``binds``, ``submits``, ``throttled``, ``rejected``,
 ``receipts_sent``, ``receipts_acked``, ``connections``, and a few more).
+Each submission names the session it came on, and ``max_outstanding`` is the
+most ``submit_sm`` one session had unanswered at once (with ``resp_delay``),
+so a test can see the ESME's window and how it spreads load over its binds.
 :meth:`FakeSMSC.wait_for` waits until a condition on them holds.
+
+Two things an operator's SMSC does are methods rather than policy:
+:meth:`FakeSMSC.restart` (a crash and a comeback, optionally numbering
+message ids from 1 again) and :meth:`FakeSMSC.send_stray_receipt` (a receipt
+for an id the ESME never learned).
 
 Receipts go to a receiver or transceiver session bound with the
 ``system_id`` that submitted the message; with none bound they wait, as a
