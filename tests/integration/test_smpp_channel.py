@@ -268,7 +268,7 @@ async def test_an_smsc_outage_uses_up_no_attempts(
         retry = RetryPolicy(max_attempts=2, base_s=0.05, max_delay_s=0.1)
         async with delivering(store, channel, retry=retry):
             # Long enough for many claims: each would have been a failed attempt.
-            await asyncio.sleep(2.0)
+            await asyncio.sleep(1.0)
             waiting = [m for m in [await store.get_message_by_id(i) for i in ids] if m]
             assert {MessageStatus.QUEUED, MessageStatus.SENDING} >= {m.status for m in waiting}
             if refusing:
