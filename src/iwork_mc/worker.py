@@ -15,6 +15,12 @@ opted out since the message was accepted gets nothing (``rejected``).  The
 message's route (routing.py) names its channels in order; retries are counted
 per channel, and a permanent failure or retries run out on one channel fall
 back to the next, each step written to the timeline.
+
+Two channel answers are not plain failures.  ``Unavailable`` (nothing could be
+tried: no SMPP session bound) gives the message back without counting the
+attempt, so an outage only delays it (up to its validity).  ``InDoubt`` (sent,
+never answered) counts as an attempt; with none left the message is
+``submitted`` and the copies already out decide it by their receipts.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from iwork_mc.channels.base import (
     PermanentChannelError,
     SendResult,
     TransientChannelError,
+    Unavailable,
 )
 from iwork_mc.messages import Message, MessageStatus
 from iwork_mc.policies import QuietHours
@@ -237,12 +244,9 @@ class Worker:
         except PermanentChannelError as exc:
             await self._fall_back_or_fail(message, route, where, exc.reason)
         except InDoubt as exc:
-            # Not a failure to back off from: the carrier may have it.  Wait long
-            # enough for a late receipt, then send again, marked as such.
-            due_at = self._now_ms() + int(exc.retry_after_s * 1000)
-            await self._record(
-                message, MessageStatus.QUEUED, "in_doubt", where, error=exc.reason, due_at_ms=due_at
-            )
+            await self._in_doubt(message, where, exc)
+        except Unavailable as exc:
+            await self._wait_for_channel(message, where, exc)
         except TransientChannelError as exc:
             await self._retry_or_fall_back(message, route, where, exc.reason)
         except Exception as exc:
@@ -251,6 +255,43 @@ class Worker:
             await self._retry_or_fall_back(message, route, where, reason)
         else:
             await self._record_result(message, where, result)
+
+    async def _in_doubt(self, message: Message, where: dict[str, Any], exc: InDoubt) -> None:
+        """The carrier may have the message: an attempt like any other, but no failure.
+
+        With attempts left it waits long enough for a late answer or receipt,
+        then the channel resends only what is still in doubt, marked as such.
+        With none left nothing more is sent: the copies already out may arrive,
+        so the message is ``submitted`` and their receipts (or their absence,
+        past the validity) decide it.
+        """
+        now_ms = self._now_ms()
+        if self.retry.next_attempt_at_ms(message.step_attempts, now_ms, self._rng) is None:
+            await self._record(
+                message, MessageStatus.SUBMITTED, "submitted_in_doubt", where,
+                error=f"retries exhausted while in doubt: {exc.reason}",
+            )  # fmt: skip
+            return
+        due_at = now_ms + int(exc.retry_after_s * 1000)
+        await self._record(
+            message, MessageStatus.QUEUED, "in_doubt", where, error=exc.reason, due_at_ms=due_at
+        )
+
+    async def _wait_for_channel(
+        self, message: Message, where: dict[str, Any], exc: Unavailable
+    ) -> None:
+        """Nothing was tried: queue the message again without counting this claim.
+
+        It waits as long as the outage lasts, bounded only by its validity
+        (claimed at its end, it expires then).
+        """
+        due_at = self._now_ms() + int(exc.retry_after_s * 1000)
+        if message.expires_at_ms is not None:
+            due_at = min(due_at, message.expires_at_ms)
+        await self._record(
+            message, MessageStatus.QUEUED, "channel_unavailable", where,
+            error=exc.reason, due_at_ms=due_at, attempt_not_made=True,
+        )  # fmt: skip
 
     async def _record_result(
         self, message: Message, where: dict[str, Any], result: SendResult
@@ -320,8 +361,11 @@ class Worker:
         error: str | None = None,
         due_at_ms: int | None = None,
         route_step: int | None = None,
+        attempt_not_made: bool = False,
     ) -> bool:
         detail: dict[str, object] = {**where, "attempt": message.attempts}
+        if attempt_not_made:
+            detail["attempt_not_made"] = True
         if channel_ref is not None:
             detail["ref"] = channel_ref
         if error is not None:
@@ -340,6 +384,7 @@ class Worker:
             channel_ref=channel_ref,
             error=error,
             route_step=route_step,
+            attempt_not_made=attempt_not_made,
         )
         if not changed:
             # Our lease expired and another worker owns the message now: the

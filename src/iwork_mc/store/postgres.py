@@ -44,7 +44,7 @@ the tables are, which is how the tests give every test its own schema.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, LiteralString
@@ -145,9 +145,9 @@ class _Queries:
     release_carrier_id: LiteralString
     segment_by_carrier: LiteralString
     set_segment_state: LiteralString
-    latest_attempt_segments: LiteralString
     insert_unmatched_receipt: LiteralString
-    take_unmatched_receipts: LiteralString
+    kept_receipts: LiteralString
+    drop_kept_receipt: LiteralString
     count_unmatched_receipts: LiteralString
     overdue_submissions: LiteralString
 
@@ -426,6 +426,7 @@ class PostgresStore:
         channel_ref: str | None = None,
         error: str | None = None,
         route_step: int | None = None,
+        attempt_not_made: bool = False,
     ) -> bool:
         params = rows.transition_params(
             message_id,
@@ -439,6 +440,7 @@ class PostgresStore:
             channel_ref=channel_ref,
             error=error,
             route_step=route_step,
+            attempt_not_made=attempt_not_made,
         )
         if to is not MessageStatus.SUBMITTED:
             row = await self._fetch_one(_Q.transition, params)
@@ -465,11 +467,17 @@ class PostgresStore:
     # workers) never waits behind a message row this transaction holds.
 
     async def add_segments(
-        self, message_id: int, *, attempt: int, channel: str, total: int, now_ms: int
+        self,
+        message_id: int,
+        *,
+        attempt: int,
+        channel: str,
+        total: int,
+        now_ms: int,
+        parts: Sequence[int] | None = None,
     ) -> None:
-        if total < 1:
-            raise ValueError(f"a message has at least one segment, not {total}")
         params = {
+            **rows.parts_param(total, parts, as_json=False),
             "message_id": message_id,
             "attempt": attempt,
             "channel": channel,
@@ -489,16 +497,22 @@ class PostgresStore:
                 _Q.receipt_lock, {"channel": segment.channel, "carrier_id": carrier_id}
             )
             await _lock_message(conn, message_id)
+            message = await (await conn.execute(_Q.get_message_by_id, key)).fetchone()
             params = {**key, "carrier_id": carrier_id, "now_ms": now_ms}
+            pending = segment
             await conn.execute(_Q.release_carrier_id, {**params, "channel": segment.channel})
             submitted = await (await conn.execute(_Q.submit_segment, params)).fetchone()
-            if submitted is None:
+            if submitted is None or message is None:
                 return None  # Named already: a repeat changes nothing.
             segment = rows.segment_from_row(submitted)
             taken = {"channel": segment.channel, "carrier_id": carrier_id}
-            found = await (await conn.execute(_Q.take_unmatched_receipts, taken)).fetchall()
+            found = await (await conn.execute(_Q.kept_receipts, taken)).fetchall()
+            kept = [rows.kept_receipt_from_row(row) for row in found]
+            # Receipts of another message with the same id (before an SMSC restart) stay kept.
+            fitting = rows.fitting_receipts(kept, pending, message["mobile_receiver"])
             outcome = None
-            for receipt in map(rows.kept_receipt_from_row, found):
+            for receipt in fitting:
+                await conn.execute(_Q.drop_kept_receipt, {"id": receipt.id})
                 outcome = await _apply_receipt(
                     conn,
                     segment,
@@ -532,6 +546,7 @@ class PostgresStore:
         error: str | None,
         now_ms: int,
         detail: Mapping[str, Any] | None = None,
+        destination: str = "",
     ) -> ReceiptOutcome:
         params = rows.unmatched_receipt_params(
             channel=channel,
@@ -540,12 +555,13 @@ class PostgresStore:
             error=error,
             now_ms=now_ms,
             detail=detail,
+            destination=destination,
         )
         async with self._connection() as conn, conn.transaction():
             await conn.execute(_Q.receipt_lock, params)
             # Read under the receipt lock: nobody else can change this segment now.
             row = await (await conn.execute(_Q.segment_by_carrier, params)).fetchone()
-            if row is None:
+            if row is None or not rows.receipt_fits_segment(row, destination):
                 await conn.execute(_Q.insert_unmatched_receipt, params)
                 return ReceiptOutcome(matched=False)
             segment = rows.segment_from_row(row)
@@ -717,7 +733,7 @@ async def _apply_receipt(
 async def _conclude(
     conn: _Connection, message_id: int, status: MessageStatus | None, now_ms: int
 ) -> MessageStatus | None:
-    """Move a submitted message to what its latest attempt's segments add up to, if final.
+    """Move a submitted message to what its parts add up to (every copy counts), if final.
 
     ``status`` is the message's status, read when this transaction locked its row.
     """
@@ -725,8 +741,8 @@ async def _conclude(
         return None  # Still sending (settle comes later), or final: never downgraded.
     # A statement after the lock: a new snapshot, with every earlier receipt committed.
     key = {"message_id": message_id}
-    latest = await (await conn.execute(_Q.latest_attempt_segments, key)).fetchall()
-    concluded = rows.conclusion([rows.segment_from_row(row) for row in latest])
+    copies = await (await conn.execute(_Q.segments, key)).fetchall()
+    concluded = rows.conclusion([rows.segment_from_row(row) for row in copies])
     if concluded is None:
         return None
     params = rows.transition_params(
