@@ -25,6 +25,8 @@ from rich.table import Table
 
 from iwork_mc import __version__, cli_common, cli_messages, cli_optouts, cli_templates, devapp
 from iwork_mc.apps import App, new_app_key, new_secret
+from iwork_mc.channels.apprise_config import AppriseConfig
+from iwork_mc.channels.webhook_config import WebhookConfig
 from iwork_mc.config import ConfigError, Settings
 from iwork_mc.logs import configure_logging
 from iwork_mc.privacy import mask_phone, redact_url
@@ -339,6 +341,16 @@ def _worker(settings: Settings, store: Store, *, echo: bool) -> Any:
             from iwork_mc.channels.smpp import SMPPChannel
 
             channels[spec.name] = SMPPChannel(settings.smpp_for(spec), store, name=spec.name)
+        elif spec.kind == "apprise":
+            from iwork_mc.channels.apprise import AppriseChannel
+
+            config = AppriseConfig.from_options(dict(spec.options))
+            channels[spec.name] = AppriseChannel(config, name=spec.name)
+        elif spec.kind == "webhook":
+            from iwork_mc.channels.webhook import WebhookChannel
+
+            hook = WebhookConfig.from_options(dict(spec.options))
+            channels[spec.name] = WebhookChannel(hook, name=spec.name)
         else:
             from iwork_mc.channels.sandbox import SandboxChannel
 
@@ -426,11 +438,15 @@ def _print_banner(settings: Settings, host: str, port: int, dev: devapp.DevApp) 
     out.print(f"iwork-mc {__version__} on http://{host}:{port}", highlight=False)
     out.print(f"  database   {redact_url(settings.effective_database_url)}", highlight=False)
     for spec in settings.channel_specs:
-        where = (
+        where: object = (
             settings.data_dir / "sandbox" / "deliveries.jsonl"
             if spec.kind == "sandbox"
             else f"SMSC {settings.smpp_for(spec).host}:{settings.smpp_for(spec).port}"
         )
+        if spec.kind == "apprise":
+            where = AppriseConfig.from_options(dict(spec.options)).display_url()
+        elif spec.kind == "webhook":
+            where = WebhookConfig.from_options(dict(spec.options)).display_url
         out.print(f"  channel    {spec.name} ({spec.kind}) → {where}", highlight=False)
     out.print(f"  dev app    app_key={dev.app_key}  secret={dev.secret}", highlight=False)
     minutes = settings.timestamp_tolerance_s // 60
