@@ -16,7 +16,8 @@ receiver took it; no receipt follows), 408, 429 and 5xx, a timeout or a
 network error transient (retried on the worker's schedule, no earlier than a
 ``Retry-After``), any other status permanent (3xx included: redirects are not
 followed; the message falls back to the route's next channel or fails).  The
-answer's body is never read.  Reasons on the timeline carry the HTTP status,
+answer's body is never looked at (a short one is read and dropped, so the
+connection is kept for the next POST).  Reasons on the timeline carry the HTTP status,
 never the URL (it may hold a token) nor the secret.
 """
 
@@ -49,6 +50,8 @@ __all__ = ["EVENT_TYPE", "Answer", "WebhookChannel", "classify", "webhook_body",
 #: The body's ``type``.
 EVENT_TYPE = "message.send"
 USER_AGENT = f"iwork-mc/{__version__} (webhook channel)"
+#: Answer bodies up to this size are read (and dropped) to keep the connection.
+_MAX_ANSWER_BYTES = 65_536
 
 
 class Answer(StrEnum):
@@ -105,6 +108,18 @@ def webhook_body(message: Message, text: str) -> bytes:
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+async def _drain(response: httpx.Response) -> None:
+    """Read (and drop) a short answer body, so its connection goes back to the pool.
+
+    A longer one is left unread: closing the response closes its connection.
+    """
+    read = 0
+    async for chunk in response.aiter_raw():
+        read += len(chunk)
+        if read > _MAX_ANSWER_BYTES:
+            break
+
+
 class WebhookChannel:
     """A channel that POSTs each message to ``config.url``.
 
@@ -126,6 +141,9 @@ class WebhookChannel:
         self._signer = standardwebhooks.Webhook(config.secret)
         self._clock = clock
         self._client: httpx.AsyncClient | None = None
+        # POSTs beyond max_connections wait here, not in httpx's pool, whose
+        # bookkeeping grows with the square of the requests queued in it.
+        self._slots = asyncio.Semaphore(config.max_connections)
         self._in_flight = 0
 
     def health(self) -> dict[str, Any]:
@@ -164,9 +182,13 @@ class WebhookChannel:
 
     async def send(self, message: Message, text: str) -> SendResult:
         await self.open()
-        assert self._client is not None
         body = webhook_body(message, text)
-        headers = self.headers(message, body)
+        async with self._slots:
+            # Signed once it has a connection: the timestamp is when it leaves.
+            return await self._post(body, self.headers(message, body))
+
+    async def _post(self, body: bytes, headers: dict[str, str]) -> SendResult:
+        assert self._client is not None
         timeout_s = self.config.timeout_s
         self._in_flight += 1
         try:
@@ -175,6 +197,7 @@ class WebhookChannel:
                 self._client.stream("POST", self.config.url, content=body, headers=headers) as r,
             ):
                 status_code, retry_after = r.status_code, r.headers.get("Retry-After")
+                await _drain(r)
         except (TimeoutError, httpx.TimeoutException):
             raise TransientChannelError(
                 f"webhook: no answer within {timeout_s:g} s (the next try has the same webhook-id)"

@@ -27,8 +27,9 @@ class WebhookConfig:
     secret: str = field(repr=False)
     #: The whole POST (connect, send, answer) may take this long; then it is retried.
     timeout_s: float = 10.0
-    #: POSTs in flight at once, at most.
-    max_connections: int = 16
+    #: POSTs in flight at once, at most.  Throughput is about max_connections / latency;
+    #: more than needed costs CPU (httpx's pool work grows with its connections).
+    max_connections: int = 8
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> WebhookConfig:
@@ -38,7 +39,7 @@ class WebhookConfig:
             url=_url(text(options, "url")),
             secret=_secret(text(options, "secret")),
             timeout_s=number(options, "timeout_s", default=10.0, low=0.1, high=300.0),
-            max_connections=int(number(options, "max_connections", default=16, low=1, high=1024)),
+            max_connections=int(number(options, "max_connections", default=8, low=1, high=1024)),
         )
 
     @property
