@@ -20,6 +20,7 @@ class Answer:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    body: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,12 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    #: The sender's port: the same on two requests means the connection was kept.
+    client_port: int = 0
 
 
 class Receiver:
-    def __init__(self, *answers: Answer) -> None:
+    def __init__(self, *answers: Answer, keep_alive: bool = False) -> None:
         self.answers = list(answers)
         self.received: list[Received] = []
         self._lock = threading.Lock()
@@ -38,20 +41,24 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
                 with receiver._lock:
                     answer = receiver.answers.pop(0) if receiver.answers else Answer()
-                    receiver.received.append(Received(self.path, dict(self.headers), body))
+                    received = Received(self.path, dict(self.headers), body, self.client_address[1])
+                    receiver.received.append(received)
                     receiver._arrived.notify_all()
                 time.sleep(answer.delay_s)
                 try:
                     self.send_response(answer.status)
                     for name, value in answer.headers.items():
                         self.send_header(name, value)
-                    self.send_header("Content-Length", "0")
+                    self.send_header("Content-Length", str(len(answer.body)))
                     self.end_headers()
+                    self.wfile.write(answer.body)
                 except OSError:
                     pass  # the sender gave up waiting
 

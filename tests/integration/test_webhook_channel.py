@@ -173,3 +173,22 @@ async def test_an_unreachable_receiver_is_a_transient_failure(
         message.status,
         message.last_error,
     )
+
+
+async def test_posts_reuse_one_connection(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """A short answer body is read, so the next POST goes on the same connection."""
+    for n in range(3):
+        await store.accept(message_factory(msg_key=f"visit-{n}"))
+    answers = [Answer(200, body=b'{"ok": true}') for _ in range(3)]
+    with Receiver(*answers, keep_alive=True).running() as receiver:
+        channel = channel_for(receiver)
+        await channel.open()
+        try:
+            worker = worker_for(store, channel, concurrency=1)
+            assert 3 == sum([await worker.run_once() for _ in range(3)])
+        finally:
+            await channel.close()
+        requests = receiver.wait_for(3)
+    assert 1 == len({request.client_port for request in requests})
