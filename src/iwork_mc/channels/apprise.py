@@ -92,6 +92,9 @@ class AppriseChannel:
         self._service = config.service_name() or "?"
         self._display_url = config.display_url()
         self._pool: ThreadPoolExecutor | None = None
+        # Sends wait for a thread here, before their deadline starts: one queued
+        # inside the pool could time out unsent, then be sent after all.
+        self._slots = asyncio.Semaphore(config.concurrency)
         self._in_flight = 0
 
     def health(self) -> dict[str, Any]:
@@ -125,14 +128,17 @@ class AppriseChannel:
         except ValueError:
             raise PermanentChannelError("apprise: the receiver is not a phone number") from None
         loop = asyncio.get_running_loop()
-        call = loop.run_in_executor(self._pool, notify, url, config.title, text, config.timeout_s)
-        self._in_flight += 1
-        try:
-            outcome = await asyncio.wait_for(call, config.timeout_s + _GRACE_S)
-        except TimeoutError:
-            outcome = Outcome.TIMEOUT
-        finally:
-            self._in_flight -= 1
+        async with self._slots:
+            call = loop.run_in_executor(
+                self._pool, notify, url, config.title, text, config.timeout_s
+            )
+            self._in_flight += 1
+            try:
+                outcome = await asyncio.wait_for(call, config.timeout_s + _GRACE_S)
+            except TimeoutError:
+                outcome = Outcome.TIMEOUT
+            finally:
+                self._in_flight -= 1
         service = self._service
         if outcome is Outcome.SENT:
             return Delivered(f"apprise-{message.id}-{message.attempts}")
