@@ -282,9 +282,12 @@ def apps_rotate_secret(
 def apps_set_callback(
     ctx: typer.Context, app_key: str, url: str, json_output: JsonFlag = False
 ) -> None:
-    """POST each status change of the app's messages to URL (http or https)."""
-    checked = cli_common.callback_url(url)
+    """POST each status change of the app's messages to URL (http or https, a public host).
+
+    Internal hosts are refused unless listed in the callback_allow_hosts setting.
+    """
     settings = _settings(ctx)
+    checked = cli_common.callback_url(url, settings.callback_allow_list)
     found = _run(cli_common.with_store(settings, lambda s: s.set_callback_url(app_key, checked)))
     _print_app(_existing(found, app_key), json_output)
 
@@ -381,6 +384,7 @@ def _callback_sender(settings: Settings, store: Store, delivery: Any) -> Any:
         lease_ms=max(60_000, int(settings.callback_timeout_s * 2_000)),
         retry=dataclasses.replace(CALLBACK_RETRY, max_attempts=settings.callback_max_attempts),
         app_cache_ttl_s=settings.app_cache_ttl_s,
+        allow=settings.callback_allow_list,
     )
 
 

@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 
 from iwork_mc import events
+from iwork_mc.callback_targets import AllowList
 from iwork_mc.callbacks import InvalidCallbackURL, check_callback_url
 from iwork_mc.config import Settings
 from iwork_mc.store.base import Store
@@ -108,12 +109,12 @@ async def require_app(store: Store, app_key: str | None) -> None:
         raise fail(f"no app with app_key {app_key}")
 
 
-def callback_url(text: str) -> str:
-    """``text`` as a status callback URL (stripped); exits 2 if it cannot be one."""
+def callback_url(text: str, allow: AllowList) -> str:
+    """``text`` as a status callback URL (stripped); exits 2 if it cannot or may not be one."""
     try:
-        return check_callback_url(text)
+        return check_callback_url(text, allow)
     except InvalidCallbackURL as exc:
-        raise fail(f"URL {text!r} {exc}", 2) from None
+        raise fail(f"URL {text!r}: {exc}", 2) from None
 
 
 def e164(text: str, default_region: str) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 
 import phonenumbers
 
+from iwork_mc.callback_targets import AllowList
 from iwork_mc.channels.apprise_config import AppriseConfig
 from iwork_mc.channels.options import ChannelOptionError
 from iwork_mc.channels.smpp_config import (
@@ -172,6 +173,9 @@ class Settings:
     #: Status callbacks: attempts per event, and how long one POST may take.
     callback_max_attempts: int = 16
     callback_timeout_s: float = 10.0
+    #: Non-public hosts callbacks may reach anyway: comma-separated IPs, CIDR networks
+    #: and host names (e.g. ``10.20.0.0/16, hooks.corp.internal``); empty: public hosts only.
+    callback_allow_hosts: str = ""
     #: ``console`` (human) or ``json`` (one object per line).
     log_format: str = "console"
     log_level: str = "info"
@@ -238,6 +242,10 @@ class Settings:
         return parse_limits(self.receiver_limits_per_app, "app") + parse_limits(
             self.receiver_limits_global, "global"
         )
+
+    @property
+    def callback_allow_list(self) -> AllowList:
+        return AllowList.parse(self.callback_allow_hosts)
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -308,6 +316,10 @@ def _validate(settings: Settings) -> None:
         settings.receiver_rules  # noqa: B018
     except PolicyError as exc:
         raise ConfigError(str(exc)) from None
+    try:
+        settings.callback_allow_list  # noqa: B018 - parsing is the check
+    except ValueError as exc:
+        raise ConfigError(f"callback_allow_hosts: {exc}") from None
     try:
         Renderer(settings.timezone).compile(settings.default_template)
     except TemplateError as exc:

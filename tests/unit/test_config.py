@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from iwork_mc.callback_targets import AllowList
 from iwork_mc.config import ConfigError, Settings
 
 
@@ -241,3 +242,13 @@ def test_a_named_smpp_channels_options_are_checked(options: str, message: str) -
 def test_a_named_smpp_channel_takes_a_whole_number_for_a_float_option() -> None:
     settings = Settings.load({"IWORK_MC_CHANNELS": '{"a": {"kind": "smpp", "rate": 5}}'})
     assert 5 == settings.smpp_for(settings.channel_specs[0]).rate
+
+
+def test_callback_allow_hosts_is_parsed_and_checked() -> None:
+    """The callback allow-list is empty by default, read from text, and a bad entry is named."""
+    assert AllowList() == Settings.load({}).callback_allow_list
+    settings = Settings.load({"IWORK_MC_CALLBACK_ALLOW_HOSTS": "127.0.0.1, hooks.corp.internal"})
+    assert AllowList.parse("127.0.0.1/32,hooks.corp.internal") == settings.callback_allow_list
+    with pytest.raises(ConfigError) as caught:
+        Settings.load({"IWORK_MC_CALLBACK_ALLOW_HOSTS": "10.0.0.0/33"})
+    assert str(caught.value).startswith("callback_allow_hosts: '10.0.0.0/33' is not a network")
