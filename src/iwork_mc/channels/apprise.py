@@ -137,6 +137,11 @@ class AppriseChannel:
                 outcome = await asyncio.wait_for(call, config.timeout_s + _GRACE_S)
             except TimeoutError:
                 outcome = Outcome.TIMEOUT
+            except Exception as exc:
+                # A plugin's error text may quote the URL: only its type goes on.
+                raise TransientChannelError(
+                    f"apprise: {self._service} failed ({type(exc).__name__})"
+                ) from None
             finally:
                 self._in_flight -= 1
         service = self._service
