@@ -248,7 +248,9 @@ class Worker:
         except Unavailable as exc:
             await self._wait_for_channel(message, where, exc)
         except TransientChannelError as exc:
-            await self._retry_or_fall_back(message, route, where, exc.reason)
+            await self._retry_or_fall_back(
+                message, route, where, exc.reason, retry_after_s=exc.retry_after_s
+            )
         except Exception as exc:
             log.exception("channel_crashed", message_id=message.id, channel=channel.name)
             reason = f"channel error: {type(exc).__name__}"
@@ -314,10 +316,20 @@ class Worker:
         )
 
     async def _retry_or_fall_back(
-        self, message: Message, route: Route, where: dict[str, Any], reason: str
+        self,
+        message: Message,
+        route: Route,
+        where: dict[str, Any],
+        reason: str,
+        *,
+        retry_after_s: float | None = None,
     ) -> None:
         now_ms = self._now_ms()
-        due_at = self.retry.next_attempt_at_ms(message.step_attempts, now_ms, self._rng)
+        due_at = self.retry.next_attempt_at_ms(
+            message.step_attempts, now_ms, self._rng, retry_after_s=retry_after_s
+        )
+        if retry_after_s is not None:
+            where = {**where, "retry_after_s": retry_after_s}
         if due_at is not None and self.quiet is not None and not message.urgent:
             # A retry that would wake someone at night waits for the morning too.
             quiet_end = self.quiet.deferral(due_at)
