@@ -77,6 +77,9 @@ class Settings:
     sqlite_busy_timeout_ms: int = 10_000
     #: Connections each process keeps to PostgreSQL at most.
     pg_pool_size: int = 10
+    #: Seconds one PostgreSQL call may take (waiting for a connection included) before it
+    #: answers 15 isp.store-unavailable; bounds every call during an outage.
+    store_timeout_s: float = 2.0
     host: str = "127.0.0.1"
     port: int = 8080
     #: Allowed distance between a request's timestamp and server time.
@@ -177,7 +180,7 @@ class Settings:
         """Keyword arguments for :func:`iwork_mc.store.create_store` on this URL's backend."""
         if self.effective_database_url.lower().startswith("sqlite:"):
             return {"busy_timeout_ms": self.sqlite_busy_timeout_ms}
-        return {"max_size": self.pg_pool_size}
+        return {"max_size": self.pg_pool_size, "timeout": self.store_timeout_s}
 
     def as_environment(self) -> dict[str, str]:
         """``IWORK_MC_*`` variables that load back into these settings."""
@@ -292,6 +295,8 @@ def _validate(settings: Settings) -> None:
     for name in ("message_validity_s", "max_segments", "retry_max_attempts"):
         if getattr(settings, name) < 1:
             raise ConfigError(f"{name}: must be at least 1")
+    if not settings.store_timeout_s > 0:
+        raise ConfigError("store_timeout_s: must be more than 0")
     try:
         settings.quiet  # noqa: B018 - parsing is the check
         settings.receiver_rules  # noqa: B018

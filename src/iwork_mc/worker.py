@@ -45,9 +45,12 @@ from iwork_mc.routing import DEFAULT_ROUTE, Route, choose_route
 from iwork_mc.store.base import Store, StoreError
 from iwork_mc.templates import default_text
 
-__all__ = ["Worker", "default_worker_id"]
+__all__ = ["STORE_RETRY_S", "Worker", "default_worker_id"]
 
 log = structlog.get_logger("iwork_mc.worker")
+
+#: How long the worker pauses after the store failed before it claims again.
+STORE_RETRY_S = 0.5
 
 
 def default_worker_id() -> str:
@@ -138,7 +141,7 @@ class Worker:
                 # message will be claimed again; nothing is lost.
                 log.warning("delivery_not_recorded", error=type(task.exception()).__name__)
 
-        failures = 0
+        store_failed = False
         next_sweep = 0.0
         while not stop.is_set():
             if time.monotonic() >= next_sweep:
@@ -158,9 +161,9 @@ class Worker:
                         worker_id=self.worker_id, now_ms=self._now_ms(),
                         lease_ms=self.lease_ms, limit=free,
                     )  # fmt: skip
-                    failures = 0
+                    store_failed = False
                 except StoreError:
-                    failures += 1
+                    store_failed = True
                     log.warning("store_unavailable", worker_id=self.worker_id, exc_info=True)
             for message in claimed:
                 task = asyncio.create_task(self._deliver(message))
@@ -168,7 +171,10 @@ class Worker:
                 task.add_done_callback(finished)
             if claimed and len(claimed) == free:
                 continue  # more may be due: claim again as soon as a slot frees
-            pause = self.poll_interval if failures == 0 else min(30.0, 2.0**failures)
+            # No growing backoff after a store failure: each failed claim already
+            # waited up to the store's timeout, and delivery must resume within a
+            # second of the database's return.
+            pause = max(self.poll_interval, STORE_RETRY_S) if store_failed else self.poll_interval
             waiters = [asyncio.ensure_future(stop.wait())]
             if in_flight:
                 waiters.append(asyncio.ensure_future(slot_freed.wait()))
