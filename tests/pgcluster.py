@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 __all__ = ["PgCluster", "pg_cluster"]
@@ -71,6 +72,12 @@ class PgCluster:
     def stop(self) -> None:
         """Stop now: sessions are ended (``-m fast``), new connections refused."""
         self._run(self._pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "-t", "30", "stop")
+
+    def sql(self, *statements: str) -> None:
+        """Run each statement in autocommit, as the superuser."""
+        with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+            for statement in statements:
+                conn.execute(statement.encode())
 
     def _pids(self) -> list[int]:
         postmaster = int((self.data / "postmaster.pid").read_text().split()[0])

@@ -177,3 +177,23 @@ async def test_the_worker_delivers_within_a_second_of_the_return(
             await asyncio.wait_for(serving, 30)
         await channel.close()
         await store.close()
+
+
+def test_a_read_only_server_is_unavailable_not_an_error(
+    cluster: PgCluster, gateway: GatewayThread, app: App
+) -> None:
+    """A primary turned read-only (a switchover) answers isp.store-unavailable, then recovers."""
+    assert accepted(send(gateway, app)[1])
+    cluster.sql("ALTER SYSTEM SET default_transaction_read_only = on", "SELECT pg_reload_conf()")
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # the reload reaches every session within moments
+            _, answer = send(gateway, app)
+            if not accepted(answer):
+                break
+        error = answer["error_response"]
+        assert (15, "isp.store-unavailable") == (error["code"], error["sub_code"])
+    finally:
+        cluster.sql("ALTER SYSTEM RESET default_transaction_read_only", "SELECT pg_reload_conf()")
+    took = first_acknowledgement(gateway, app, within_s=RESUME_S)
+    assert took < RESUME_S, f"the first acknowledgement came {took:.2f} s after the switch back"
