@@ -148,8 +148,8 @@ class Worker:
                 next_sweep = time.monotonic() + self.sweep_interval
                 try:
                     await self.expire_overdue()
-                except StoreError:
-                    log.warning("store_unavailable", worker_id=self.worker_id, exc_info=True)
+                except StoreError as exc:
+                    self._store_failed(exc)
             slot_freed.clear()  # before counting, so a finish from here on is not missed
             free = self.concurrency - len(in_flight)
             claimed: list[Message] = []
@@ -162,9 +162,9 @@ class Worker:
                         lease_ms=self.lease_ms, limit=free,
                     )  # fmt: skip
                     store_failed = False
-                except StoreError:
+                except StoreError as exc:
                     store_failed = True
-                    log.warning("store_unavailable", worker_id=self.worker_id, exc_info=True)
+                    self._store_failed(exc)
             for message in claimed:
                 task = asyncio.create_task(self._deliver(message))
                 in_flight.add(task)
@@ -186,6 +186,17 @@ class Worker:
         if in_flight:
             await asyncio.gather(*in_flight, return_exceptions=True)
         log.info("worker_stopped", worker_id=self.worker_id)
+
+    def _store_failed(self, exc: StoreError) -> None:
+        # Once per retry during an outage: the kinds of error, no traceback, and no
+        # driver text (it can quote a row, phone number included).
+        cause = exc.__cause__
+        log.warning(
+            "store_unavailable",
+            worker_id=self.worker_id,
+            error=type(exc).__name__,
+            cause=type(cause).__name__ if cause is not None else None,
+        )
 
     async def expire_overdue(self, limit: int = 500) -> int:
         """Expire submitted messages whose receipt never came; returns how many.
