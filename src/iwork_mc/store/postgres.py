@@ -660,17 +660,22 @@ class PostgresStore:
 async def _checkout(pool: AsyncConnectionPool[_Connection], deadline: float) -> _Connection:
     """A pooled connection that has just answered a round trip, by ``deadline``.
 
-    While waiting, the pool is asked to connect again every ``_CONNECT_AGAIN_S``
-    (a new wait is a new request to grow), so no backoff delays the first call
-    after an outage.  A dead connection drains the pool: the others died with it.
+    While the pool is below its full size (it may be failing to connect), the
+    wait is cut into slices of ``_CONNECT_AGAIN_S``, each a new request to grow,
+    so no backoff delays the first call after an outage.  A full pool is busy,
+    not failing: its waiters wait in one piece and keep their place in line.
+    A dead connection drains the pool: the others died with it.
 
     Raises:
         StoreUnavailable: no working connection by the deadline.
     """
     loop = asyncio.get_running_loop()
     while (remaining := deadline - loop.time()) > 0:
+        stats = pool.get_stats()
+        if stats["pool_size"] < stats["pool_max"]:
+            remaining = min(remaining, _CONNECT_AGAIN_S)
         try:
-            conn = await pool.getconn(timeout=min(remaining, _CONNECT_AGAIN_S))
+            conn = await pool.getconn(timeout=remaining)
         except PoolTimeout:
             continue
         cutoff = _Cutoff(conn, deadline)
