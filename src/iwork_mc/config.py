@@ -189,6 +189,9 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: NonNegative = 10_000
     #: Connections each process keeps to PostgreSQL at most.
     pg_pool_size: Count = 10
+    #: Seconds one PostgreSQL call may take (waiting for a connection included) before it
+    #: answers 15 isp.store-unavailable; bounds every call during an outage.
+    store_timeout_s: Seconds = 2.0
     #: Address the gateway listens on.
     host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
     #: Port the gateway listens on (1-65535).
@@ -340,7 +343,7 @@ class Settings(BaseSettings):
         """Keyword arguments for :func:`iwork_mc.store.create_store` on this URL's backend."""
         if self.effective_database_url.lower().startswith("sqlite:"):
             return {"busy_timeout_ms": self.sqlite_busy_timeout_ms}
-        return {"max_size": self.pg_pool_size}
+        return {"max_size": self.pg_pool_size, "timeout": self.store_timeout_s}
 
     def as_environment(self) -> dict[str, str]:
         """``IWORK_MC_*`` variables that load back into these settings."""
