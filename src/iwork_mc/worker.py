@@ -30,7 +30,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -49,7 +49,7 @@ from iwork_mc.policies import QuietHours
 from iwork_mc.privacy import mask_phone
 from iwork_mc.retry import RetryPolicy
 from iwork_mc.routing import DEFAULT_ROUTE, Route, choose_route
-from iwork_mc.store.base import Store, StoreError
+from iwork_mc.store.base import Store, StoreError, StoreUnavailable
 from iwork_mc.templates import default_text
 
 __all__ = ["STORE_RETRY_S", "Worker", "default_worker_id"]
@@ -58,6 +58,8 @@ log = structlog.get_logger("iwork_mc.worker")
 
 #: How long the worker pauses after the store failed before it claims again.
 STORE_RETRY_S = 0.5
+#: Part of the lease during which a result is still recorded through a store outage.
+LEASE_MARGIN = 0.8
 
 
 def default_worker_id() -> str:
@@ -100,6 +102,8 @@ class Worker:
         self.quiet = quiet
         self._clock = clock
         self._rng = rng or random.Random()
+        #: When each message in hand must have its result recorded by (monotonic seconds).
+        self._lease_ends: dict[int, float] = {}
 
     async def open_channels(self) -> None:
         for channel in self.channels.values():
@@ -232,6 +236,15 @@ class Worker:
         return expired
 
     async def _deliver(self, message: Message) -> None:
+        # Results are recorded through a store outage until shortly before the lease
+        # ends (see _record); past that, another worker may own the message.
+        self._lease_ends[message.id] = time.monotonic() + self.lease_ms / 1000 * LEASE_MARGIN
+        try:
+            await self._deliver_leased(message)
+        finally:
+            self._lease_ends.pop(message.id, None)
+
+    async def _deliver_leased(self, message: Message) -> None:
         now_ms = self._now_ms()
         if message.expires_at_ms is not None and now_ms >= message.expires_at_ms:
             await self._record(
@@ -379,6 +392,25 @@ class Worker:
             error=reason, due_at_ms=self._now_ms(), route_step=next_step,
         )  # fmt: skip
 
+    async def _through_outage(
+        self, message: Message, record: Callable[[], Awaitable[bool]]
+    ) -> bool:
+        """``record()``, tried again through a store outage while our lease lasts.
+
+        What the channel answered is known only to this worker: dropped, the
+        message would be claimed again when its lease ends and sent twice. Kept
+        and recorded once the database is back (a failover takes seconds), it is
+        sent once. The transition stays guarded by the lease in the store.
+        """
+        lease_ends = self._lease_ends.get(message.id, 0.0)
+        while True:
+            try:
+                return await record()
+            except StoreUnavailable:
+                if time.monotonic() + STORE_RETRY_S >= lease_ends:
+                    raise
+                await asyncio.sleep(STORE_RETRY_S)
+
     async def _record(
         self,
         message: Message,
@@ -401,19 +433,22 @@ class Worker:
             detail["error"] = error
         if due_at_ms is not None:
             detail["due_at_ms"] = due_at_ms
-        changed = await self.store.transition(
-            message.id,
-            to=to,
-            now_ms=self._now_ms(),
-            kind=kind,
-            detail=detail,
-            worker_id=self.worker_id,
-            due_at_ms=due_at_ms,
-            channel=where.get("channel"),
-            channel_ref=channel_ref,
-            error=error,
-            route_step=route_step,
-            attempt_not_made=attempt_not_made,
+        changed = await self._through_outage(
+            message,
+            lambda: self.store.transition(
+                message.id,
+                to=to,
+                now_ms=self._now_ms(),
+                kind=kind,
+                detail=detail,
+                worker_id=self.worker_id,
+                due_at_ms=due_at_ms,
+                channel=where.get("channel"),
+                channel_ref=channel_ref,
+                error=error,
+                route_step=route_step,
+                attempt_not_made=attempt_not_made,
+            ),
         )
         if not changed:
             # Our lease expired and another worker owns the message now: the

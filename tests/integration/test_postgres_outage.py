@@ -179,6 +179,69 @@ async def test_the_worker_delivers_within_a_second_of_the_return(
         await store.close()
 
 
+class _LosesTheDatabaseAfterSending(SandboxChannel):
+    """The sandbox, but the database stops right after the handset got the message."""
+
+    def __init__(self, path: Path, cluster: PgCluster) -> None:
+        super().__init__(path)
+        self.cluster = cluster
+        self.stopped = asyncio.Event()
+
+    async def send(self, message: Any, text: str) -> Any:
+        result = await super().send(message, text)
+        await asyncio.to_thread(self.cluster.stop)
+        self.stopped.set()
+        return result
+
+
+async def test_a_result_learned_during_an_outage_is_recorded_on_return_not_sent_again(
+    cluster: PgCluster,
+    tmp_path: Path,
+    message_factory: Callable[..., NewMessage],
+    app_factory: Callable[..., App],
+) -> None:
+    """The worker keeps what the channel answered through the outage (while its lease lasts):
+    the message is recorded delivered once the server is back, and never sent twice."""
+    store = create_store(cluster.url, timeout=STORE_TIMEOUT_S)
+    await store.open()
+    channel = _LosesTheDatabaseAfterSending(tmp_path / "sandbox", cluster)
+    await channel.open()
+    stop = asyncio.Event()
+    serving: asyncio.Task[None] | None = None
+    try:
+        await store.migrate()
+        app = app_factory(app_key=f"r{uuid.uuid4().hex[:7]}")
+        await store.insert_app(app)
+        message = message_factory(app_key=app.app_key, msg_key=str(uuid.uuid4()))
+        await store.accept(message)
+        # A short lease: without the fix the message is claimed again and resent within it.
+        worker = Worker(store, channel, rng=random.Random(7), worker_id="w1", poll_interval=0.05,
+                        lease_ms=8_000)  # fmt: skip
+        serving = asyncio.create_task(worker.serve(stop))
+        await asyncio.wait_for(channel.stopped.wait(), 10)
+        deadline = time.monotonic()
+        await asyncio.sleep(STORE_TIMEOUT_S + 1.0)  # the worker's record fails at least once
+        await asyncio.to_thread(cluster.start)
+        stored = None
+        while time.monotonic() < deadline + 12:
+            stored = await store.get_message(app.app_key, message.event.msg_key)
+            if stored is not None and stored.status == "delivered":
+                break
+            await asyncio.sleep(0.1)
+        assert stored is not None and "delivered" == stored.status
+        await asyncio.sleep(8.5)  # past the lease: a dropped result would be resent by now
+        lines = channel.path.read_text(encoding="utf-8").splitlines()
+        assert 1 == sum(json.loads(line)["msg_key"] == message.event.msg_key for line in lines)
+        kinds = [entry.kind for entry in await store.timeline(stored.id)]
+        assert "reclaimed" not in " ".join(kinds), kinds
+    finally:
+        stop.set()
+        if serving is not None:
+            await asyncio.wait_for(serving, 30)
+        await channel.close()
+        await store.close()
+
+
 def test_a_read_only_server_is_unavailable_not_an_error(
     cluster: PgCluster, gateway: GatewayThread, app: App
 ) -> None:
