@@ -83,6 +83,19 @@ class Settings:
     timestamp_tolerance_s: int = 600
     #: Largest request body accepted (query string included in nothing else).
     max_body_bytes: int = 65_536
+    #: Largest request head (request line and header fields); 431 above it.
+    http_max_head_bytes: int = 81_920
+    #: Longest header field line; 431 above it.
+    http_max_header_line_bytes: int = 8_192
+    #: Most header fields in one request; 431 above it.
+    http_max_headers: int = 100
+    #: A request head must arrive within this many seconds of the connection opening
+    #: (or of its first byte on a kept-alive connection), else the connection is closed.
+    http_head_timeout_s: float = 10.0
+    #: A request body must arrive within this many seconds of its head.
+    http_body_timeout_s: float = 30.0
+    #: An idle kept-alive connection is closed after this many seconds.
+    http_keep_alive_timeout_s: int = 5
     #: Largest ``mobile_receiver_message_event`` text (code 41 above it).
     max_event_bytes: int = 16_384
     #: Region assumed for receiver numbers written without a country code.

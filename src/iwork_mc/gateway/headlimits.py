@@ -1,0 +1,92 @@
+"""Bounds on one HTTP/1.1 request head, measured on the raw bytes (pure, no I/O).
+
+uvicorn bounds nothing of the head under httptools (a 128 MiB header is parsed
+to the end while every other connection waits), and under h11 only its total
+size.  :class:`HeadMeter` watches the bytes of a head as they arrive, before
+any parser sees them, and says when a head breaks a limit, so the server can
+answer 431 and close the connection after at most ``max_bytes`` bytes of work.
+It does not parse HTTP: it counts bytes and line breaks up to the blank line
+that ends the head (``\\r\\n\\r\\n``, or bare ``\\n\\n``, which lenient parsers
+accept too), so it works the same in front of either parser.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["HeadLimits", "HeadMeter"]
+
+# The blank line that ends a head; 3 bytes of the previous chunk are kept so
+# that a terminator split between two reads is found too.
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_KEPT = 3
+
+
+@dataclass(frozen=True, slots=True)
+class HeadLimits:
+    """What one request head may hold, and how long a request may take to arrive."""
+
+    #: Request line plus header fields; the request line of a GET may carry a whole event.
+    max_bytes: int = 81_920
+    #: One header field line (the request line is bounded by ``max_bytes`` only).
+    max_line_bytes: int = 8_192
+    #: Header fields.
+    max_fields: int = 100
+    #: From the connection's start (or a new request's first byte) to the end of its head.
+    head_timeout_s: float = 10.0
+    #: From the end of the head to the last byte of the body.
+    body_timeout_s: float = 30.0
+
+
+class HeadMeter:
+    """One request head's size so far: :meth:`feed` each chunk until :attr:`done`."""
+
+    __slots__ = ("_fields", "_line", "_tail", "done", "limits", "size")
+
+    def __init__(self, limits: HeadLimits) -> None:
+        self.limits = limits
+        #: Bytes of the head seen so far.
+        self.size = 0
+        #: True once the blank line ending the head has been seen.
+        self.done = False
+        self._line = 0  # length of the line being received
+        self._fields = -1  # completed lines minus the request line
+        self._tail = b""
+
+    @property
+    def started(self) -> bool:
+        return self.size > 0
+
+    def feed(self, chunk: bytes) -> str | None:
+        """Count ``chunk``; return why the head is refused, or None.
+
+        Bytes after the end of the head (the body) are not counted.
+        """
+        if self.done:
+            return None
+        limits = self.limits
+        end = _HEAD_END.search(self._tail + chunk)
+        if end is None:
+            head = chunk
+        else:
+            head = chunk[: end.end() - len(self._tail)]
+            self.done = True
+        self.size += len(head)
+        if self.size > limits.max_bytes:
+            return f"request head larger than {limits.max_bytes} bytes"
+        lines = head.split(b"\n")
+        line = self._line + len(lines[0])
+        for following in lines[1:]:
+            if self._fields >= 0 and line > limits.max_line_bytes:
+                break
+            self._fields += 1
+            line = len(following)
+        self._line = line
+        if self._fields >= 0 and line > limits.max_line_bytes:
+            return f"a header line is longer than {limits.max_line_bytes} bytes"
+        # The blank line that ends the head is no field.
+        if self._fields - self.done > limits.max_fields:
+            return f"more than {limits.max_fields} header fields"
+        self._tail = (self._tail + chunk[-_KEPT:])[-_KEPT:]
+        return None
