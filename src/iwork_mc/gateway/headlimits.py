@@ -75,18 +75,25 @@ class HeadMeter:
         self.size += len(head)
         if self.size > limits.max_bytes:
             return f"request head larger than {limits.max_bytes} bytes"
-        lines = head.split(b"\n")
-        line = self._line + len(lines[0])
-        for following in lines[1:]:
-            if self._fields >= 0 and line > limits.max_line_bytes:
-                break
-            self._fields += 1
-            line = len(following)
-        self._line = line
-        if self._fields >= 0 and line > limits.max_line_bytes:
+        # Only a head longer than a line may hold a too-long line: the usual
+        # head of a few hundred bytes skips the per-line scan.
+        if self.size > limits.max_line_bytes and self._longest_field_line(head) > (
+            limits.max_line_bytes
+        ):
             return f"a header line is longer than {limits.max_line_bytes} bytes"
+        self._fields += head.count(b"\n")
+        last = head.rfind(b"\n")
+        self._line = self._line + len(head) if last < 0 else len(head) - last - 1
         # The blank line that ends the head is no field.
         if self._fields - self.done > limits.max_fields:
             return f"more than {limits.max_fields} header fields"
         self._tail = (self._tail + chunk[-_KEPT:])[-_KEPT:]
         return None
+
+    def _longest_field_line(self, head: bytes) -> int:
+        lines = head.split(b"\n")
+        lengths = [self._line + len(lines[0]), *map(len, lines[1:])]
+        if self._fields < 0:
+            # The request line is still arriving: it is bounded by max_bytes only.
+            lengths = lengths[1:]
+        return max(lengths, default=0)
