@@ -45,6 +45,11 @@ class App:
     previous_secret_expires_at_ms: int | None = None
     #: Where each status change of the app's messages is POSTed (signed); None: nowhere.
     callback_url: str | None = None
+    #: Calls per second this app may make, over every gateway process (0: no limit);
+    #: None: the ``app_rate_limit`` setting.
+    rate_limit: float | None = None
+    #: Calls it may burst above its rate; None: the ``app_rate_burst`` setting.
+    rate_burst: int | None = None
 
     def valid_secrets(self, now_ms: int) -> tuple[str, ...]:
         """The secrets a signature may be made with at ``now_ms``, current first."""

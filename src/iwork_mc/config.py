@@ -102,8 +102,9 @@ class Settings:
     default_region: str = "CN"
     #: Regions whose numbers are accepted (ISO 3166 codes); ``*``: every region.
     allowed_regions: tuple[str, ...] = ("CN",)
-    #: Calls per second allowed per app and gateway process (0: no limit); code 7 above it.
-    app_rate_limit: float = 0.0
+    #: Calls per second allowed per app over every gateway process on the store, TOP and
+    #: REST together (0: no limit); code 7 / HTTP 429 above it.  ``apps set-rate`` overrides it.
+    app_rate_limit: float = 50.0
     #: Calls an app may burst above its rate.
     app_rate_burst: int = 100
     #: How long an app looked up in the store is trusted before it is read again.

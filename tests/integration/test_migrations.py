@@ -25,8 +25,9 @@ from iwork_mc.store.migrations import Migration
 INITIAL = "0001_initial"
 SEGMENTS = "0002_segments"
 ENGINE = "0003_engine"
-ALL = [INITIAL, SEGMENTS, ENGINE]
-LEDGER = [(1, INITIAL), (2, SEGMENTS), (3, ENGINE)]
+FLOW_CONTROL = "0004_flow_control"
+ALL = [INITIAL, SEGMENTS, ENGINE, FLOW_CONTROL]
+LEDGER = [(1, INITIAL), (2, SEGMENTS), (3, ENGINE), (4, FLOW_CONTROL)]
 
 
 def ledger(database_url: str) -> list[tuple[int, str]]:
