@@ -23,6 +23,7 @@ from servers import GatewayThread
 
 HEAD_TIMEOUT_S = 0.5
 BODY_TIMEOUT_S = 0.5
+KEEP_ALIVE_S = 1
 
 
 @pytest.fixture(scope="module", params=["httptools", "h11"])
@@ -33,6 +34,7 @@ def gateway(
         data_dir=tmp_path_factory.mktemp("limits"),
         http_head_timeout_s=HEAD_TIMEOUT_S,
         http_body_timeout_s=BODY_TIMEOUT_S,
+        http_keep_alive_timeout_s=KEEP_ALIVE_S,
     )
     with GatewayThread(settings, http=request.param) as gw:
         yield gw
@@ -184,3 +186,12 @@ def test_a_kept_alive_connection_serves_several_requests(gateway: GatewayThread)
             while not data.endswith(b'{"status":"ok"}'):
                 data += sock.recv(65_536)
             assert b"HTTP/1.1 200 OK" == status_line(data)
+
+
+def test_an_idle_kept_alive_connection_is_closed_after_its_timeout(gateway: GatewayThread) -> None:
+    with connect(gateway) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while not data.endswith(b'{"status":"ok"}'):
+            data += sock.recv(65_536)
+        assert KEEP_ALIVE_S * 0.8 <= closed_after(sock, KEEP_ALIVE_S + 2.5)
