@@ -12,15 +12,26 @@ accept too), so it works the same in front of either parser.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 __all__ = ["HeadLimits", "HeadMeter"]
 
-# The blank line that ends a head; 3 bytes of the previous chunk are kept so
-# that a terminator split between two reads is found too.
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
+# 3 bytes of the previous chunk are kept so that the blank line ending a head
+# is found when a read splits it.
 _KEPT = 3
+
+
+def _head_end(data: bytes) -> int:
+    """The index just past the blank line that ends the head in ``data``, or -1.
+
+    Two ``find`` calls: several times cheaper than a regular expression on the
+    hot path, where the whole head arrives in one read.
+    """
+    crlf = data.find(b"\r\n\r\n")
+    lf = data.find(b"\n\n", 0, len(data) if crlf < 0 else crlf)
+    if lf >= 0:
+        return lf + 2
+    return crlf + 4 if crlf >= 0 else -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +77,11 @@ class HeadMeter:
         if self.done:
             return None
         limits = self.limits
-        end = _HEAD_END.search(self._tail + chunk)
-        if end is None:
+        end = _head_end(self._tail + chunk)
+        if end < 0:
             head = chunk
         else:
-            head = chunk[: end.end() - len(self._tail)]
+            head = chunk[: end - len(self._tail)]
             self.done = True
         self.size += len(head)
         if self.size > limits.max_bytes:
