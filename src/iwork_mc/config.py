@@ -283,6 +283,14 @@ class Settings:
 
 
 _TYPES = typing.get_type_hints(Settings)
+#: Connection and flow-control bounds that make no sense below 1.
+_AT_LEAST_ONE = (
+    "http_max_head_bytes",
+    "http_max_header_line_bytes",
+    "http_max_headers",
+    "http_keep_alive_timeout_s",
+    "app_rate_burst",
+)
 
 
 def _validate(settings: Settings) -> None:
@@ -303,9 +311,14 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(
                 f"{name}: {getattr(settings, name)!r} is not one of {', '.join(allowed)}"
             )
-    for name in ("message_validity_s", "max_segments", "retry_max_attempts"):
+    for name in ("message_validity_s", "max_segments", "retry_max_attempts", *_AT_LEAST_ONE):
         if getattr(settings, name) < 1:
             raise ConfigError(f"{name}: must be at least 1")
+    for name in ("http_head_timeout_s", "http_body_timeout_s"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"{name}: must be more than 0")
+    if settings.app_rate_limit < 0:
+        raise ConfigError("app_rate_limit: must not be negative (0: no limit)")
     try:
         settings.quiet  # noqa: B018 - parsing is the check
         settings.receiver_rules  # noqa: B018
