@@ -553,7 +553,7 @@ def _overload_section(results: dict[str, Any]) -> list[str]:
     return [
         "## Overload",
         "",
-        f"`IWORK_MC_APP_RATE_LIMIT={r['rate_limit']:g}` on one gateway process (SQLite): "
+        f"`iwork-mc apps set-rate --rate {r['rate_limit']:g}` on one gateway process (SQLite): "
         f"{results['plan'].get('limit_share', 0.8):.0%} of the sustainable rate, the "
         f"1-process accept rate at c{results['plan']['main_level']} "
         f"({_rate(r['sustainable'])}/s). Then {r['concurrency']} connections, each pausing "

@@ -200,14 +200,28 @@ class Settings(BaseSettings):
     timestamp_tolerance_s: Count = 600
     #: Largest request body accepted (query string included in nothing else).
     max_body_bytes: Count = 65_536
+    #: Largest request head (request line and header fields); 431 above it.
+    http_max_head_bytes: Count = 81_920
+    #: Longest header field line; 431 above it.
+    http_max_header_line_bytes: Count = 8_192
+    #: Most header fields in one request; 431 above it.
+    http_max_headers: Count = 100
+    #: A request head must arrive within this many seconds of the connection opening
+    #: (or of its first byte on a kept-alive connection), else the connection is closed.
+    http_head_timeout_s: Seconds = 10.0
+    #: A request body must arrive within this many seconds of its head.
+    http_body_timeout_s: Seconds = 30.0
+    #: An idle kept-alive connection is closed after this many seconds.
+    http_keep_alive_timeout_s: Count = 5
     #: Largest ``mobile_receiver_message_event`` text (code 41 above it).
     max_event_bytes: Count = 16_384
     #: Region assumed for receiver numbers written without a country code.
     default_region: Region = "CN"
     #: Regions whose numbers are accepted (ISO 3166 codes); ``*``: every region.
     allowed_regions: Regions = ("CN",)
-    #: Calls per second allowed per app and gateway process (0: no limit); code 7 above it.
-    app_rate_limit: NonNegativeSeconds = 0.0
+    #: Calls per second allowed per app over every gateway process on the store, TOP and
+    #: REST together (0: no limit); code 7 / HTTP 429 above it.  ``apps set-rate`` overrides it.
+    app_rate_limit: NonNegativeSeconds = 50.0
     #: Calls an app may burst above its rate.
     app_rate_burst: Count = 100
     #: How long an app looked up in the store is trusted before it is read again.

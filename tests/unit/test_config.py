@@ -273,6 +273,10 @@ def test_an_empty_route_list_means_the_default_route(routes: str) -> None:
         ({"IWORK_MC_RECEIVER_LIMITS_PER_APP": "week=3"}, "minute, hour or day"),
         ({"IWORK_MC_DEFAULT_TEMPLATE": "{% if %}"}, "default_template: line 1"),
         ({"IWORK_MC_MAX_SEGMENTS": "0"}, "max_segments: must be at least 1"),
+        ({"IWORK_MC_HTTP_MAX_HEAD_BYTES": "0"}, "http_max_head_bytes: must be at least 1"),
+        ({"IWORK_MC_HTTP_HEAD_TIMEOUT_S": "0"}, "http_head_timeout_s: must be more than 0"),
+        ({"IWORK_MC_APP_RATE_BURST": "0"}, "app_rate_burst: must be at least 1"),
+        ({"IWORK_MC_APP_RATE_LIMIT": "-1"}, "app_rate_limit: must be at least 0"),
     ],
 )
 def test_delivery_settings_are_checked(env: dict[str, str], message: str) -> None:

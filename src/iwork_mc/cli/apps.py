@@ -24,6 +24,9 @@ def _app_view(app_: App, *, with_secret: bool = False) -> dict[str, Any]:
         "created_at_ms": app_.created_at_ms,
         "previous_secret_valid_until_ms": app_.previous_secret_expires_at_ms,
         "callback_url": app_.callback_url,
+        # None: the app_rate_limit / app_rate_burst settings apply.
+        "rate_limit": app_.rate_limit,
+        "rate_burst": app_.rate_burst,
     }
     if with_secret:
         view["secret"] = app_.secret
@@ -147,4 +150,31 @@ def apps_clear_callback(
     """Stop sending the app's status callbacks."""
     settings = common.settings_from(ctx)
     found = common.run(settings, lambda s: s.set_callback_url(app_key, None))
+    _print_app(_existing(found, app_key), json_output)
+
+
+@apps_cli.command("set-rate")
+def apps_set_rate(
+    ctx: typer.Context,
+    app_key: str,
+    rate: Annotated[
+        float, typer.Option(min=0, help="Calls per second over every gateway (0: no limit).")
+    ],
+    burst: Annotated[
+        int | None,
+        typer.Option(min=1, help="Calls it may burst above the rate [default: app_rate_burst]."),
+    ] = None,
+    json_output: common.JsonFlag = False,
+) -> None:
+    """Give an app its own flow control, instead of app_rate_limit / app_rate_burst."""
+    settings = common.settings_from(ctx)
+    found = common.run(settings, lambda s: s.set_app_rate(app_key, rate, burst))
+    _print_app(_existing(found, app_key), json_output)
+
+
+@apps_cli.command("clear-rate")
+def apps_clear_rate(ctx: typer.Context, app_key: str, json_output: common.JsonFlag = False) -> None:
+    """Put an app back on the default flow control (app_rate_limit / app_rate_burst)."""
+    settings = common.settings_from(ctx)
+    found = common.run(settings, lambda s: s.set_app_rate(app_key, None, None))
     _print_app(_existing(found, app_key), json_output)

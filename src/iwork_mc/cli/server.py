@@ -73,6 +73,7 @@ def _server(settings: Settings, store: Store, channel_health: Any = None) -> Any
     import uvicorn
 
     from iwork_mc.gateway.app import create_app
+    from iwork_mc.gateway.server import server_config
 
     class GatewayServer(uvicorn.Server):
         # Signals are ours (see _serve): uvicorn's own handling re-raises the
@@ -81,16 +82,8 @@ def _server(settings: Settings, store: Store, channel_health: Any = None) -> Any
         def capture_signals(self) -> Iterator[None]:
             yield
 
-    config = uvicorn.Config(
-        create_app(settings, store, channel_health=channel_health),
-        # uvicorn's access log prints query strings, which carry app keys,
-        # signatures and (on GET) phone numbers; the gateway logs its own line.
-        access_log=False,
-        log_level="warning",
-        lifespan="off",
-        http="httptools",
-        loop="uvloop" if sys.platform != "win32" else "asyncio",
-    )
+    # The socket is bound by listen() and handed to serve(): no host or port here.
+    config = server_config(create_app(settings, store, channel_health=channel_health), settings)
     return GatewayServer(config)
 
 

@@ -68,10 +68,12 @@ def create_app(
     """
     # One app cache for both APIs: each app is read from the store once per ttl.
     apps = AppDirectory(store, settings.app_cache_ttl_s)
+    # One budget per app for both APIs, shared with the other gateway processes.
+    flow_control = FlowControl(store, settings.app_rate_limit, settings.app_rate_burst)
     top = TopEndpoint(
         methods=build_methods(store, settings),
         apps=apps,
-        flow_control=FlowControl(settings.app_rate_limit, settings.app_rate_burst),
+        flow_control=flow_control,
         timestamp_tolerance_ms=settings.timestamp_tolerance_s * 1000,
         max_body_bytes=settings.max_body_bytes,
         clock=clock,
@@ -90,7 +92,12 @@ def create_app(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             # /v1/..., /openapi.json and /docs (FastAPI); everything else is its 404.
-            Mount("/", app=create_rest_app(settings, store, clock=clock, apps=apps)),
+            Mount(
+                "/",
+                app=create_rest_app(
+                    settings, store, clock=clock, apps=apps, flow_control=flow_control
+                ),
+            ),
         ]
     )
 

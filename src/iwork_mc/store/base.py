@@ -22,6 +22,7 @@ from iwork_mc.messages import (
     TimelineEntry,
 )
 from iwork_mc.policies import AcceptChecks, OptOut
+from iwork_mc.ratelimits import Grant, Rate
 from iwork_mc.segments import ReceiptOutcome, Segment, SegmentState
 from iwork_mc.templates import Template
 
@@ -90,6 +91,18 @@ class Store(Protocol):
 
     async def set_callback_url(self, app_key: str, url: str | None) -> App | None:
         """Set (or with ``None`` clear) the app's status callback URL; ``None`` if no app."""
+
+    async def set_app_rate(
+        self, app_key: str, rate_limit: float | None, rate_burst: int | None
+    ) -> App | None:
+        """Set the app's rate and burst (``None``: the defaults); ``None`` if no app."""
+
+    async def take_tokens(self, app_key: str, want: int, rate: Rate, now_ms: int) -> Grant:
+        """Lease up to ``want`` tokens from the app's shared bucket (:func:`ratelimits.take`).
+
+        One transaction, serialised with every other process's lease of the
+        same app; a bucket seen for the first time starts full.
+        """
 
     # -- templates ----------------------------------------------------------
 

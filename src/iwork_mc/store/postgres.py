@@ -85,6 +85,7 @@ from iwork_mc.messages import (
     TimelineEntry,
 )
 from iwork_mc.policies import AcceptChecks, OptOut, ReceiverFacts
+from iwork_mc.ratelimits import Grant, Rate
 from iwork_mc.segments import FINAL_SEGMENT_STATES, ReceiptOutcome, Segment, SegmentState
 from iwork_mc.store import migrations, rows, sql
 from iwork_mc.store.base import (
@@ -132,6 +133,10 @@ class _Queries:
     set_app_enabled: LiteralString
     rotate_secret: LiteralString
     set_callback_url: LiteralString
+    set_app_rate: LiteralString
+    seed_bucket: LiteralString
+    lock_bucket: LiteralString
+    save_bucket: LiteralString
     accept: LiteralString
     receiver_lock: LiteralString
     receiver_facts: LiteralString
@@ -314,6 +319,24 @@ class PostgresStore:
     async def set_callback_url(self, app_key: str, url: str | None) -> App | None:
         row = await self._fetch_one(_Q.set_callback_url, {"app_key": app_key, "url": url})
         return None if row is None else rows.app_from_row(row)
+
+    async def set_app_rate(
+        self, app_key: str, rate_limit: float | None, rate_burst: int | None
+    ) -> App | None:
+        params = {"app_key": app_key, "rate_limit": rate_limit, "rate_burst": rate_burst}
+        row = await self._fetch_one(_Q.set_app_rate, params)
+        return None if row is None else rows.app_from_row(row)
+
+    async def take_tokens(self, app_key: str, want: int, rate: Rate, now_ms: int) -> Grant:
+        # Seeded first, so that the row exists for FOR UPDATE to serialise
+        # every process's lease of this app.
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(_Q.seed_bucket, rows.seed_bucket_params(app_key, rate, now_ms))
+            found = await (await conn.execute(_Q.lock_bucket, {"app_key": app_key})).fetchone()
+            assert found is not None  # seeded just above
+            grant = rows.lease(found, want, rate, now_ms)
+            await conn.execute(_Q.save_bucket, rows.bucket_params(app_key, grant))
+            return grant
 
     # -- templates ----------------------------------------------------------
 

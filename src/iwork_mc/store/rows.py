@@ -30,6 +30,7 @@ from iwork_mc.messages import (
     TimelineEntry,
 )
 from iwork_mc.policies import AcceptChecks, CountQuery, OptOut, ReceiverFacts
+from iwork_mc.ratelimits import Bucket, Grant, Rate, take
 from iwork_mc.segments import (
     FINAL_SEGMENT_STATES,
     Segment,
@@ -48,6 +49,7 @@ __all__ = [
     "Row",
     "accept_params",
     "app_from_row",
+    "bucket_params",
     "callback_detail",
     "conclusion",
     "count_params",
@@ -58,6 +60,7 @@ __all__ = [
     "find_params",
     "fitting_receipts",
     "kept_receipt_from_row",
+    "lease",
     "message_from_row",
     "not_inserted",
     "opt_out_from_row",
@@ -72,6 +75,7 @@ __all__ = [
     "repeat",
     "requeue_detail",
     "requeue_params",
+    "seed_bucket_params",
     "segment_from_row",
     "segment_key",
     "sources_of",
@@ -95,7 +99,27 @@ def app_from_row(row: Row) -> App:
         previous_secret=row["previous_secret"],
         previous_secret_expires_at_ms=row["previous_secret_expires_at_ms"],
         callback_url=row["callback_url"],
+        rate_limit=row["rate_limit"],
+        rate_burst=row["rate_burst"],
     )
+
+
+def seed_bucket_params(app_key: str, rate: Rate, now_ms: int) -> dict[str, Any]:
+    """A bucket seen for the first time is full."""
+    return {"app_key": app_key, "tokens": float(rate.burst), "now_ms": now_ms}
+
+
+def lease(row: Row, want: int, rate: Rate, now_ms: int) -> Grant:
+    """Take tokens from the locked ``rate_buckets`` row (the rule is :func:`ratelimits.take`)."""
+    return take(Bucket(float(row["tokens"]), int(row["updated_at_ms"])), want, rate, now_ms)
+
+
+def bucket_params(app_key: str, grant: Grant) -> dict[str, Any]:
+    return {
+        "app_key": app_key,
+        "tokens": grant.bucket.tokens,
+        "updated_at_ms": grant.bucket.updated_at_ms,
+    }
 
 
 def params_of(value: App | Template | OptOut) -> dict[str, Any]:

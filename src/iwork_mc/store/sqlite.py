@@ -61,6 +61,7 @@ from iwork_mc.messages import (
     TimelineEntry,
 )
 from iwork_mc.policies import AcceptChecks, OptOut, ReceiverFacts
+from iwork_mc.ratelimits import Grant, Rate
 from iwork_mc.segments import FINAL_SEGMENT_STATES, ReceiptOutcome, Segment, SegmentState
 from iwork_mc.store import migrations, rows, sql
 from iwork_mc.store.base import (
@@ -87,6 +88,10 @@ class _Queries:
     set_app_enabled: LiteralString
     rotate_secret: LiteralString
     set_callback_url: LiteralString
+    set_app_rate: LiteralString
+    seed_bucket: LiteralString
+    lock_bucket: LiteralString
+    save_bucket: LiteralString
     insert_message: LiteralString
     insert_outbox: LiteralString
     insert_entries: LiteralString
@@ -265,6 +270,26 @@ class SQLiteStore:
         params = {"app_key": app_key, "url": url}
         row = await self._submit("write", _fetch_one(_Q.set_callback_url, params))
         return None if row is None else rows.app_from_row(row)
+
+    async def set_app_rate(
+        self, app_key: str, rate_limit: float | None, rate_burst: int | None
+    ) -> App | None:
+        params = {"app_key": app_key, "rate_limit": rate_limit, "rate_burst": rate_burst}
+        row = await self._submit("write", _fetch_one(_Q.set_app_rate, params))
+        return None if row is None else rows.app_from_row(row)
+
+    async def take_tokens(self, app_key: str, want: int, rate: Rate, now_ms: int) -> Grant:
+        # One write job: BEGIN IMMEDIATE holds the file's write lock, so the
+        # read and the update are atomic across processes.
+        def job(conn: sqlite3.Connection) -> Grant:
+            conn.execute(_Q.seed_bucket, rows.seed_bucket_params(app_key, rate, now_ms))
+            found = _one(conn, _Q.lock_bucket, {"app_key": app_key})
+            assert found is not None  # seeded just above
+            grant = rows.lease(found, want, rate, now_ms)
+            conn.execute(_Q.save_bucket, rows.bucket_params(app_key, grant))
+            return grant
+
+        return await self._submit("write", job)
 
     # -- templates ----------------------------------------------------------
 

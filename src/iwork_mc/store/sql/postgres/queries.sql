@@ -21,14 +21,31 @@ VALUES (%(version)s, %(name)s, (extract(epoch FROM clock_timestamp()) * 1000)::b
 -- insert_app --
 INSERT INTO apps (
     app_key, name, secret, previous_secret, previous_secret_expires_at_ms, enabled, created_at_ms,
-    callback_url
+    callback_url, rate_limit, rate_burst
 )
 VALUES (
     %(app_key)s, %(name)s, %(secret)s, %(previous_secret)s, %(previous_secret_expires_at_ms)s,
-    %(enabled)s, %(created_at_ms)s, %(callback_url)s
+    %(enabled)s, %(created_at_ms)s, %(callback_url)s, %(rate_limit)s, %(rate_burst)s
 )
 ON CONFLICT (app_key) DO NOTHING
 RETURNING app_key;
+
+-- set_app_rate --
+UPDATE apps SET rate_limit = %(rate_limit)s, rate_burst = %(rate_burst)s
+WHERE app_key = %(app_key)s RETURNING *;
+
+-- seed_bucket --
+-- An app's first lease finds its bucket full.
+INSERT INTO rate_buckets (app_key, tokens, updated_at_ms)
+VALUES (%(app_key)s, %(tokens)s, %(now_ms)s)
+ON CONFLICT (app_key) DO NOTHING;
+
+-- lock_bucket --
+SELECT tokens, updated_at_ms FROM rate_buckets WHERE app_key = %(app_key)s FOR UPDATE;
+
+-- save_bucket --
+UPDATE rate_buckets SET tokens = %(tokens)s, updated_at_ms = %(updated_at_ms)s
+WHERE app_key = %(app_key)s;
 
 -- get_app --
 SELECT * FROM apps WHERE app_key = %(app_key)s;

@@ -17,14 +17,31 @@ VALUES (:version, :name, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEG
 -- insert_app --
 INSERT INTO apps (
     app_key, name, secret, previous_secret, previous_secret_expires_at_ms, enabled, created_at_ms,
-    callback_url
+    callback_url, rate_limit, rate_burst
 )
 VALUES (
     :app_key, :name, :secret, :previous_secret, :previous_secret_expires_at_ms, :enabled,
-    :created_at_ms, :callback_url
+    :created_at_ms, :callback_url, :rate_limit, :rate_burst
 )
 ON CONFLICT (app_key) DO NOTHING
 RETURNING app_key;
+
+-- set_app_rate --
+UPDATE apps SET rate_limit = :rate_limit, rate_burst = :rate_burst
+WHERE app_key = :app_key RETURNING *;
+
+-- seed_bucket --
+-- An app's first lease finds its bucket full.
+INSERT INTO rate_buckets (app_key, tokens, updated_at_ms)
+VALUES (:app_key, :tokens, :now_ms)
+ON CONFLICT (app_key) DO NOTHING;
+
+-- lock_bucket --
+SELECT tokens, updated_at_ms FROM rate_buckets WHERE app_key = :app_key;
+
+-- save_bucket --
+UPDATE rate_buckets SET tokens = :tokens, updated_at_ms = :updated_at_ms
+WHERE app_key = :app_key;
 
 -- get_app --
 SELECT * FROM apps WHERE app_key = :app_key;
