@@ -33,10 +33,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from iwork_mc.events import MobileReceiverMessageEvent
+from iwork_mc.template_sandbox import (
+    LIMITS,
+    BoundedSandbox,
+    BudgetExceeded,
+    Limits,
+    TemplateLimitError,
+    budget,
+)
 
 __all__ = [
     "DEFAULT_TEMPLATE",
@@ -58,7 +64,7 @@ RENDER_FAILED = "TEMPLATE_RENDER_FAILED"
 #: What a template may be called: a letter or digit, then up to 63 of ``A-Za-z0-9._-``.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 #: The longest template text, and the longest ``limits`` text.
-MAX_BODY = 8192
+MAX_BODY = LIMITS.source
 MAX_LIMITS = 200
 
 #: What an event with no matching template reads like:
@@ -127,40 +133,17 @@ def _plain(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-#: The longest string or list a template may build with ``*`` (an SMS is far shorter).
-_MAX_REPEAT = 10_000
-
-
-class _BoundedSandbox(ImmutableSandboxedEnvironment):
-    """Jinja2's immutable sandbox (a template can change nothing, not even the event's
-    data), plus bounds on ``*`` and ``**``, which the sandbox leaves unbounded.
-
-    Templates come from apps through the REST API too: ``{{ 'a' * 10**9 }}``
-    must not take the gateway's memory, nor ``{{ 10**10**10 }}`` its CPU.
-    """
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, int) and abs(right) > 64:
-            raise SecurityError("exponents above 64 are not allowed in templates")
-        if operator == "*":
-            for sequence, count in ((left, right), (right, left)):
-                repeat = isinstance(sequence, str | list | tuple) and isinstance(count, int)
-                if repeat and len(sequence) * count > _MAX_REPEAT:
-                    raise SecurityError(f"a repeat longer than {_MAX_REPEAT} is not allowed")
-        return super().call_binop(context, operator, left, right)
-
-
 class Renderer:
-    """Compiles template texts once (an LRU of ``cache_size``) and renders events."""
+    """Compiles template texts once (an LRU of ``cache_size``) and renders events,
+    each render bounded by ``limits`` (see :mod:`iwork_mc.template_sandbox`)."""
 
-    def __init__(self, zone: str = "Asia/Shanghai", *, cache_size: int = 512) -> None:
+    def __init__(
+        self, zone: str = "Asia/Shanghai", *, cache_size: int = 512, limits: Limits = LIMITS
+    ) -> None:
         self._zone = ZoneInfo(zone)
-        self._env = _BoundedSandbox(
-            undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
-        )
-        self._env.filters["plain"] = _plain
+        self._limits = limits
+        self._env = BoundedSandbox(limits)
+        self._env.add_filter("plain", _plain)
         self._compiled: OrderedDict[str, jinja2.Template] = OrderedDict()
         self._cache_size = cache_size
 
@@ -171,9 +154,11 @@ class Renderer:
             self._compiled.move_to_end(body)
             return compiled
         try:
-            compiled = self._env.from_string(body)
+            compiled = self._env.compile_bounded(body)
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"line {exc.lineno}: {exc.message}") from None
+        except TemplateLimitError as exc:
+            raise TemplateError(str(exc)) from None
         self._compiled[body] = compiled
         if len(self._compiled) > self._cache_size:
             self._compiled.popitem(last=False)
@@ -202,7 +187,10 @@ class Renderer:
         except TemplateError as exc:
             raise RenderError(f"the template is not valid: {exc}") from None
         try:
-            text = compiled.render(self.variables(event)).strip()
+            with budget(self._limits):
+                text = compiled.render(self.variables(event)).strip()
+        except BudgetExceeded as exc:
+            raise RenderError(f"the template went over a limit: {exc}") from None
         except jinja2.UndefinedError as exc:
             raise RenderError(f"the template needs {_undefined_name(exc)}") from None
         except jinja2.TemplateError as exc:
@@ -210,6 +198,10 @@ class Renderer:
         except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
             # Errors of the template's own logic, e.g. {{ count / 0 }}.
             raise RenderError(f"the template failed: {type(exc).__name__}: {exc}") from None
+        except RecursionError:
+            raise RenderError("the template's calls nest too deeply") from None
+        except MemoryError:
+            raise RenderError("the template needs too much memory") from None
         if not text:
             raise RenderError("the template rendered an empty text")
         return text

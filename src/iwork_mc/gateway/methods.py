@@ -8,6 +8,7 @@ is adding an entry to the table :func:`build_methods` returns.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -95,8 +96,10 @@ class SendMobile:
             raise invalid_field(exc.field, exc.reason) from None
         app_key = call.app.app_key
         templates = await self._templates.current(call.now_ms / 1000)
-        composed = compose(
-            self._rules, app_key, event, templates, call.now_ms, request_id=call.request_id
+        # Rendering a tenant's template is bounded (template_sandbox.Limits) but may take
+        # up to its time limit: never on the event loop, which serves every other caller.
+        composed = await asyncio.to_thread(
+            compose, self._rules, app_key, event, templates, call.now_ms, request_id=call.request_id
         )
         if isinstance(composed, Rejection):
             return await self._declined(app_key, event, composed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
@@ -53,9 +54,10 @@ def _visible(template: Template | None, caller: Caller) -> Template | None:
     return template
 
 
-def _compile(context: RestContext, body: str) -> None:
+async def _compile(context: RestContext, body: str) -> None:
+    # Compiling and rendering run off the event loop: both are bounded, not free.
     try:
-        context.rules.renderer.compile(body)
+        await asyncio.to_thread(context.rules.renderer.compile, body)
     except TemplateError as exc:
         match = _LINE.match(str(exc))
         raise RestError(
@@ -66,8 +68,8 @@ def _compile(context: RestContext, body: str) -> None:
         ) from None
 
 
-def _validate(context: RestContext, update: TemplateUpdate) -> None:
-    _compile(context, update.body)
+async def _validate(context: RestContext, update: TemplateUpdate) -> None:
+    await _compile(context, update.body)
     try:
         parse_limits(update.limits, "template")
     except PolicyError as exc:
@@ -129,7 +131,7 @@ async def create_template(
     template: TemplateIn, caller: CallerDep, context: ContextDep
 ) -> TemplateOut:
     """A new template of the calling app; its body must compile and its limits parse."""
-    _validate(context, template)
+    await _validate(context, template)
     stored = _build(template.name, template, caller, caller.now_ms)
     try:
         await context.store.insert_template(stored)
@@ -161,7 +163,7 @@ async def render(request: RenderIn, caller: CallerDep, context: ContextDep) -> R
     except EventFieldError as exc:
         raise RestError(422, "invalid_event", str(exc), field=exc.field) from None
     if request.body is not None:
-        _compile(context, request.body)
+        await _compile(context, request.body)
         name, body = GIVEN_BODY, request.body
     elif request.name is not None:
         chosen = _visible(await context.store.get_template(request.name), caller)
@@ -173,7 +175,7 @@ async def render(request: RenderIn, caller: CallerDep, context: ContextDep) -> R
         selected = select_template(templates, caller.app_key, event)
         default = ("", context.settings.default_template)
         name, body = default if selected is None else (selected.name, selected.body)
-    rendered = render_text(context.rules, body, event)
+    rendered = await asyncio.to_thread(render_text, context.rules, body, event)
     if isinstance(rendered, Rejection):
         return RenderOut(
             template=name, ok=False, text=None, encoding=None, units=None, segments=None,
@@ -207,7 +209,7 @@ async def replace_template(
 ) -> TemplateOut:
     """Replace the content of one of the calling app's templates (its name stays)."""
     existing = await _own(context, caller, name)
-    _validate(context, template)
+    await _validate(context, template)
     stored = _build(name, template, caller, existing.created_at_ms)
     try:
         updated = await context.store.update_template(stored)
