@@ -21,6 +21,7 @@ from iwork_mc.messages import NewMessage, Rejection
 from iwork_mc.policies import AcceptChecks, CapRule, QuietHours, is_urgent, parse_limits
 from iwork_mc.routing import NO_ROUTE, Route, choose_route
 from iwork_mc.smpp import Encoding, SplitMethod, sms_encoding
+from iwork_mc.template_sandbox import Limits
 from iwork_mc.templates import RENDER_FAILED, Renderer, RenderError, Template, select_template
 from iwork_mc.templates import text_digest as digest
 
@@ -51,7 +52,9 @@ class AcceptRules:
     @classmethod
     def from_settings(cls, settings: Settings) -> AcceptRules:
         return cls(
-            renderer=Renderer(settings.timezone),
+            renderer=Renderer(
+                settings.timezone, limits=Limits(seconds=settings.template_render_timeout_s)
+            ),
             default_template=settings.default_template,
             max_segments=settings.max_segments,
             long_messages=settings.smpp.long_messages,

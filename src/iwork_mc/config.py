@@ -148,6 +148,8 @@ class Settings:
     default_template: str = DEFAULT_TEMPLATE
     #: How long a gateway trusts its copy of the templates.
     template_cache_ttl_s: float = 2.0
+    #: The longest one template render may take (a longer one fails TEMPLATE_RENDER_FAILED).
+    template_render_timeout_s: float = 0.1
     #: Per-receiver caps per app, e.g. ``minute=2,hour=10,day=20``; empty: none.
     receiver_limits_per_app: str = ""
     #: Per-receiver caps over all apps.
@@ -297,6 +299,8 @@ def _validate(settings: Settings) -> None:
         settings.receiver_rules  # noqa: B018
     except PolicyError as exc:
         raise ConfigError(str(exc)) from None
+    if settings.template_render_timeout_s <= 0:
+        raise ConfigError("template_render_timeout_s: must be above 0")
     try:
         Renderer(settings.timezone).compile(settings.default_template)
     except TemplateError as exc:

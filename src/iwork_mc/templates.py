@@ -54,6 +54,7 @@ __all__ = [
     "Renderer",
     "Template",
     "TemplateError",
+    "TemplateTooComplex",
     "default_text",
     "select_template",
     "text_digest",
@@ -79,6 +80,11 @@ DEFAULT_TEMPLATE = (
 
 class TemplateError(ValueError):
     """A template text that is not valid Jinja2; the message gives the line."""
+
+
+class TemplateTooComplex(TemplateError):
+    """A template refused because it cannot be bounded: too long, nested too deeply,
+    include/import/extends, a recursive loop (see :mod:`iwork_mc.template_sandbox`)."""
 
 
 class RenderError(ValueError):
@@ -148,7 +154,8 @@ class Renderer:
         self._cache_size = cache_size
 
     def compile(self, body: str) -> jinja2.Template:
-        """The compiled template; raises :class:`TemplateError` on a syntax error."""
+        """The compiled template; raises :class:`TemplateError` on a syntax error and
+        :class:`TemplateTooComplex` for what cannot be bounded."""
         compiled = self._compiled.get(body)
         if compiled is not None:
             self._compiled.move_to_end(body)
@@ -158,7 +165,7 @@ class Renderer:
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"line {exc.lineno}: {exc.message}") from None
         except TemplateLimitError as exc:
-            raise TemplateError(str(exc)) from None
+            raise TemplateTooComplex(str(exc)) from None
         self._compiled[body] = compiled
         if len(self._compiled) > self._cache_size:
             self._compiled.popitem(last=False)

@@ -27,6 +27,7 @@ from iwork_mc.store.base import TemplateExists
 from iwork_mc.templates import (
     Template,
     TemplateError,
+    TemplateTooComplex,
     select_template,
 )
 
@@ -39,7 +40,10 @@ GIVEN_BODY = "(body)"
 _LINE = re.compile(r"^line (\d+):")
 
 _INVALID: Responses = {
-    422: {"model": ErrorOut, "description": "A syntax error (with `line`) or bad limits."}
+    422: {
+        "model": ErrorOut,
+        "description": "A syntax error (with `line`), a template too complex, or bad limits.",
+    }
 }
 _NOT_FOUND: Responses = {
     404: {"model": ErrorOut, "description": "No template of this app has that name."}
@@ -62,7 +66,9 @@ async def _compile(context: RestContext, body: str) -> None:
         match = _LINE.match(str(exc))
         raise RestError(
             422,
-            "template_syntax_error",
+            "template_too_complex"
+            if isinstance(exc, TemplateTooComplex)
+            else "template_syntax_error",
             str(exc),
             line=int(match.group(1)) if match else None,
         ) from None
