@@ -85,14 +85,19 @@ class Composed:
 
 
 def render_text(
-    rules: AcceptRules, body: str, event: MobileReceiverMessageEvent
+    rules: AcceptRules,
+    body: str,
+    event: MobileReceiverMessageEvent,
+    *,
+    trial_seconds: float | None = None,
 ) -> Rendered | Rejection:
     """``body`` rendered for ``event`` and measured, or why it cannot be rendered.
 
     The one step the accept path and both dry runs (CLI and REST) share.
+    ``trial_seconds``: see :meth:`Renderer.render` (raises ``RenderTooSlow``).
     """
     try:
-        text = rules.renderer.render(body, event)
+        text = rules.renderer.render(body, event, trial_seconds=trial_seconds)
     except RenderError as exc:
         return Rejection(code=RENDER_FAILED, reason=str(exc))
     encoding = sms_encoding(text, method=rules.long_messages)
@@ -113,10 +118,12 @@ def compose(
     now_ms: int,
     *,
     request_id: str,
+    trial_seconds: float | None = None,
 ) -> Composed | Rejection:
     template = select_template(templates, app_key, event)
     name = template.name if template else ""
-    rendered = render_text(rules, template.body if template else rules.default_template, event)
+    body = template.body if template else rules.default_template
+    rendered = render_text(rules, body, event, trial_seconds=trial_seconds)
     if isinstance(rendered, Rendered) and rendered.problem is not None:
         return rendered.problem
     if isinstance(rendered, Rejection):

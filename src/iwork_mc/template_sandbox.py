@@ -51,6 +51,7 @@ __all__ = [
     "BoundedSandbox",
     "Budget",
     "BudgetExceeded",
+    "DeadlineExceeded",
     "Limits",
     "TemplateLimitError",
     "budget",
@@ -92,6 +93,10 @@ class BudgetExceeded(SecurityError):
     """A render that went over one of its limits; the message names the limit."""
 
 
+class DeadlineExceeded(BudgetExceeded):
+    """A render that ran out of time (the one limit a longer time limit could lift)."""
+
+
 class Budget:
     """What one render has spent; every guarded step charges it and checks the deadline."""
 
@@ -106,7 +111,9 @@ class Budget:
 
     def tick(self) -> None:
         if time.monotonic() > self._deadline:
-            raise BudgetExceeded(f"the template ran longer than {self.limits.seconds * 1000:g} ms")
+            raise DeadlineExceeded(
+                f"the template ran longer than {self.limits.seconds * 1000:g} ms"
+            )
 
     def loop_item(self) -> None:
         self._loop_items += 1

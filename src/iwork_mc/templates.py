@@ -23,8 +23,10 @@ Filter ``plain``: strings as they are, other values as compact JSON.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ from iwork_mc.template_sandbox import (
     LIMITS,
     BoundedSandbox,
     BudgetExceeded,
+    DeadlineExceeded,
     Limits,
     TemplateLimitError,
     budget,
@@ -51,6 +54,7 @@ __all__ = [
     "NAME_PATTERN",
     "RENDER_FAILED",
     "RenderError",
+    "RenderTooSlow",
     "Renderer",
     "Template",
     "TemplateError",
@@ -85,6 +89,11 @@ class TemplateError(ValueError):
 class TemplateTooComplex(TemplateError):
     """A template refused because it cannot be bounded: too long, nested too deeply,
     include/import/extends, a recursive loop (see :mod:`iwork_mc.template_sandbox`)."""
+
+
+class RenderTooSlow(Exception):
+    """A trial render (see :meth:`Renderer.render`) did not finish in its short time:
+    render again with the full time limit, off the event loop."""
 
 
 class RenderError(ValueError):
@@ -152,23 +161,27 @@ class Renderer:
         self._env.add_filter("plain", _plain)
         self._compiled: OrderedDict[str, jinja2.Template] = OrderedDict()
         self._cache_size = cache_size
+        # Renders run on the event loop and in worker threads.
+        self._lock = threading.Lock()
 
     def compile(self, body: str) -> jinja2.Template:
         """The compiled template; raises :class:`TemplateError` on a syntax error and
         :class:`TemplateTooComplex` for what cannot be bounded."""
-        compiled = self._compiled.get(body)
-        if compiled is not None:
-            self._compiled.move_to_end(body)
-            return compiled
+        with self._lock:
+            compiled = self._compiled.get(body)
+            if compiled is not None:
+                self._compiled.move_to_end(body)
+                return compiled
         try:
             compiled = self._env.compile_bounded(body)
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"line {exc.lineno}: {exc.message}") from None
         except TemplateLimitError as exc:
             raise TemplateTooComplex(str(exc)) from None
-        self._compiled[body] = compiled
-        if len(self._compiled) > self._cache_size:
-            self._compiled.popitem(last=False)
+        with self._lock:
+            self._compiled[body] = compiled
+            if len(self._compiled) > self._cache_size:
+                self._compiled.popitem(last=False)
         return compiled
 
     def variables(self, event: MobileReceiverMessageEvent) -> dict[str, Any]:
@@ -187,15 +200,31 @@ class Renderer:
             "event_time_millis": event.event_time_millis,
         }
 
-    def render(self, body: str, event: MobileReceiverMessageEvent) -> str:
-        """The text for ``event``, whitespace-trimmed; raises :class:`RenderError`."""
+    def render(
+        self, body: str, event: MobileReceiverMessageEvent, *, trial_seconds: float | None = None
+    ) -> str:
+        """The text for ``event``, whitespace-trimmed; raises :class:`RenderError`.
+
+        With ``trial_seconds``, a trial: :class:`RenderTooSlow` if ``body`` is not
+        compiled yet or its render takes longer than that, so that an event loop
+        can try inline and hand only slow renders to a thread.
+        """
+        limits = self._limits
+        if trial_seconds is not None:
+            if body not in self._compiled:
+                raise RenderTooSlow
+            limits = dataclasses.replace(limits, seconds=min(trial_seconds, limits.seconds))
         try:
             compiled = self.compile(body)
         except TemplateError as exc:
             raise RenderError(f"the template is not valid: {exc}") from None
         try:
-            with budget(self._limits):
+            with budget(limits):
                 text = compiled.render(self.variables(event)).strip()
+        except DeadlineExceeded as exc:
+            if trial_seconds is not None and limits.seconds < self._limits.seconds:
+                raise RenderTooSlow from None
+            raise RenderError(f"the template went over a limit: {exc}") from None
         except BudgetExceeded as exc:
             raise RenderError(f"the template went over a limit: {exc}") from None
         except jinja2.UndefinedError as exc:

@@ -8,7 +8,6 @@ is adding an entry to the table :func:`build_methods` returns.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -18,6 +17,7 @@ from iwork_mc.compose import AcceptRules, compose
 from iwork_mc.config import Settings
 from iwork_mc.events import EventFieldError, EventLimits, MobileReceiverMessageEvent, parse_event
 from iwork_mc.gateway.directory import TemplateCatalog
+from iwork_mc.gateway.rendering import render_off_loop_if_slow
 from iwork_mc.messages import AcceptOutcome, Rejection
 from iwork_mc.store.base import Store
 from iwork_mc.top.errors import PlatformCode, TopError, invalid_field, missing_field
@@ -96,10 +96,16 @@ class SendMobile:
             raise invalid_field(exc.field, exc.reason) from None
         app_key = call.app.app_key
         templates = await self._templates.current(call.now_ms / 1000)
-        # Rendering a tenant's template is bounded (template_sandbox.Limits) but may take
-        # up to its time limit: never on the event loop, which serves every other caller.
-        composed = await asyncio.to_thread(
-            compose, self._rules, app_key, event, templates, call.now_ms, request_id=call.request_id
+        composed = await render_off_loop_if_slow(
+            lambda trial_seconds: compose(
+                self._rules,
+                app_key,
+                event,
+                templates,
+                call.now_ms,
+                request_id=call.request_id,
+                trial_seconds=trial_seconds,
+            )
         )
         if isinstance(composed, Rejection):
             return await self._declined(app_key, event, composed)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Response
 
 from iwork_mc.compose import render_text
 from iwork_mc.events import EventFieldError, parse_event
+from iwork_mc.gateway.rendering import render_off_loop_if_slow
 from iwork_mc.gateway.rest_auth import RestError
 from iwork_mc.gateway.rest_common import Caller, CallerDep, ContextDep, RestContext
 from iwork_mc.gateway.rest_models import (
@@ -59,7 +60,7 @@ def _visible(template: Template | None, caller: Caller) -> Template | None:
 
 
 async def _compile(context: RestContext, body: str) -> None:
-    # Compiling and rendering run off the event loop: both are bounded, not free.
+    # Compiling a body of up to 8192 characters can take a few hundred ms: off the loop.
     try:
         await asyncio.to_thread(context.rules.renderer.compile, body)
     except TemplateError as exc:
@@ -181,7 +182,9 @@ async def render(request: RenderIn, caller: CallerDep, context: ContextDep) -> R
         selected = select_template(templates, caller.app_key, event)
         default = ("", context.settings.default_template)
         name, body = default if selected is None else (selected.name, selected.body)
-    rendered = await asyncio.to_thread(render_text, context.rules, body, event)
+    rendered = await render_off_loop_if_slow(
+        lambda trial_seconds: render_text(context.rules, body, event, trial_seconds=trial_seconds)
+    )
     if isinstance(rendered, Rejection):
         return RenderOut(
             template=name, ok=False, text=None, encoding=None, units=None, segments=None,
