@@ -24,6 +24,7 @@ Filter ``plain``: strings as they are, other values as compact JSON.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import threading
@@ -184,6 +185,10 @@ class Renderer:
                 self._compiled.popitem(last=False)
         return compiled
 
+    @functools.lru_cache(maxsize=4)  # noqa: B019 - a few values, for the renderer's life
+    def _trial_limits(self, seconds: float) -> Limits:
+        return dataclasses.replace(self._limits, seconds=min(seconds, self._limits.seconds))
+
     def variables(self, event: MobileReceiverMessageEvent) -> dict[str, Any]:
         data = event.data()
         return {
@@ -213,7 +218,7 @@ class Renderer:
         if trial_seconds is not None:
             if body not in self._compiled:
                 raise RenderTooSlow
-            limits = dataclasses.replace(limits, seconds=min(trial_seconds, limits.seconds))
+            limits = self._trial_limits(trial_seconds)
         try:
             compiled = self.compile(body)
         except TemplateError as exc:
