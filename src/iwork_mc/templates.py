@@ -236,7 +236,7 @@ class Renderer:
             raise RenderError(f"the template needs {_undefined_name(exc)}") from None
         except jinja2.TemplateError as exc:
             raise RenderError(f"the template failed: {exc}") from None
-        except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
+        except (ArithmeticError, AttributeError, LookupError, TypeError, ValueError) as exc:
             # Errors of the template's own logic, e.g. {{ count / 0 }}.
             raise RenderError(f"the template failed: {type(exc).__name__}: {exc}") from None
         except RecursionError:
