@@ -279,6 +279,8 @@ class Settings(BaseSettings):
     default_template: str = DEFAULT_TEMPLATE
     #: How long a gateway trusts its copy of the templates.
     template_cache_ttl_s: NonNegativeSeconds = 2.0
+    #: The longest one template render may take (a longer one fails TEMPLATE_RENDER_FAILED).
+    template_render_timeout_s: Seconds = 0.1
     #: Per-receiver caps per app, e.g. ``minute=2,hour=10,day=20``; empty: none.
     receiver_limits_per_app: str = ""
     #: Per-receiver caps over all apps.
