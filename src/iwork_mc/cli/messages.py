@@ -13,6 +13,7 @@ import typer
 from rich import box
 from rich.table import Table
 
+from iwork_mc import audit
 from iwork_mc.cli import common
 from iwork_mc.messages import REQUEUE_FROM, Message, MessageQuery, MessageStatus, parse_instant
 from iwork_mc.privacy import mask_phone
@@ -152,7 +153,13 @@ def messages_retry(
         # The store requeues only from REQUEUE_FROM, atomically: no check beforehand.
         now = common.now_ms()
         expires = now + validity_ms
-        if not await store.requeue(found.id, now_ms=now, expires_at_ms=expires, by="cli"):
+        record = audit.message_requeued(
+            common.operator(), now,
+            app_key=found.app_key, msg_key=found.msg_key, expires_at_ms=expires,
+        )  # fmt: skip
+        if not await store.requeue(
+            found.id, now_ms=now, expires_at_ms=expires, by="cli", audit=record
+        ):
             again = await store.get_message_by_id(found.id)
             raise common.fail(_not_retryable(again or found))
         return found, expires
@@ -172,6 +179,11 @@ def messages_retry(
 
 
 def _not_retryable(message: Message) -> str:
+    if message.redacted_at_ms is not None:
+        return (
+            f"message {message.id} (msg_key {message.msg_key}) was redacted by retention: "
+            "its receiver and data are gone, so it cannot be sent again"
+        )
     allowed = " or ".join(sorted(str(s) for s in REQUEUE_FROM))
     return (
         f"message {message.id} (msg_key {message.msg_key}) is {message.status}: "
