@@ -313,4 +313,6 @@ def test_callback_allow_hosts_is_parsed_and_checked() -> None:
     assert AllowList.parse("127.0.0.1/32,hooks.corp.internal") == settings.callback_allow_list
     with pytest.raises(ConfigError) as caught:
         Settings.load({"IWORK_MC_CALLBACK_ALLOW_HOSTS": "10.0.0.0/33"})
-    assert str(caught.value).startswith("setting callback_allow_hosts: '10.0.0.0/33' is not a network")
+    assert str(caught.value).startswith(
+        "setting callback_allow_hosts: '10.0.0.0/33' is not a network"
+    )

@@ -1,8 +1,10 @@
 """The sandbox channel: delivers to a local file instead of a phone.
 
 Each submission is appended as one JSON line to ``<data_dir>/sandbox/deliveries.jsonl``
-(flushed and fsynced, so a test or a person can read exactly what was sent), and,
-when ``echo`` is on, printed with the receiver masked.  The file stands in for the
+(flushed and fsynced, so a test or a person can read exactly what was sent).  The
+file is bounded: past ``max_bytes`` it becomes ``deliveries.jsonl.1`` (older ones
+shift up to ``.<backups>``, the oldest is dropped) and a new one is started.  With
+``echo`` on, each is also printed with the receiver masked.  The file stands in for the
 handset, so it holds the full number; logs never do.
 
 Magic receiver numbers.  Like a carrier's test numbers, a few reserved, valid
@@ -49,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import sys
@@ -174,9 +177,15 @@ class SandboxChannel:
         receipt_delay_s: float = 2.0,
         in_doubt_retry_s: float = 1.0,
         clock: Callable[[], float] = time.time,
+        max_bytes: int = 10_000_000,
+        backups: int = 3,
     ) -> None:
+        if max_bytes < 1 or backups < 0:
+            raise ValueError("max_bytes must be positive and backups not negative")
         self.name = name
         self.path = directory / "deliveries.jsonl"
+        self.max_bytes = max_bytes
+        self.backups = backups
         self.store = store
         self.receipt_delay_s = receipt_delay_s
         self.in_doubt_retry_s = in_doubt_retry_s
@@ -319,10 +328,40 @@ class SandboxChannel:
             print(f"sandbox ▸ {mask_phone(message.event.mobile_receiver)} ← {text}", file=self._out)
 
     def _append(self, line: str) -> None:
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        data = (line + "\n").encode()
+        # Workers in other processes may share the file: the lock file serialises
+        # their appends and rotations (the lock's inode never moves, unlike the file's).
+        lock_fd = os.open(
+            self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600
+        )
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            try:
+                size = self.path.stat().st_size
+            except FileNotFoundError:
+                size = 0
+            if size and size + len(data) > self.max_bytes:
+                _rotate(self.path, self.backups)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        finally:
+            os.close(lock_fd)  # releases the lock
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
+
+
+def _rotate(path: Path, backups: int) -> None:
+    """``path`` → ``path.1`` → … → ``path.<backups>`` (the oldest is dropped); 0: just cut it."""
+    if backups == 0:
+        path.unlink(missing_ok=True)
+        return
+    for number in range(backups - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{number}")
+        if older.exists():
+            older.replace(path.with_name(f"{path.name}.{number + 1}"))
+    path.replace(path.with_name(f"{path.name}.1"))
