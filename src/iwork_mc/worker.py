@@ -250,6 +250,13 @@ class Worker:
                 deleted += done
                 if done < policy.batch:
                     break
+            # Receipts that never matched a message name a handset too: they go as old.
+            for _ in range(max_batches):
+                dropped = await self.store.drop_unmatched_receipts(
+                    received_before_ms=delete_before, limit=policy.batch
+                )
+                if dropped < policy.batch:
+                    break
         if redacted or deleted:
             log.info("retention_applied", worker_id=self.worker_id, redacted=redacted,
                      deleted=deleted)  # fmt: skip

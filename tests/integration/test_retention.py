@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from iwork_mc.audit import AuditAction, AuditQuery, messages_purged
 from iwork_mc.channels.sandbox import SandboxChannel
 from iwork_mc.messages import AcceptOutcome, MessageStatus, NewMessage
 from iwork_mc.retention import EndedSelection, RetentionPolicy
-from iwork_mc.store import Store
+from iwork_mc.segments import SegmentState
+from iwork_mc.store import Store, create_store
 from iwork_mc.worker import Worker
 
 MessageFactory = Callable[..., NewMessage]
@@ -172,6 +174,46 @@ async def test_worker_sweep_does_nothing_without_a_policy(
     assert (0, 0) == await worker.apply_retention()
     message = await store.get_message_by_id(old)
     assert message is not None and message.redacted_at_ms is None
+
+
+async def test_worker_sweep_drops_old_unmatched_receipts(
+    store: Store, app: App, tmp_path: Path
+) -> None:
+    """Receipts that never matched (they name a handset) go after retention_messages_s too."""
+    for n, at_ms in enumerate([T0, T0 + 8 * DAY_MS]):
+        outcome = await store.apply_receipt(
+            channel="sms", carrier_id=f"c{n}", state=SegmentState.DELIVERED, error=None,
+            now_ms=at_ms, destination="8613888888888",
+        )  # fmt: skip
+        assert not outcome.matched
+    policy = RetentionPolicy(messages_s=7 * 86_400, batch=1)
+    now_s = (T0 + 9 * DAY_MS) / 1000
+    worker = Worker(
+        store, SandboxChannel(tmp_path / "sandbox"), retention=policy, clock=lambda: now_s
+    )
+    await worker.apply_retention()
+    assert 1 == await store.unmatched_receipts("sms")
+
+
+async def test_two_sweeps_at_once_redact_each_message_once(
+    database_url: str, store: Store, app: App, message_factory: MessageFactory
+) -> None:
+    """Two stores (two worker processes) sweeping together redact every message exactly once."""
+    ids = [await ended(store, message_factory, f"m{n}", at_ms=T0 + n) for n in range(30)]
+    other = create_store(database_url)
+    await other.open()
+    try:
+        counts = await asyncio.gather(*(
+            sweeper.redact_ended(ended_before_ms=T0 + DAY_MS, now_ms=T0 + DAY_MS, limit=7, by=who)
+            for _ in range(3) for sweeper, who in ((store, "a"), (other, "b"))
+        ))  # fmt: skip
+        counts += [await store.redact_ended(
+            ended_before_ms=T0 + DAY_MS, now_ms=T0 + DAY_MS, limit=30, by="c")]  # fmt: skip
+    finally:
+        await other.close()
+    assert 30 == sum(counts)
+    for message_id in ids:
+        assert 1 == [e.kind for e in await store.timeline(message_id)].count("redacted")
 
 
 @pytest.mark.parametrize("name", ["personal_data_s", "messages_s"])

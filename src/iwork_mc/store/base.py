@@ -218,6 +218,13 @@ class Store(Protocol):
         is written if any was.
         """
 
+    async def drop_unmatched_receipts(self, *, received_before_ms: int, limit: int) -> int:
+        """Delete up to ``limit`` kept receipts that arrived before ``received_before_ms``.
+
+        They name a handset and will never match now; the retention sweep drops
+        them with the messages.  Returns how many.
+        """
+
     async def count_ended(self, selection: EndedSelection) -> tuple[int, int]:
         """``(ended, in_flight)``: messages matching ``selection`` that :meth:`delete_ended`
         would delete, and those it keeps because they have not ended.

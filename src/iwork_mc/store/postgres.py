@@ -156,6 +156,7 @@ class _Queries:
     redact_candidates: LiteralString
     redact_message: LiteralString
     delete_ended: LiteralString
+    drop_unmatched_receipts: LiteralString
     count_ended: LiteralString
     insert_audit: LiteralString
     list_audit: LiteralString
@@ -437,6 +438,10 @@ class PostgresStore:
             if deleted:
                 await _audit(conn, audit, deleted=deleted)
             return deleted
+
+    async def drop_unmatched_receipts(self, *, received_before_ms: int, limit: int) -> int:
+        params = {"received_before_ms": received_before_ms, "limit": limit}
+        return len(await self._fetch_all(_Q.drop_unmatched_receipts, params))
 
     async def count_ended(self, selection: EndedSelection) -> tuple[int, int]:
         row = await self._fetch_one(_Q.count_ended, rows.ended_params(selection))

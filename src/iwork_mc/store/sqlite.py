@@ -143,6 +143,7 @@ class _Queries:
     redact_candidates: LiteralString
     redact_message: LiteralString
     delete_ended: LiteralString
+    drop_unmatched_receipts: LiteralString
     count_ended: LiteralString
     insert_audit: LiteralString
     list_audit: LiteralString
@@ -447,6 +448,10 @@ class SQLiteStore:
             return deleted
 
         return await self._submit("write", job)
+
+    async def drop_unmatched_receipts(self, *, received_before_ms: int, limit: int) -> int:
+        params = {"received_before_ms": received_before_ms, "limit": limit}
+        return len(await self._submit("write", _fetch_all(_Q.drop_unmatched_receipts, params)))
 
     async def count_ended(self, selection: EndedSelection) -> tuple[int, int]:
         row = await self._submit("read", _fetch_one(_Q.count_ended, _ended_params(selection)))

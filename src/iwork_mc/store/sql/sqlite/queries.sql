@@ -436,6 +436,16 @@ DELETE FROM messages WHERE id IN (
 )
 RETURNING id;
 
+-- drop_unmatched_receipts --
+-- The oldest kept receipts, up to :limit (they hold a handset's number).
+DELETE FROM unmatched_receipts WHERE id IN (
+    SELECT id FROM unmatched_receipts
+    WHERE received_at_ms < :received_before_ms
+    ORDER BY received_at_ms, id
+    LIMIT :limit
+)
+RETURNING id;
+
 -- count_ended --
 -- What delete_ended would take (ended) and keep because it has not ended (in_flight).
 SELECT
