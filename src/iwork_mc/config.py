@@ -21,7 +21,7 @@ import json
 import tomllib
 import typing
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -46,12 +46,15 @@ from pydantic_settings import (
 )
 
 from iwork_mc.callback_targets import AllowList
+from iwork_mc.channels.apprise_config import AppriseConfig
+from iwork_mc.channels.options import ChannelOptionError
 from iwork_mc.channels.smpp_config import (
     BindMode,
     DestinationFormat,
     LongMessages,
     SMPPConfig,
 )
+from iwork_mc.channels.webhook_config import WebhookConfig
 from iwork_mc.events import EventLimits
 from iwork_mc.policies import CapRule, PolicyError, QuietHours, parse_limits
 from iwork_mc.retention import RetentionPolicy
@@ -61,7 +64,14 @@ from iwork_mc.templates import DEFAULT_TEMPLATE, Renderer, TemplateError
 
 __all__ = ["CHANNEL_KINDS", "ENV_PREFIX", "ChannelSpec", "ConfigError", "Settings"]
 
-CHANNEL_KINDS = ("sandbox", "smpp")
+CHANNEL_KINDS = ("sandbox", "smpp", "apprise", "webhook")
+#: Kinds whose ``[channels.NAME]`` table is parsed by the kind's own config class.
+_CHANNEL_CONFIGS: dict[str, Callable[[Mapping[str, Any]], object]] = {
+    "apprise": AppriseConfig.from_options,
+    "webhook": WebhookConfig.from_options,
+}
+#: An option ``<name>_env = "VAR"`` takes option ``<name>`` from environment variable VAR.
+_ENV_SUFFIX = "_env"
 #: The SMPP defaults: the flat ``smpp_*`` settings take theirs from here.
 _SMPP = SMPPConfig()
 #: Settings (and SMPP channel options) that take one of a few words.
@@ -180,6 +190,9 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: NonNegative = 10_000
     #: Connections each process keeps to PostgreSQL at most.
     pg_pool_size: Count = 10
+    #: Seconds one PostgreSQL call may take (waiting for a connection included) before it
+    #: answers 15 isp.store-unavailable; bounds every call during an outage.
+    store_timeout_s: Seconds = 2.0
     #: Address the gateway listens on.
     host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
     #: Port the gateway listens on (1-65535).
@@ -342,7 +355,7 @@ class Settings(BaseSettings):
         """Keyword arguments for :func:`iwork_mc.store.create_store` on this URL's backend."""
         if self.effective_database_url.lower().startswith("sqlite:"):
             return {"busy_timeout_ms": self.sqlite_busy_timeout_ms}
-        return {"max_size": self.pg_pool_size}
+        return {"max_size": self.pg_pool_size, "timeout": self.store_timeout_s}
 
     def as_environment(self) -> dict[str, str]:
         """``IWORK_MC_*`` variables that load back into these settings."""
@@ -450,6 +463,15 @@ class Settings(BaseSettings):
         for source in sources:
             values.update(source())
         try:
+            if "channels" in values:
+                # ``<option>_env`` options name variables of this environment: resolved here.
+                specs = _structure("channels", values["channels"])
+                values["channels"] = _options_from_env(specs, environ)
+        except ConfigError as exc:  # names the channel and option
+            raise ConfigError(f"setting {exc}") from None
+        except ValueError as exc:
+            raise ConfigError(f"setting channels: {exc}") from None
+        try:
             return cls(**values)
         except ValidationError as exc:
             raise ConfigError(_describe(exc)) from None
@@ -504,6 +526,12 @@ def _validate_channels(settings: Settings) -> None:
             raise ConfigError(
                 f"channels.{spec.name}: kind {spec.kind!r} is not one of {', '.join(CHANNEL_KINDS)}"
             )
+        if spec.kind in _CHANNEL_CONFIGS:
+            try:
+                _CHANNEL_CONFIGS[spec.kind](dict(spec.options))
+            except ChannelOptionError as exc:
+                raise ConfigError(f"channels.{spec.name}.{exc}") from None
+            continue
         allowed = smpp_options if spec.kind == "smpp" else set()
         unknown = sorted(set(dict(spec.options)) - allowed)
         if unknown:
@@ -522,6 +550,26 @@ def _validate_channels(settings: Settings) -> None:
         bad = [r for r in route.regions if r not in phonenumbers.SUPPORTED_REGIONS]
         if bad:
             raise ConfigError(f"routes.{route.name}: {', '.join(bad)} are not region codes")
+
+
+def _options_from_env(
+    specs: tuple[ChannelSpec, ...], environ: Mapping[str, str]
+) -> tuple[ChannelSpec, ...]:
+    """Resolve ``<option>_env = "VAR"`` options: secrets stay out of the config file."""
+    resolved = []
+    for spec in specs:
+        options = dict(spec.options)
+        for key in [k for k in options if k.endswith(_ENV_SUFFIX)]:
+            variable, option = options.pop(key), key.removesuffix(_ENV_SUFFIX)
+            if not isinstance(variable, str) or not environ.get(variable):
+                raise ConfigError(
+                    f"channels.{spec.name}.{key}: environment variable {variable} is not set"
+                )
+            if option in options:
+                raise ConfigError(f"channels.{spec.name}: both {option} and {key} are set")
+            options[option] = environ[variable]
+        resolved.append(replace(spec, options=tuple(options.items())))
+    return tuple(resolved)
 
 
 def _check_smpp_option(channel: str, name: str, value: Any) -> None:

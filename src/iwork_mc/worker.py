@@ -53,9 +53,12 @@ from iwork_mc.routing import DEFAULT_ROUTE, Route, choose_route
 from iwork_mc.store.base import Store, StoreError
 from iwork_mc.templates import default_text
 
-__all__ = ["Worker", "default_worker_id"]
+__all__ = ["STORE_RETRY_S", "Worker", "default_worker_id"]
 
 log = structlog.get_logger("iwork_mc.worker")
+
+#: How long the worker pauses after the store failed before it claims again.
+STORE_RETRY_S = 0.5
 
 
 def default_worker_id() -> str:
@@ -149,7 +152,7 @@ class Worker:
                 # message will be claimed again; nothing is lost.
                 log.warning("delivery_not_recorded", error=type(task.exception()).__name__)
 
-        failures = 0
+        store_failed = False
         next_sweep = 0.0
         while not stop.is_set():
             if time.monotonic() >= next_sweep:
@@ -157,8 +160,8 @@ class Worker:
                 try:
                     await self.expire_overdue()
                     await self.apply_retention()
-                except StoreError:
-                    log.warning("store_unavailable", worker_id=self.worker_id, exc_info=True)
+                except StoreError as exc:
+                    self._store_failed(exc)
             slot_freed.clear()  # before counting, so a finish from here on is not missed
             free = self.concurrency - len(in_flight)
             claimed: list[Message] = []
@@ -170,17 +173,20 @@ class Worker:
                         worker_id=self.worker_id, now_ms=self._now_ms(),
                         lease_ms=self.lease_ms, limit=free,
                     )  # fmt: skip
-                    failures = 0
-                except StoreError:
-                    failures += 1
-                    log.warning("store_unavailable", worker_id=self.worker_id, exc_info=True)
+                    store_failed = False
+                except StoreError as exc:
+                    store_failed = True
+                    self._store_failed(exc)
             for message in claimed:
                 task = asyncio.create_task(self._deliver(message))
                 in_flight.add(task)
                 task.add_done_callback(finished)
             if claimed and len(claimed) == free:
                 continue  # more may be due: claim again as soon as a slot frees
-            pause = self.poll_interval if failures == 0 else min(30.0, 2.0**failures)
+            # No growing backoff after a store failure: each failed claim already
+            # waited up to the store's timeout, and delivery must resume within a
+            # second of the database's return.
+            pause = max(self.poll_interval, STORE_RETRY_S) if store_failed else self.poll_interval
             waiters = [asyncio.ensure_future(stop.wait())]
             if in_flight:
                 waiters.append(asyncio.ensure_future(slot_freed.wait()))
@@ -192,6 +198,17 @@ class Worker:
         if in_flight:
             await asyncio.gather(*in_flight, return_exceptions=True)
         log.info("worker_stopped", worker_id=self.worker_id)
+
+    def _store_failed(self, exc: StoreError) -> None:
+        # Once per retry during an outage: the kinds of error, no traceback, and no
+        # driver text (it can quote a row, phone number included).
+        cause = exc.__cause__
+        log.warning(
+            "store_unavailable",
+            worker_id=self.worker_id,
+            error=type(exc).__name__,
+            cause=type(cause).__name__ if cause is not None else None,
+        )
 
     async def expire_overdue(self, limit: int = 500) -> int:
         """Expire submitted messages whose receipt never came; returns how many.
@@ -296,7 +313,9 @@ class Worker:
         except Unavailable as exc:
             await self._wait_for_channel(message, where, exc)
         except TransientChannelError as exc:
-            await self._retry_or_fall_back(message, route, where, exc.reason)
+            await self._retry_or_fall_back(
+                message, route, where, exc.reason, retry_after_s=exc.retry_after_s
+            )
         except Exception as exc:
             log.exception("channel_crashed", message_id=message.id, channel=channel.name)
             reason = f"channel error: {type(exc).__name__}"
@@ -362,10 +381,20 @@ class Worker:
         )
 
     async def _retry_or_fall_back(
-        self, message: Message, route: Route, where: dict[str, Any], reason: str
+        self,
+        message: Message,
+        route: Route,
+        where: dict[str, Any],
+        reason: str,
+        *,
+        retry_after_s: float | None = None,
     ) -> None:
         now_ms = self._now_ms()
-        due_at = self.retry.next_attempt_at_ms(message.step_attempts, now_ms, self._rng)
+        due_at = self.retry.next_attempt_at_ms(
+            message.step_attempts, now_ms, self._rng, retry_after_s=retry_after_s
+        )
+        if retry_after_s is not None:
+            where = {**where, "retry_after_s": retry_after_s}
         if due_at is not None and self.quiet is not None and not message.urgent:
             # A retry that would wake someone at night waits for the morning too.
             quiet_end = self.quiet.deferral(due_at)

@@ -53,7 +53,7 @@ def test_database_url_and_store_options() -> None:
     pg = Settings.load(
         {"IWORK_MC_DATABASE_URL": "postgresql://db/mc", "IWORK_MC_PG_POOL_SIZE": "4"}
     )
-    assert {"max_size": 4} == pg.store_options
+    assert {"max_size": 4, "timeout": 2.0} == pg.store_options
 
 
 @pytest.mark.parametrize(

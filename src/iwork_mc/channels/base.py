@@ -54,7 +54,16 @@ class ChannelError(Exception):
 
 
 class TransientChannelError(ChannelError):
-    """The carrier may accept the message later (throttled, unreachable, busy)."""
+    """The carrier may accept the message later (throttled, unreachable, busy).
+
+    ``retry_after_s``: how long the carrier asked us to wait (an HTTP
+    ``Retry-After``); the retry is scheduled no earlier, within the retry
+    policy's longest delay.
+    """
+
+    def __init__(self, reason: str, retry_after_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s
 
 
 class InDoubt(TransientChannelError):
@@ -65,8 +74,8 @@ class InDoubt(TransientChannelError):
     """
 
     def __init__(self, reason: str, retry_after_s: float) -> None:
-        super().__init__(reason)
-        self.retry_after_s = retry_after_s
+        super().__init__(reason, retry_after_s)
+        self.retry_after_s: float = retry_after_s
 
 
 class Unavailable(TransientChannelError):
@@ -79,7 +88,7 @@ class Unavailable(TransientChannelError):
 
     def __init__(self, reason: str, retry_after_s: float) -> None:
         super().__init__(reason)
-        self.retry_after_s = retry_after_s
+        self.retry_after_s: float = retry_after_s
 
 
 class PermanentChannelError(ChannelError):

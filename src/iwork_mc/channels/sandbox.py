@@ -1,10 +1,13 @@
 """The sandbox channel: delivers to a local file instead of a phone.
 
 Each submission is appended as one JSON line to ``<data_dir>/sandbox/deliveries.jsonl``
-(flushed and fsynced, so a test or a person can read exactly what was sent).  The
-file is bounded: past ``max_bytes`` it becomes ``deliveries.jsonl.1`` (older ones
-shift up to ``.<backups>``, the oldest is dropped) and a new one is started.  With
-``echo`` on, each is also printed with the receiver masked.  The file stands in for the
+(fsynced, so a test or a person can read exactly what was sent).  A line is written
+whole or not at all: when the disk is full (or the file too large) the partial line
+is cut off again and the send fails transiently, so the worker retries it and never
+records as delivered a message whose line is not in the file.  The file is bounded:
+past ``max_bytes`` it becomes ``deliveries.jsonl.1`` (older ones shift up to
+``.<backups>``, the oldest is dropped) and a new one is started.  With ``echo`` on,
+each line is also printed with the receiver masked.  The file stands in for the
 handset, so it holds the full number; logs never do.
 
 Magic receiver numbers.  Like a carrier's test numbers, a few reserved, valid
@@ -51,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -83,6 +87,7 @@ __all__ = [
     "TRANSIENT_FAILURES",
     "Behaviour",
     "SandboxChannel",
+    "append_line",
 ]
 
 log = structlog.get_logger("iwork_mc.channels.sandbox")
@@ -322,13 +327,17 @@ class SandboxChannel:
             },
             ensure_ascii=False,
         )
-        async with self._lock:
-            await asyncio.to_thread(self._append, line)
+        try:
+            async with self._lock:
+                await asyncio.to_thread(self._append, line)
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            message_text = f"sandbox: cannot write {self.path.name}: {reason}"
+            raise TransientChannelError(message_text) from exc
         if self._echo:
             print(f"sandbox ▸ {mask_phone(message.event.mobile_receiver)} ← {text}", file=self._out)
 
     def _append(self, line: str) -> None:
-        data = (line + "\n").encode()
         # Workers in other processes may share the file: the lock file serialises
         # their appends and rotations (the lock's inode never moves, unlike the file's).
         lock_fd = os.open(
@@ -340,19 +349,40 @@ class SandboxChannel:
                 size = self.path.stat().st_size
             except FileNotFoundError:
                 size = 0
-            if size and size + len(data) > self.max_bytes:
+            if size and size + len(line.encode("utf-8")) + 1 > self.max_bytes:
                 _rotate(self.path, self.backups)
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            append_line(self.path, line)
         finally:
             os.close(lock_fd)  # releases the lock
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append ``line`` and a newline to ``path`` and fsync it, or leave the file as it was.
+
+    One ``write`` of the whole line; a short write (disk full, file size limit)
+    or a failed fsync cuts the file back to its previous size, so the next line
+    never starts glued to the tail of a torn one.
+
+    Raises:
+        OSError: the line could not be written whole (the file is unchanged).
+    """
+    data = (line + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)")
+            os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
 
 
 def _rotate(path: Path, backups: int) -> None:

@@ -27,7 +27,7 @@ from iwork_mc.cli import common
 from iwork_mc.privacy import redact_url
 
 if TYPE_CHECKING:
-    from iwork_mc.config import Settings
+    from iwork_mc.config import ChannelSpec, Settings
     from iwork_mc.devapp import DevApp
     from iwork_mc.store.base import Store
 
@@ -103,6 +103,18 @@ def _worker(settings: Settings, store: Store, *, echo: bool) -> Any:
             from iwork_mc.channels.smpp import SMPPChannel
 
             channels[spec.name] = SMPPChannel(settings.smpp_for(spec), store, name=spec.name)
+        elif spec.kind == "apprise":
+            from iwork_mc.channels.apprise import AppriseChannel
+            from iwork_mc.channels.apprise_config import AppriseConfig
+
+            config = AppriseConfig.from_options(dict(spec.options))
+            channels[spec.name] = AppriseChannel(config, name=spec.name)
+        elif spec.kind == "webhook":
+            from iwork_mc.channels.webhook import WebhookChannel
+            from iwork_mc.channels.webhook_config import WebhookConfig
+
+            hook = WebhookConfig.from_options(dict(spec.options))
+            channels[spec.name] = WebhookChannel(hook, name=spec.name)
         else:
             from iwork_mc.channels.sandbox import SandboxChannel
 
@@ -195,6 +207,24 @@ async def _serve(
         await store.close()
 
 
+def _destination(settings: Settings, spec: ChannelSpec) -> str:
+    """Where a channel delivers, for the banner: no secret, no token, no path."""
+    if spec.kind == "sandbox":
+        return str(settings.data_dir / "sandbox" / "deliveries.jsonl")
+    if spec.kind == "smpp":
+        smpp = settings.smpp_for(spec)
+        return f"SMSC {smpp.host}:{smpp.port}"
+    if spec.kind == "apprise":
+        from iwork_mc.channels.apprise_config import AppriseConfig
+
+        return AppriseConfig.from_options(dict(spec.options)).display_url()
+    if spec.kind == "webhook":
+        from iwork_mc.channels.webhook_config import WebhookConfig
+
+        return WebhookConfig.from_options(dict(spec.options)).display_url
+    return spec.kind
+
+
 def _print_banner(settings: Settings, dev: DevApp) -> None:
     from iwork_mc import devapp
 
@@ -202,11 +232,7 @@ def _print_banner(settings: Settings, dev: DevApp) -> None:
     common.out.print(f"iwork-mc {__version__} on {base}", highlight=False)
     common.out.print(f"  database   {redact_url(settings.effective_database_url)}", highlight=False)
     for spec in settings.channel_specs:
-        where = (
-            settings.data_dir / "sandbox" / "deliveries.jsonl"
-            if spec.kind == "sandbox"
-            else f"SMSC {settings.smpp_for(spec).host}:{settings.smpp_for(spec).port}"
-        )
+        where = _destination(settings, spec)
         common.out.print(f"  channel    {spec.name} ({spec.kind}) → {where}", highlight=False)
     common.out.print(f"  dev app    app_key={dev.app_key}  secret={dev.secret}", highlight=False)
     minutes = settings.timestamp_tolerance_s // 60

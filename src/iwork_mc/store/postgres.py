@@ -4,8 +4,7 @@ Theory of operation
 -------------------
 
 psycopg 3 in async mode, through a :class:`psycopg_pool.AsyncConnectionPool`
-opened explicitly by :meth:`PostgresStore.open` (and checked on checkout, so a
-connection the server dropped is replaced rather than handed out).  Pooled
+opened explicitly by :meth:`PostgresStore.open`.  Pooled
 connections are in autocommit mode and every write is ONE statement: the
 queries in ``sql/postgres/queries.sql`` chain their steps with data-modifying
 CTEs, so an accept (message + outbox row + timeline entry) is one atomic round
@@ -38,12 +37,33 @@ as a claim, so a late worker's transition and a reclaim by another worker
 serialise (the loser sees the new ``lease_owner`` and is refused) and cannot
 deadlock.
 
+*Outages.*  Every call is bounded by ``timeout`` (``store_timeout_s``): the wait
+for a connection, its check and the statements together.  Past it the call
+fails with :class:`StoreUnavailable` (the gateway answers 15
+``isp.store-unavailable``, which clients retry).  Three habits of the pool
+would stretch an outage far beyond that, so none is used: a failed reconnect
+is not retried with backoff (1, 2, 4, 8 s…) but left to the next call that
+needs a connection; a call waiting for one asks the pool to connect again
+every ``_CONNECT_AGAIN_S``, so the first call after the server's return gets a
+fresh connection at once; and a connection found dead (or read-only, after a
+switchover) drains the whole pool at once, since its siblings died with it,
+instead of each being tried in turn.  A server that stops answering (frozen,
+or cut off by the network) is not waited for either: at the deadline the
+connection's socket is shut down, so the statement fails at once, where
+cancelling it would first wait up to 10 s for psycopg's cancel request.  New
+connections resolve the DSN again, so a multi-host DSN
+(``postgresql://h1,h2/db?target_session_attrs=read-write``) finds the new
+primary after a failover.
+
 Nothing names a schema: the DSN's ``options=-csearch_path=…`` decides where
 the tables are, which is how the tests give every test its own schema.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -100,6 +120,11 @@ def _login_refusal(error: str) -> str | None:
 
 
 _Connection = psycopg.AsyncConnection[DictRow]
+
+#: A call waiting for a connection asks the pool to connect again this often.
+_CONNECT_AGAIN_S = 0.25
+#: How long open() waits for the first connection, at least.
+_OPEN_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,8 +198,8 @@ class PostgresStore:
             ``search_path`` chooses the schema.
         min_size: Connections the pool keeps open.
         max_size: The most connections the pool opens.
-        timeout: Seconds to wait for a connection (at open, and from the pool)
-            before failing with :class:`StoreUnavailable`.
+        timeout: Seconds one call may take, from waiting for a connection to
+            its last statement, before failing with :class:`StoreUnavailable`.
         connect_timeout: Seconds libpq waits for the server to answer a connect.
     """
 
@@ -184,7 +209,7 @@ class PostgresStore:
         *,
         min_size: int = 1,
         max_size: int = 10,
-        timeout: float = 10.0,
+        timeout: float = 2.0,
         connect_timeout: int = 5,
     ) -> None:
         try:
@@ -222,16 +247,20 @@ class PostgresStore:
             min_size=self.min_size,
             max_size=self.max_size,
             timeout=self.timeout,
-            # Replace a connection the server dropped instead of handing it out.
-            check=AsyncConnectionPool.check_connection,
+            # No backoff: a failed connect is tried once more, then left to the
+            # next call that needs a connection (see _checkout).
+            reconnect_timeout=0.0,
             name="iwork-mc",
             open=False,
         )
+        await pool.open()
+        loop = asyncio.get_running_loop()
         try:
-            await pool.open(wait=True, timeout=self.timeout)
-        except PoolTimeout as exc:
+            conn = await _checkout(pool, loop.time() + max(self.timeout, _OPEN_TIMEOUT_S))
+        except (StoreUnavailable, psycopg.Error) as exc:
             await pool.close()
             raise StoreUnavailable(f"PostgreSQL unreachable: {exc}") from exc
+        await pool.putconn(conn)
         self._pool = pool
 
     async def _check_login(self) -> None:
@@ -702,20 +731,37 @@ class PostgresStore:
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[_Connection]:
-        """A pooled connection; driver errors leave as StoreError/StoreUnavailable."""
-        if self._pool is None:
+        """A checked pooled connection for at most ``timeout`` seconds.
+
+        Driver errors leave as StoreError, or StoreUnavailable when worth a retry.
+        """
+        pool = self._pool
+        if pool is None:
             raise StoreError("the store is not open")
+        deadline = asyncio.get_running_loop().time() + self.timeout
         try:
-            async with self._pool.connection() as conn:
+            conn = await _checkout(pool, deadline)
+        except StoreUnavailable as exc:
+            raise StoreUnavailable(f"no PostgreSQL connection within {self.timeout:g} s") from exc
+        cutoff = _Cutoff(conn, deadline)
+        try:
+            async with conn:  # commit or roll back, as pool.connection() does
                 yield conn
-        except PoolTimeout as exc:
-            raise StoreUnavailable(f"no PostgreSQL connection available: {exc}") from exc
-        except psycopg.OperationalError as exc:
-            # Connection lost or refused, server shutting down, deadlock or
-            # serialization failure: all worth a retry later.
-            raise StoreUnavailable(f"PostgreSQL unavailable: {exc}") from exc
         except psycopg.Error as exc:
+            if _connection_lost(conn, exc):
+                await pool.drain()
+            if cutoff.fired:
+                raise StoreUnavailable(
+                    f"PostgreSQL did not answer within {self.timeout:g} s"
+                ) from exc
+            if isinstance(exc, psycopg.OperationalError) or _connection_lost(conn, exc):
+                # Connection lost or refused, server shutting down or read-only,
+                # deadlock or serialization failure: all worth a retry later.
+                raise StoreUnavailable(f"PostgreSQL unavailable: {exc}") from exc
             raise StoreError(f"PostgreSQL error: {exc}") from exc
+        finally:
+            cutoff.cancel()
+            await pool.putconn(conn)
 
     async def _fetch_one(self, query: LiteralString, params: Mapping[str, Any]) -> DictRow | None:
         async with self._connection() as conn:
@@ -742,6 +788,76 @@ async def _audit(conn: _Connection, record: Audit, **extra_detail: Any) -> None:
     """Write the audit record of the change this transaction just made (nothing for ``None``)."""
     if record is not None:
         await conn.execute(_Q.insert_audit, rows.audit_params(record, **extra_detail))
+
+
+async def _checkout(pool: AsyncConnectionPool[_Connection], deadline: float) -> _Connection:
+    """A pooled connection that has just answered a round trip, by ``deadline``.
+
+    While the pool is below its full size (it may be failing to connect), the
+    wait is cut into slices of ``_CONNECT_AGAIN_S``, each a new request to grow,
+    so no backoff delays the first call after an outage.  A full pool is busy,
+    not failing: its waiters wait in one piece and keep their place in line.
+    A dead connection drains the pool: the others died with it.
+
+    Raises:
+        StoreUnavailable: no working connection by the deadline.
+    """
+    loop = asyncio.get_running_loop()
+    while (remaining := deadline - loop.time()) > 0:
+        stats = pool.get_stats()
+        if stats["pool_size"] < stats["pool_max"]:
+            remaining = min(remaining, _CONNECT_AGAIN_S)
+        try:
+            conn = await pool.getconn(timeout=remaining)
+        except PoolTimeout:
+            continue
+        cutoff = _Cutoff(conn, deadline)
+        try:
+            await pool.check_connection(conn)
+        except psycopg.Error:
+            await pool.putconn(conn)  # broken: the pool discards it
+            await pool.drain()
+            continue
+        finally:
+            cutoff.cancel()
+        if not cutoff.fired:
+            return conn
+        await pool.putconn(conn)
+    raise StoreUnavailable("no PostgreSQL connection in time")
+
+
+class _Cutoff:
+    """Shuts a connection's socket down at ``deadline`` unless cancelled first.
+
+    A statement waiting on a server that stopped answering then fails at once
+    with an OperationalError; cancelling it instead would wait up to 10 s for
+    psycopg's cancel request to a server that does not answer either.
+    """
+
+    def __init__(self, conn: _Connection, deadline: float) -> None:
+        self.fired = False
+        self._conn = conn
+        self._timer = asyncio.get_running_loop().call_at(deadline, self._cut)
+
+    def _cut(self) -> None:
+        self.fired = True
+        with contextlib.suppress(OSError, psycopg.Error):
+            sock = socket.socket(fileno=self._conn.pgconn.socket)
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            finally:
+                sock.detach()  # libpq still owns the descriptor
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _connection_lost(conn: _Connection, exc: psycopg.Error) -> bool:
+    """Whether the error means the server is gone (or no longer the writable primary)."""
+    if conn.closed or conn.broken or isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
+        return True
+    # 08: connection exceptions; 57P: shutdown, crash, "cannot connect now"...
+    return (exc.sqlstate or "").startswith(("08", "57P"))
 
 
 async def _receiver_facts(
