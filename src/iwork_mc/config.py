@@ -57,6 +57,7 @@ from iwork_mc.channels.smpp_config import (
 from iwork_mc.channels.webhook_config import WebhookConfig
 from iwork_mc.events import EventLimits
 from iwork_mc.policies import CapRule, PolicyError, QuietHours, parse_limits
+from iwork_mc.retention import RetentionPolicy
 from iwork_mc.retry import RetryPolicy
 from iwork_mc.routing import DEFAULT_ROUTE, Route
 from iwork_mc.templates import DEFAULT_TEMPLATE, Renderer, TemplateError
@@ -298,6 +299,17 @@ class Settings(BaseSettings):
     #: Non-public hosts callbacks may reach anyway: comma-separated IPs, CIDR networks
     #: and host names (e.g. ``10.20.0.0/16, hooks.corp.internal``); empty: public hosts only.
     callback_allow_hosts: str = ""
+    #: Seconds after a message ended (final status) until its personal data (receiver,
+    #: json_data, rendered text) is redacted by the worker; 0: kept.
+    retention_personal_data_s: NonNegative = 0
+    #: Seconds after a message ended until the worker deletes it with its timeline; 0: kept.
+    retention_messages_s: NonNegative = 0
+    #: Messages one retention step redacts or deletes at most (one transaction each).
+    retention_batch: Count = 500
+    #: Size at which the sandbox's deliveries.jsonl is rotated.
+    sandbox_max_bytes: Count = 10_000_000
+    #: Rotated sandbox files kept (deliveries.jsonl.1 …); 0: the file starts over when full.
+    sandbox_backups: NonNegative = 3
     #: ``console`` (human) or ``json`` (one object per line).
     log_format: LogFormat = "console"
     #: ``debug``, ``info``, ``warning``, ``error`` or ``critical``.
@@ -421,6 +433,14 @@ class Settings(BaseSettings):
             base_s=self.retry_base_s,
             max_delay_s=self.retry_max_delay_s,
             max_attempts=self.retry_max_attempts,
+        )
+
+    @property
+    def retention(self) -> RetentionPolicy:
+        return RetentionPolicy(
+            personal_data_s=self.retention_personal_data_s,
+            messages_s=self.retention_messages_s,
+            batch=self.retention_batch,
         )
 
     @property

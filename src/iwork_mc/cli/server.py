@@ -112,8 +112,9 @@ def _worker(settings: Settings, store: Store, *, echo: bool) -> Any:
             from iwork_mc.channels.sandbox import SandboxChannel
 
             channels[spec.name] = SandboxChannel(
-                settings.data_dir / "sandbox", name=spec.name, echo=echo, store=store
-            )
+                settings.data_dir / "sandbox", name=spec.name, echo=echo, store=store,
+                max_bytes=settings.sandbox_max_bytes, backups=settings.sandbox_backups,
+            )  # fmt: skip
     return Worker(
         store,
         channels,
@@ -124,6 +125,7 @@ def _worker(settings: Settings, store: Store, *, echo: bool) -> Any:
         retry=settings.retry_policy,
         receipt_wait_ms=int(settings.receipt_wait_s * 1000),
         quiet=settings.quiet,
+        retention=settings.retention,
     )
 
 

@@ -8,6 +8,7 @@ import re
 
 from fastapi import APIRouter, Response
 
+from iwork_mc import audit
 from iwork_mc.compose import render_text
 from iwork_mc.events import EventFieldError, parse_event
 from iwork_mc.gateway.rendering import render_off_loop_if_slow
@@ -141,7 +142,13 @@ async def create_template(
     await _validate(context, template)
     stored = _build(template.name, template, caller, caller.now_ms)
     try:
-        await context.store.insert_template(stored)
+        change = audit.template_changed(
+            audit.app_actor(caller.app_key),
+            caller.now_ms,
+            audit.AuditAction.TEMPLATE_CREATE,
+            stored,
+        )
+        await context.store.insert_template(stored, audit=change)
     except TemplateExists:
         raise _exists() from None
     return TemplateOut.of(stored)
@@ -221,7 +228,13 @@ async def replace_template(
     await _validate(context, template)
     stored = _build(name, template, caller, existing.created_at_ms)
     try:
-        updated = await context.store.update_template(stored)
+        change = audit.template_changed(
+            audit.app_actor(caller.app_key),
+            caller.now_ms,
+            audit.AuditAction.TEMPLATE_UPDATE,
+            stored,
+        )
+        updated = await context.store.update_template(stored, audit=change)
     except TemplateExists:
         raise _exists() from None
     if not updated:
@@ -239,6 +252,7 @@ async def replace_template(
 async def delete_template(name: str, caller: CallerDep, context: ContextDep) -> Response:
     """Delete one of the calling app's templates."""
     await _own(context, caller, name)
-    if not await context.store.delete_template(name):
+    change = audit.template_deleted(audit.app_actor(caller.app_key), caller.now_ms, name=name)
+    if not await context.store.delete_template(name, audit=change):
         raise _not_found()
     return Response(status_code=204)
