@@ -339,6 +339,10 @@ def _worker(settings: Settings, store: Store, *, echo: bool) -> Any:
             from iwork_mc.channels.smpp import SMPPChannel
 
             channels[spec.name] = SMPPChannel(settings.smpp_for(spec), store, name=spec.name)
+        elif spec.kind in ("aliyun_sms", "tencent_sms"):
+            from iwork_mc.channels import providers
+
+            channels[spec.name] = providers.build(spec.kind, spec.name, dict(spec.options), store)
         else:
             from iwork_mc.channels.sandbox import SandboxChannel
 
@@ -430,6 +434,8 @@ def _print_banner(settings: Settings, host: str, port: int, dev: devapp.DevApp) 
             settings.data_dir / "sandbox" / "deliveries.jsonl"
             if spec.kind == "sandbox"
             else f"SMSC {settings.smpp_for(spec).host}:{settings.smpp_for(spec).port}"
+            if spec.kind == "smpp"
+            else dict(spec.options).get("endpoint") or "the provider's endpoint"
         )
         out.print(f"  channel    {spec.name} ({spec.kind}) → {where}", highlight=False)
     out.print(f"  dev app    app_key={dev.app_key}  secret={dev.secret}", highlight=False)

@@ -22,6 +22,7 @@ from typing import Any
 
 import phonenumbers
 
+from iwork_mc.channels import providers
 from iwork_mc.channels.smpp_config import (
     BindMode,
     DestinationFormat,
@@ -36,7 +37,7 @@ from iwork_mc.templates import DEFAULT_TEMPLATE, Renderer, TemplateError
 
 __all__ = ["CHANNEL_KINDS", "ENV_PREFIX", "ChannelSpec", "ConfigError", "Settings"]
 
-CHANNEL_KINDS = ("sandbox", "smpp")
+CHANNEL_KINDS = ("sandbox", "smpp", *providers.KINDS)
 #: The SMPP defaults: the flat ``smpp_*`` settings take theirs from here.
 _SMPP = SMPPConfig()
 #: Settings (and SMPP channel options) that take one of a few words.
@@ -52,12 +53,14 @@ class ChannelSpec:
     """A named channel instance: its kind and the options that differ from the defaults.
 
     For ``smpp`` the options are SMPPConfig fields (``host``, ``system_id``…)
-    over the flat ``smpp_*`` settings; ``sandbox`` takes none.
+    over the flat ``smpp_*`` settings; ``sandbox`` takes none; the cloud SMS
+    kinds take their provider's options (channels/providers.py).
     """
 
     name: str
     kind: str
-    options: tuple[tuple[str, Any], ...] = ()
+    #: Not in repr: options hold credentials.
+    options: tuple[tuple[str, Any], ...] = field(default=(), repr=False)
 
 
 ENV_PREFIX = "IWORK_MC_"
@@ -264,6 +267,13 @@ class Settings:
                 values[setting.name] = env_value
         values.update({k: v for k, v in (overrides or {}).items() if v is not None})
         settings = cls(**{name: _coerce(name, value) for name, value in values.items()})
+        # Secrets may stay out of the file: IWORK_MC_CHANNEL_<NAME>_<OPTION> fills them in.
+        channels = tuple(
+            replace(c, options=tuple(providers.with_environment(c.kind, c.name, dict(c.options),
+                                                                environ).items()))
+            for c in settings.channels
+        )  # fmt: skip
+        settings = replace(settings, channels=channels)
         _validate(settings)
         return settings
 
@@ -314,6 +324,12 @@ def _validate_channels(settings: Settings) -> None:
             raise ConfigError(
                 f"channels.{spec.name}: kind {spec.kind!r} is not one of {', '.join(CHANNEL_KINDS)}"
             )
+        if spec.kind in providers.KINDS:
+            try:
+                providers.options_for(spec.kind, spec.name, dict(spec.options))
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            continue
         allowed = smpp_options if spec.kind == "smpp" else set()
         unknown = sorted(set(dict(spec.options)) - allowed)
         if unknown:

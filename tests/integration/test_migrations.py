@@ -25,8 +25,9 @@ from iwork_mc.store.migrations import Migration
 INITIAL = "0001_initial"
 SEGMENTS = "0002_segments"
 ENGINE = "0003_engine"
-ALL = [INITIAL, SEGMENTS, ENGINE]
-LEDGER = [(1, INITIAL), (2, SEGMENTS), (3, ENGINE)]
+AWAITING = "0004_awaiting_receipts"
+ALL = [INITIAL, SEGMENTS, ENGINE, AWAITING]
+LEDGER = [(1, INITIAL), (2, SEGMENTS), (3, ENGINE), (4, AWAITING)]
 
 
 def ledger(database_url: str) -> list[tuple[int, str]]:
