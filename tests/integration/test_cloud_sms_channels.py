@@ -236,6 +236,9 @@ async def test_a_throttled_answer_is_tried_again_after_a_back_off(
     sent = await message(store, message_id)
     assert (MessageStatus.SUBMITTED, 1) == (sent.status, sent.attempts)
     assert 2 == channel.stats["throttled"]
+    waits = [e.detail for e in await store.timeline(message_id) if e.kind == "throttled"]
+    assert [provider.throttled] * 2 == [w["code"] for w in waits]
+    assert [0.01, 0.02] == [w["retry_in_s"] for w in waits]
 
 
 async def test_throttling_that_lasts_is_retried_later_by_the_worker(

@@ -336,7 +336,14 @@ class CloudSMSChannel:
                 if exc.outcome is Outcome.THROTTLED:
                     self.stats["throttled"] += 1
                     if throttled < self._options.throttle_retries:
-                        await asyncio.sleep(backoff * 2**throttled)
+                        pause = backoff * 2**throttled
+                        await self.store.note(
+                            message.id,
+                            now_ms=self._now_ms(),
+                            kind="throttled",
+                            detail={"channel": self.name, "code": exc.code, "retry_in_s": pause},
+                        )
+                        await asyncio.sleep(pause)
                         continue
                 self.stats["refused"] += 1
                 await self._refused(message, str(exc))
