@@ -389,21 +389,30 @@ async def test_a_receipt_that_comes_twice_counts_once(
 async def test_receipts_are_polled_for_every_waiting_message_in_pages(
     store: Store, app: App, clock: Clock, message_factory: Callable[..., NewMessage]
 ) -> None:
-    """Alibaba Cloud is asked per BizId, a page at a time: every message gets its receipt."""
+    """Alibaba Cloud is asked per BizId, a page at a time, round after round: submissions
+    whose receipt is late do not keep the poller from the ones after them."""
+    phones = [f"+86139000{n:05d}" for n in range(60)]
     with emulator("aliyun_sms") as fake:
+        for phone in phones[:50]:
+            fake.receipt(phone.removeprefix("+86"), "pending")
         channel = await open_channel(ALIYUN, store, fake.endpoint, clock)
         try:
-            ids = [await accept(store, message_factory, msg_key=f"m{n}") for n in range(60)]
+            ids = [
+                await accept(store, message_factory, msg_key=f"m{n}", mobile_receiver=phone)
+                for n, phone in enumerate(phones)
+            ]
             worker = worker_for(store, channel, clock)
             worker.concurrency = 60
             await worker.run_once()
-            assert 50 == await channel.poll_receipts()
-            assert 10 == await channel.poll_receipts()
+            assert 0 == await channel.poll_receipts()  # the first 50: all still waiting
+            assert 10 == await channel.poll_receipts()  # the next page: the last 10
+            for sms in fake.sent:
+                fake.complete(sms.carrier_id)
+            assert 50 == await channel.poll_receipts()  # a new round, from the oldest
         finally:
             await channel.close()
-    statuses = {(await message(store, i)).status for i in ids}
-    assert {MessageStatus.DELIVERED} == statuses
-    assert 60 == fake.calls["QuerySendDetails"]
+    assert {MessageStatus.DELIVERED} == {(await message(store, i)).status for i in ids}
+    assert 110 == fake.calls["QuerySendDetails"]
 
 
 @pytest.mark.slow
