@@ -38,7 +38,15 @@ from iwork_mc.channels.cloud_sms import (
 from iwork_mc.messages import Message
 from iwork_mc.segments import AwaitingReceipt, SegmentState
 
-__all__ = ["DEFAULT_ENDPOINT", "ERRORS", "AliyunSMS", "AliyunSMSOptions", "error_class"]
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "ERRORS",
+    "PUSH_ANSWER",
+    "AliyunSMS",
+    "AliyunSMSOptions",
+    "error_class",
+    "pushed_receipts",
+]
 
 KIND = "aliyun_sms"
 DEFAULT_ENDPOINT = "dysmsapi.aliyuncs.com"
@@ -267,3 +275,33 @@ def receipt_from(biz_id: str, body: Mapping[str, Any]) -> ProviderReceipt | None
             error = str(detail.get("ErrCode") or "failed")
             return ProviderReceipt(biz_id, SegmentState.UNDELIVERABLE, error, info)
     return None
+
+
+#: What the provider expects in answer to a receipt push it may forget.
+PUSH_ANSWER: Mapping[str, Any] = MappingProxyType({"code": 0, "msg": "成功"})
+
+
+def pushed_receipts(body: Any) -> list[ProviderReceipt]:
+    """The receipts of one SmsReport push: a JSON array of reports.
+
+    Raises:
+        ValueError: the body is not a list of reports with a ``biz_id`` and ``success``.
+    """
+    if not isinstance(body, list):
+        raise ValueError("expected a JSON array of reports")
+    found = []
+    for report in body:
+        if not isinstance(report, dict) or not isinstance(report.get("biz_id"), str):
+            raise ValueError("each report needs a biz_id")
+        success = report.get("success")
+        if not isinstance(success, bool):
+            raise ValueError("each report needs success: true or false")
+        detail = {
+            "source": "push",
+            "err_code": report.get("err_code"),
+            "report_time": report.get("report_time"),
+        }
+        error = None if success else str(report.get("err_code") or "failed")
+        state = SegmentState.DELIVERED if success else SegmentState.UNDELIVERABLE
+        found.append(ProviderReceipt(report["biz_id"], state, error, detail))
+    return found

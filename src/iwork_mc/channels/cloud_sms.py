@@ -130,6 +130,9 @@ class CloudSMSOptions:
     in_doubt_resend_s: float = 600.0
     #: How often receipts are polled; 0: never (the overdue sweep expires messages).
     receipt_poll_interval_s: float = 30.0
+    #: Non-empty: the gateway takes the provider's pushed receipts at
+    #: ``POST /receipts/<channel>/<receipt_token>``.
+    receipt_token: str = field(default="", repr=False)
 
 
 def classify(table: Mapping[str, Outcome], code: str) -> Outcome:

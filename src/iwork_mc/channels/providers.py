@@ -14,23 +14,31 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from iwork_mc.channels import aliyun_sms, tencent_sms
 from iwork_mc.channels.aliyun_sms import AliyunSMS, AliyunSMSOptions
 from iwork_mc.channels.cloud_sms import (
     CloudSMSChannel,
     CloudSMSOptions,
     Provider,
+    ProviderReceipt,
     env_name,
     parse_options,
 )
 from iwork_mc.channels.tencent_sms import TencentSMS, TencentSMSOptions
 from iwork_mc.store.base import Store
 
-__all__ = ["KINDS", "build", "options_for", "with_environment"]
+__all__ = ["KINDS", "PUSHES", "build", "options_for", "with_environment"]
 
 #: kind → (its options class, the provider built from them).
 KINDS: Mapping[str, tuple[type[CloudSMSOptions], Callable[[Any], Provider]]] = {
     "aliyun_sms": (AliyunSMSOptions, AliyunSMS),
     "tencent_sms": (TencentSMSOptions, TencentSMS),
+}
+
+#: kind → (how its receipt pushes parse, what the provider wants in answer).
+PUSHES: Mapping[str, tuple[Callable[[Any], list[ProviderReceipt]], Mapping[str, Any]]] = {
+    "aliyun_sms": (aliyun_sms.pushed_receipts, aliyun_sms.PUSH_ANSWER),
+    "tencent_sms": (tencent_sms.pushed_receipts, tencent_sms.PUSH_ANSWER),
 }
 
 

@@ -16,6 +16,7 @@ table does not know is transient.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Mapping, Sequence
@@ -38,7 +39,15 @@ from iwork_mc.channels.cloud_sms import (
 from iwork_mc.messages import Message
 from iwork_mc.segments import AwaitingReceipt, SegmentState
 
-__all__ = ["DEFAULT_ENDPOINT", "ERRORS", "TencentSMS", "TencentSMSOptions", "error_class"]
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "ERRORS",
+    "PUSH_ANSWER",
+    "TencentSMS",
+    "TencentSMSOptions",
+    "error_class",
+    "pushed_receipts",
+]
 
 KIND = "tencent_sms"
 DEFAULT_ENDPOINT = "sms.tencentcloudapi.com"
@@ -269,3 +278,35 @@ def receipt_from(report: Mapping[str, Any]) -> ProviderReceipt:
         error=None if delivered else str(report.get("Description") or "FAIL"),
         detail=detail,
     )
+
+
+#: What the provider expects in answer to a status report push.
+PUSH_ANSWER: Mapping[str, Any] = MappingProxyType({"result": 0, "errmsg": "OK"})
+
+
+def pushed_receipts(body: Any) -> list[ProviderReceipt]:
+    """The receipts of one status report push (a JSON array of reports, ``sid`` their
+    SerialNo).
+
+    Raises:
+        ValueError: the body is not a list of reports with a ``sid`` and ``report_status``.
+    """
+    if not isinstance(body, list):
+        raise ValueError("expected a JSON array of reports")
+    found = []
+    for report in body:
+        if not isinstance(report, dict) or not isinstance(report.get("sid"), str):
+            raise ValueError("each report needs a sid")
+        if report.get("report_status") not in ("SUCCESS", "FAIL"):
+            raise ValueError("each report needs report_status SUCCESS or FAIL")
+        found.append(
+            receipt_from(
+                {
+                    "SerialNo": report["sid"],
+                    "ReportStatus": report["report_status"],
+                    "Description": report.get("description") or report.get("errmsg"),
+                    "UserReceiveTime": report.get("user_receive_time"),
+                }
+            )
+        )
+    return [dataclasses.replace(r, detail={**r.detail, "source": "push"}) for r in found]

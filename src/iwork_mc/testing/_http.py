@@ -14,6 +14,8 @@ talk to it over real sockets.  Its behaviour per receiver number is scripted:
   ``"delivered"`` (the default), ``"failed"``, ``"pending"`` (none until
   :meth:`CloudEmulator.complete`) or ``"twice"`` (delivered, reported twice).
 
+:meth:`CloudEmulator.push_receipts` POSTs the reports as the provider pushes them.
+
 Everything is kept for assertions: :attr:`CloudEmulator.sent` (each SMS the
 provider took), :attr:`CloudEmulator.calls` (per action) and
 :attr:`CloudEmulator.bad_signatures`.
@@ -25,6 +27,8 @@ import itertools
 import json
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter, deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -155,7 +159,28 @@ class CloudEmulator:
                     sms.state = state
                     self._report(sms)
 
+    def push_receipts(self, url: str, *, times: int = 1) -> tuple[int, Any]:
+        """POST the report of every SMS that has one to ``url`` (``times`` over, in one body),
+        as the provider pushes them; returns the answer's status and JSON."""
+        with self._lock:
+            reports = [self._pushed(sms) for sms in self.sent if sms.state != "pending"]
+        request = urllib.request.Request(
+            url,
+            data=json.dumps(reports * times).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as refused:
+            return refused.code, json.loads(refused.read() or b"null")
+
     # -- for the emulators ----------------------------------------------------
+
+    def _pushed(self, sms: SentSMS) -> dict[str, Any]:
+        """The provider's push report of an SMS."""
+        raise NotImplementedError
 
     def next_outcome(self, phone: str) -> str:
         with self._lock:

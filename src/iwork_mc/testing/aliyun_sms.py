@@ -204,6 +204,20 @@ class FakeAliyunSMS(CloudEmulator):
             self._nonces.add(nonce)
         return None
 
+    def _pushed(self, sms: SentSMS) -> dict[str, Any]:
+        delivered = sms.state == "delivered"
+        return {
+            "phone_number": sms.phone,
+            "send_time": _stamp(sms.sent_at),
+            "report_time": _stamp(time.time()),
+            "success": delivered,
+            "err_code": "DELIVERED" if delivered else "MN:0001",
+            "err_msg": "用户接收成功" if delivered else "number out of service",
+            "sms_size": "1",
+            "biz_id": sms.carrier_id,
+            "out_id": sms.reference,
+        }
+
     def _business(self, code: str, message: str) -> tuple[int, Any, float]:
         return 200, {"Code": code, "Message": message, "RequestId": _request_id()}, 0.0
 

@@ -149,6 +149,19 @@ class FakeTencentSMS(CloudEmulator):
             }
         )
 
+    def _pushed(self, sms: SentSMS) -> dict[str, Any]:
+        delivered = sms.state == "delivered"
+        return {
+            "user_receive_time": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            "nationcode": "86",
+            "mobile": sms.phone.removeprefix("+86"),
+            "report_status": "SUCCESS" if delivered else "FAIL",
+            "errmsg": "DELIVRD" if delivered else "MN:0001",
+            "description": "用户短信送达成功" if delivered else "MN:0001 number out of service",
+            "sid": sms.carrier_id,
+            "ext": {},
+        }
+
     def _check_signature(self, method: str, headers: dict[str, str], body: bytes) -> str | None:
         """The error code for a request whose signature fails, or ``None``."""
         match = re.fullmatch(
