@@ -280,6 +280,27 @@ async def test_a_timed_out_answer_is_in_doubt_and_its_resend_is_marked(
     assert 2 == len(fake.sent)
 
 
+async def test_a_submission_recorded_before_a_crash_is_never_sent_again(
+    provider: Provider, store: Store, app: App, fake: CloudEmulator, channel: CloudSMSChannel,
+    clock: Clock, message_factory: Callable[..., NewMessage],
+) -> None:  # fmt: skip
+    """The worker died after the provider took the SMS and its id was stored, before the
+    status was: the next worker finds the id and records the submission instead of resending."""
+    message_id = await accept(store, message_factory)
+    [claimed] = await store.claim_due(worker_id="dead", now_ms=int(clock.now * 1000),
+                                      lease_ms=1_000, limit=1)  # fmt: skip
+    await channel.send(claimed, "text")  # ... and the worker dies here
+    clock.now += 5
+    await worker_for(store, channel, clock).run_once()
+    resumed = await message(store, message_id)
+    assert (MessageStatus.SUBMITTED, fake.sent[0].carrier_id) == (
+        resumed.status,
+        resumed.channel_ref,
+    )
+    assert "already_submitted" in await kinds(store, message_id)
+    assert 1 == len(fake.sent)
+
+
 async def test_an_unreachable_provider_is_a_transient_failure_not_in_doubt(
     provider: Provider, store: Store, app: App, clock: Clock,
     message_factory: Callable[..., NewMessage],
