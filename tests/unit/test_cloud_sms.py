@@ -125,3 +125,14 @@ def test_tencent_reports_become_receipts() -> None:
 )
 def test_only_a_lost_answer_is_in_doubt(text: str, expected: bool) -> None:
     assert expected is in_doubt(text)
+
+
+def test_provider_texts_and_transport_errors_carry_no_phone_number() -> None:
+    from iwork_mc.channels.cloud_sms import ProviderRefused, transport_reason
+
+    refused = ProviderRefused(
+        "isv.MOBILE_NUMBER_ILLEGAL", "bad number 13888888888", Outcome.PERMANENT
+    )
+    assert "isv.MOBILE_NUMBER_ILLEGAL: bad number 138****8888" == str(refused)
+    text = "Max retries exceeded with url: /?PhoneNumbers=13888888888 (Caused by SSLError(...))"
+    assert "transport error" == transport_reason(text)

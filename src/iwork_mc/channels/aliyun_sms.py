@@ -240,6 +240,7 @@ class AliyunSMS:
     def _call(self, method: str, request: Any) -> dict[str, Any]:
         """One SDK call; the answer's body, or ProviderRefused / ProviderUnreachable."""
         from darabonba.exceptions import ResponseException, UnretryableException
+        from Tea.exceptions import TeaException
 
         try:
             response = getattr(self._client(), method)(request, self._runtime())
@@ -249,6 +250,9 @@ class AliyunSMS:
         except UnretryableException as exc:  # no answer
             reason = str(exc.inner_exception) if exc.inner_exception is not None else repr(exc)
             raise ProviderUnreachable(transport_reason(reason), in_doubt=in_doubt(reason)) from None
+        except TeaException as exc:  # the SDK refused to build the request
+            code = str(getattr(exc, "code", None) or "SDK_ERROR")
+            raise ProviderRefused(code, type(exc).__name__, error_class(code)) from None
         body: dict[str, Any] = response.body.to_map() if response.body is not None else {}
         code = str(body.get("Code", ""))
         if code != "OK":

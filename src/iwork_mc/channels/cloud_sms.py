@@ -49,6 +49,7 @@ from iwork_mc.channels.base import (
     TransientChannelError,
 )
 from iwork_mc.messages import Message
+from iwork_mc.privacy import mask_phone
 from iwork_mc.segments import AwaitingReceipt, SegmentState
 from iwork_mc.store.base import Store
 
@@ -79,10 +80,15 @@ class Outcome(StrEnum):
     THROTTLED = "throttled"  #: Too fast: back off a little, then retry
 
 
+_PHONE_LIKE = re.compile(r"\+?\d{7,}")
+
+
 class ProviderRefused(Exception):
     """The provider answered with an error ``code`` (its own words in ``text``)."""
 
     def __init__(self, code: str, text: str, outcome: Outcome) -> None:
+        # The provider's words go to timelines and logs: no phone number in them.
+        text = _PHONE_LIKE.sub(lambda m: mask_phone(m.group()), text)[:200]
         super().__init__(f"{code}: {text}" if text else code)
         self.code = code
         self.text = text
@@ -476,7 +482,8 @@ def in_doubt(error_text: str) -> bool:
 
 
 def transport_reason(text: str) -> str:
-    """The SDK's transport error, shortened (urllib3's texts run long and name the endpoint)."""
+    """The SDK's transport error in a few words.  Never the SDK's own text: urllib3's
+    names the request URL, whose query string holds the phone number."""
     lowered = text.lower()
     if "read timed out" in lowered:
         return "no answer in time (read timeout)"
@@ -484,4 +491,6 @@ def transport_reason(text: str) -> str:
         return "connection refused"
     if "timed out" in lowered:
         return "connect timeout"
-    return text[:200]
+    if "aborted" in lowered or "remotedisconnected" in lowered or "reset" in lowered:
+        return "the connection dropped before the answer"
+    return "transport error"
