@@ -433,7 +433,8 @@ def _drain_section(results: dict[str, Any]) -> list[str]:
         f"(worker concurrency 64) for {results['plan']['drain_s']:g} s: messages leaving "
         "`queued` per second (the sandbox appends and fsyncs one line per message; SMPP "
         "submits to the FakeSMSC with a window of 10 on one bind per worker, and the receipts "
-        "come back on the same bind).",
+        "come back on the same bind; the webhook channel POSTs each message, signed, to a "
+        "local uvicorn receiver that verifies every signature).",
         "",
     ]
     rows = []

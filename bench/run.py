@@ -57,6 +57,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 from accept import CLI, ROOT, SEED  # noqa: E402
+from drain import WebhookReceiver  # noqa: E402
 
 from iwork_mc.apps import App  # noqa: E402
 from iwork_mc.store import create_store  # noqa: E402
@@ -96,6 +97,7 @@ class Plan:
     drain_s: float = 5.0
     pg_drain: bool = True
     smpp_drain: bool = True
+    webhook_drain: bool = True
     e2e_s: int = 5
     kannel: bool = True
     overload_s: int = 20
@@ -860,12 +862,19 @@ class Bench:
                 self.check_stored(db, tag, r, f"accept {kind} {processes}p c{level}")
         return db
 
-    def drain(self, db: Database, workers: int, channel: str, smsc: SMSCThread | None) -> None:
+    def drain(
+        self, db: Database, workers: int, channel: str, smsc: SMSCThread | None,
+        receiver: WebhookReceiver | None = None,
+    ) -> None:  # fmt: skip
         """Messages handed to the channel per second by ``workers`` worker processes."""
         settings: dict[str, Any] = {"worker_concurrency": 64, "poll_interval_s": 0.05}
         if channel == "smpp":
             assert smsc is not None
             settings = smpp_settings(smsc.smsc.port)
+        if channel == "webhook":
+            assert receiver is not None  # a local receiver that verifies every signature
+            hook = {"kind": "webhook", "url": receiver.url, "secret": receiver.secret}
+            settings["channels"] = json.dumps({"hook": hook})
         env = db.env(**settings)
         command = self.iwork("worker")
         self.command(f"drain, {channel}", command, env)
@@ -1160,6 +1169,12 @@ class Bench:
             if plan.drains and plan.smpp_drain and sqlite_n is not None:
                 self.drain(sqlite_n, 1, "smpp", smsc)
                 self.drain(sqlite_n, n, "smpp", smsc)
+            if plan.drains and plan.webhook_drain and sqlite_n is not None:
+                receiver = WebhookReceiver()
+                try:
+                    self.drain(sqlite_n, 1, "webhook", None, receiver)
+                finally:
+                    receiver.close()
             if plan.postgres:
                 self.postgres(smsc)
             self.log("end to end through SMPP")

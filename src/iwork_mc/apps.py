@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 
-__all__ = ["App", "new_app_key", "new_secret"]
+__all__ = ["App", "could_be_app_key", "new_app_key", "new_secret"]
+
+# C0/C1 controls (NUL among them: PostgreSQL cannot even hold one) and lone surrogates.
+_IMPOSSIBLE_IN_APP_KEY = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def new_app_key() -> str:
     """An 8-digit numeric key, the shape TOP app keys have (``12345678``)."""
     return str(10_000_000 + secrets.randbelow(90_000_000))
+
+
+def could_be_app_key(text: str) -> bool:
+    """False for a text no app can have as app_key: empty, or holding control characters.
+
+    Such a key is answered "unknown app_key" without asking the store, on every backend.
+    """
+    return bool(text) and _IMPOSSIBLE_IN_APP_KEY.search(text) is None
 
 
 def new_secret() -> str:

@@ -26,6 +26,11 @@ Choices worth knowing:
 - Events of one message claimed together are sent one after the other, oldest
   first (one that no longer fits in its lease is left for a later claim);
   across batches and retries there is no ordering (see the how-to).
+- A callback goes only to a public address or one the operator allows
+  (:mod:`iwork_mc.callback_targets`), checked on the addresses the name
+  resolves to when the connection is made
+  (:mod:`iwork_mc.callback_transport`).  A refused target is given up at
+  once, with ``refused: <why>`` on the timeline.
 - Logs carry ids, the app_key, the URL's host and the HTTP status: never the
   URL's path or query (it may hold a token), a secret, a number or a text.
 """
@@ -42,6 +47,8 @@ import httpx
 import structlog
 
 from iwork_mc import __version__
+from iwork_mc.callback_targets import AllowList, TargetRefused
+from iwork_mc.callback_transport import GuardedTransport, Resolver, resolve
 from iwork_mc.callbacks import (
     CALLBACK_RETRY,
     Outcome,
@@ -64,12 +71,23 @@ log = structlog.get_logger("iwork_mc.callbacks")
 USER_AGENT = f"iwork-mc/{__version__} (status callbacks)"
 
 
-def default_http_client(timeout_s: float, max_connections: int) -> httpx.AsyncClient:
-    """The client callbacks are POSTed with: no redirects, bounded connections."""
+def default_http_client(
+    timeout_s: float,
+    max_connections: int,
+    allow: AllowList,
+    resolver: Resolver = resolve,
+) -> httpx.AsyncClient:
+    """The client callbacks are POSTed with: no redirects, no proxies, bounded connections.
+
+    Its transport (:class:`~iwork_mc.callback_transport.GuardedTransport`)
+    connects only to public addresses or those in ``allow``.
+    """
+    limits = httpx.Limits(max_connections=max_connections)
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout_s),
         follow_redirects=False,
-        limits=httpx.Limits(max_connections=max_connections),
+        transport=GuardedTransport(allow, limits=limits, resolver=resolver),
+        trust_env=False,
         headers={"User-Agent": USER_AGENT},
     )
 
@@ -91,9 +109,13 @@ class CallbackSender:
             being read again (a rotation or a new URL is seen within this).
         clock: epoch seconds (tests pass a fake one).
         rng: jitter source of the retry schedule.
-        http_client: builds the :class:`httpx.AsyncClient` (tests pass one
-            with a ``MockTransport``); redirects are never followed whatever
-            the client says.
+        allow: non-public hosts and networks callbacks may reach
+            (``callback_allow_hosts``); by default public addresses only.
+        resolver: name resolution at connect time (tests map names at will).
+        http_client: builds the :class:`httpx.AsyncClient` instead of
+            :func:`default_http_client`, address checks included (tests pass
+            one with a ``MockTransport``); redirects are never followed
+            whatever the client says.
 
     Raises:
         ValueError: ``lease_ms`` is too short for ``timeout_s``, or a count is not positive.
@@ -112,6 +134,8 @@ class CallbackSender:
         app_cache_ttl_s: float = 5.0,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        allow: AllowList | None = None,
+        resolver: Resolver = resolve,
         http_client: Callable[[], httpx.AsyncClient] | None = None,
     ) -> None:
         if concurrency < 1:
@@ -128,8 +152,9 @@ class CallbackSender:
         self.app_cache_ttl_s = app_cache_ttl_s
         self._clock = clock
         self._rng = rng or random.Random()
+        self.allow = allow or AllowList()
         self._http_client = http_client or (
-            lambda: default_http_client(self.timeout_s, self.concurrency)
+            lambda: default_http_client(self.timeout_s, self.concurrency, self.allow, resolver)
         )
         self._apps = AppDirectory(store, app_cache_ttl_s)
 
@@ -237,6 +262,7 @@ class CallbackSender:
         )
         status_code: int | None = None
         retry_after: str | None = None
+        host = urlsplit(url).hostname
         try:
             async with (
                 asyncio.timeout(self.timeout_s),
@@ -247,6 +273,11 @@ class CallbackSender:
                 # The answer's body is never read: only its status matters.
                 status_code = response.status_code
                 retry_after = response.headers.get("Retry-After")
+        except TargetRefused as exc:
+            # Decided before any connection, so open and closed ports read the
+            # same; waiting will not make the address public: given up at once.
+            await self._failed(event, attempt, f"refused: {exc}; given up", None, host=host)
+            return
         except (TimeoutError, httpx.TimeoutException):
             error = f"timeout after {self.timeout_s:g} s"
         except httpx.HTTPError as exc:
@@ -257,7 +288,6 @@ class CallbackSender:
             # Retried like a network error, so a bug here cannot pin an event forever.
             log.exception("callback_crashed", event_id=event.id, worker_id=self.worker_id)
             error = f"error: {type(exc).__name__}"
-        host = urlsplit(url).hostname
         if status_code is None:
             await self._retry_or_give_up(event, attempt, error, host=host)
             return

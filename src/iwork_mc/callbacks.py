@@ -24,6 +24,8 @@ needs no network and no clock:
   (``docs/howto/callbacks.md`` carries the same function).
 - **The outcome of an answer** (:func:`classify_status`) and **when to try
   again** (:func:`next_retry_at_ms`, :data:`CALLBACK_RETRY`).
+- **Whether a URL may be set** (:func:`check_callback_url`): its shape here,
+  its host by :mod:`iwork_mc.callback_targets` (public, or allowed by the operator).
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ import hashlib
 import hmac
 import json
 import random
+import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
+from iwork_mc.callback_targets import AllowList, TargetRefused, check_host
 from iwork_mc.messages import FINAL_STATUSES, StatusEvent
 from iwork_mc.retry import RetryPolicy
 
@@ -101,7 +105,7 @@ MAX_CALLBACK_URL = 2048
 
 
 class InvalidCallbackURL(ValueError):
-    """A callback URL that cannot be POSTed to (wrong scheme, no host, credentials)."""
+    """A callback URL that cannot or may not be POSTed to (scheme, host, credentials…)."""
 
 
 def iso8601(at_ms: int) -> str:
@@ -243,23 +247,25 @@ def next_retry_at_ms(
     A receiver's ``Retry-After`` (on 429 or 503) can push the next try later,
     never earlier, and never past the policy's longest delay.
     """
-    at_ms = policy.next_attempt_at_ms(attempts, now_ms, rng)
-    if at_ms is None or retry_after_s is None:
-        return at_ms
-    asked_ms = now_ms + int(min(retry_after_s, policy.max_delay_s) * 1000)
-    return max(at_ms, asked_ms)
+    return policy.next_attempt_at_ms(attempts, now_ms, rng, retry_after_s=retry_after_s)
 
 
-def check_callback_url(url: str) -> str:
-    """``url`` stripped, if callbacks can be POSTed to it; else :class:`InvalidCallbackURL`.
+def check_callback_url(url: str, allow: AllowList | None = None) -> str:
+    """``url`` stripped, if callbacks may be POSTed to it; else :class:`InvalidCallbackURL`.
 
     For the CLI and the REST call that set a URL: ``http`` or ``https``, a
-    host, and no ``user:password@`` (credentials would end up in logs and
-    listings; a receiver authenticates callbacks by their signature).
+    host, no ``user:password@`` (credentials would end up in logs and
+    listings; a receiver authenticates callbacks by their signature), no
+    space, control character or backslash anywhere (parsers disagree on what
+    they mean), and a host that may receive callbacks
+    (:func:`iwork_mc.callback_targets.check_host`: public, or in ``allow``).
     """
     url = url.strip()
     if len(url) > MAX_CALLBACK_URL:
         raise InvalidCallbackURL(f"must be at most {MAX_CALLBACK_URL} characters")
+    bad = next((char for char in url if _is_forbidden(char)), None)
+    if bad is not None:
+        raise InvalidCallbackURL(f"must not contain {bad!r} (spaces and control characters)")
     try:
         parts = urlsplit(url)
         port = parts.port  # raises on a malformed port
@@ -273,4 +279,14 @@ def check_callback_url(url: str) -> str:
         raise InvalidCallbackURL("the callback URL must not carry user:password@")
     if port == 0:
         raise InvalidCallbackURL("the callback URL has port 0")
+    try:
+        check_host(parts.hostname, allow or AllowList())
+    except TargetRefused as exc:
+        raise InvalidCallbackURL(str(exc)) from None
     return url
+
+
+def _is_forbidden(char: str) -> bool:
+    # Whitespace and controls (C0, DEL, C1, format characters such as U+200B),
+    # and the backslash some parsers read as "/".
+    return char == "\\" or char.isspace() or unicodedata.category(char) in ("Cc", "Cf")

@@ -15,6 +15,12 @@ opted out since the message was accepted gets nothing (``rejected``).  The
 message's route (routing.py) names its channels in order; retries are counted
 per channel, and a permanent failure or retries run out on one channel fall
 back to the next, each step written to the timeline.
+
+Two channel answers are not plain failures.  ``Unavailable`` (nothing could be
+tried: no SMPP session bound) gives the message back without counting the
+attempt, so an outage only delays it (up to its validity).  ``InDoubt`` (sent,
+never answered) counts as an attempt; with none left the message is
+``submitted`` and the copies already out decide it by their receipts.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from iwork_mc.channels.base import (
     PermanentChannelError,
     SendResult,
     TransientChannelError,
+    Unavailable,
 )
 from iwork_mc.messages import Message, MessageStatus
 from iwork_mc.policies import QuietHours
@@ -45,9 +52,12 @@ from iwork_mc.routing import DEFAULT_ROUTE, Route, choose_route
 from iwork_mc.store.base import Store, StoreError
 from iwork_mc.templates import default_text
 
-__all__ = ["Worker", "default_worker_id"]
+__all__ = ["STORE_RETRY_S", "Worker", "default_worker_id"]
 
 log = structlog.get_logger("iwork_mc.worker")
+
+#: How long the worker pauses after the store failed before it claims again.
+STORE_RETRY_S = 0.5
 
 
 def default_worker_id() -> str:
@@ -138,15 +148,15 @@ class Worker:
                 # message will be claimed again; nothing is lost.
                 log.warning("delivery_not_recorded", error=type(task.exception()).__name__)
 
-        failures = 0
+        store_failed = False
         next_sweep = 0.0
         while not stop.is_set():
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + self.sweep_interval
                 try:
                     await self.expire_overdue()
-                except StoreError:
-                    log.warning("store_unavailable", worker_id=self.worker_id, exc_info=True)
+                except StoreError as exc:
+                    self._store_failed(exc)
             slot_freed.clear()  # before counting, so a finish from here on is not missed
             free = self.concurrency - len(in_flight)
             claimed: list[Message] = []
@@ -158,17 +168,20 @@ class Worker:
                         worker_id=self.worker_id, now_ms=self._now_ms(),
                         lease_ms=self.lease_ms, limit=free,
                     )  # fmt: skip
-                    failures = 0
-                except StoreError:
-                    failures += 1
-                    log.warning("store_unavailable", worker_id=self.worker_id, exc_info=True)
+                    store_failed = False
+                except StoreError as exc:
+                    store_failed = True
+                    self._store_failed(exc)
             for message in claimed:
                 task = asyncio.create_task(self._deliver(message))
                 in_flight.add(task)
                 task.add_done_callback(finished)
             if claimed and len(claimed) == free:
                 continue  # more may be due: claim again as soon as a slot frees
-            pause = self.poll_interval if failures == 0 else min(30.0, 2.0**failures)
+            # No growing backoff after a store failure: each failed claim already
+            # waited up to the store's timeout, and delivery must resume within a
+            # second of the database's return.
+            pause = max(self.poll_interval, STORE_RETRY_S) if store_failed else self.poll_interval
             waiters = [asyncio.ensure_future(stop.wait())]
             if in_flight:
                 waiters.append(asyncio.ensure_future(slot_freed.wait()))
@@ -180,6 +193,17 @@ class Worker:
         if in_flight:
             await asyncio.gather(*in_flight, return_exceptions=True)
         log.info("worker_stopped", worker_id=self.worker_id)
+
+    def _store_failed(self, exc: StoreError) -> None:
+        # Once per retry during an outage: the kinds of error, no traceback, and no
+        # driver text (it can quote a row, phone number included).
+        cause = exc.__cause__
+        log.warning(
+            "store_unavailable",
+            worker_id=self.worker_id,
+            error=type(exc).__name__,
+            cause=type(cause).__name__ if cause is not None else None,
+        )
 
     async def expire_overdue(self, limit: int = 500) -> int:
         """Expire submitted messages whose receipt never came; returns how many.
@@ -237,20 +261,56 @@ class Worker:
         except PermanentChannelError as exc:
             await self._fall_back_or_fail(message, route, where, exc.reason)
         except InDoubt as exc:
-            # Not a failure to back off from: the carrier may have it.  Wait long
-            # enough for a late receipt, then send again, marked as such.
-            due_at = self._now_ms() + int(exc.retry_after_s * 1000)
-            await self._record(
-                message, MessageStatus.QUEUED, "in_doubt", where, error=exc.reason, due_at_ms=due_at
-            )
+            await self._in_doubt(message, where, exc)
+        except Unavailable as exc:
+            await self._wait_for_channel(message, where, exc)
         except TransientChannelError as exc:
-            await self._retry_or_fall_back(message, route, where, exc.reason)
+            await self._retry_or_fall_back(
+                message, route, where, exc.reason, retry_after_s=exc.retry_after_s
+            )
         except Exception as exc:
             log.exception("channel_crashed", message_id=message.id, channel=channel.name)
             reason = f"channel error: {type(exc).__name__}"
             await self._retry_or_fall_back(message, route, where, reason)
         else:
             await self._record_result(message, where, result)
+
+    async def _in_doubt(self, message: Message, where: dict[str, Any], exc: InDoubt) -> None:
+        """The carrier may have the message: an attempt like any other, but no failure.
+
+        With attempts left it waits long enough for a late answer or receipt,
+        then the channel resends only what is still in doubt, marked as such.
+        With none left nothing more is sent: the copies already out may arrive,
+        so the message is ``submitted`` and their receipts (or their absence,
+        past the validity) decide it.
+        """
+        now_ms = self._now_ms()
+        if self.retry.next_attempt_at_ms(message.step_attempts, now_ms, self._rng) is None:
+            await self._record(
+                message, MessageStatus.SUBMITTED, "submitted_in_doubt", where,
+                error=f"retries exhausted while in doubt: {exc.reason}",
+            )  # fmt: skip
+            return
+        due_at = now_ms + int(exc.retry_after_s * 1000)
+        await self._record(
+            message, MessageStatus.QUEUED, "in_doubt", where, error=exc.reason, due_at_ms=due_at
+        )
+
+    async def _wait_for_channel(
+        self, message: Message, where: dict[str, Any], exc: Unavailable
+    ) -> None:
+        """Nothing was tried: queue the message again without counting this claim.
+
+        It waits as long as the outage lasts, bounded only by its validity
+        (claimed at its end, it expires then).
+        """
+        due_at = self._now_ms() + int(exc.retry_after_s * 1000)
+        if message.expires_at_ms is not None:
+            due_at = min(due_at, message.expires_at_ms)
+        await self._record(
+            message, MessageStatus.QUEUED, "channel_unavailable", where,
+            error=exc.reason, due_at_ms=due_at, attempt_not_made=True,
+        )  # fmt: skip
 
     async def _record_result(
         self, message: Message, where: dict[str, Any], result: SendResult
@@ -273,10 +333,20 @@ class Worker:
         )
 
     async def _retry_or_fall_back(
-        self, message: Message, route: Route, where: dict[str, Any], reason: str
+        self,
+        message: Message,
+        route: Route,
+        where: dict[str, Any],
+        reason: str,
+        *,
+        retry_after_s: float | None = None,
     ) -> None:
         now_ms = self._now_ms()
-        due_at = self.retry.next_attempt_at_ms(message.step_attempts, now_ms, self._rng)
+        due_at = self.retry.next_attempt_at_ms(
+            message.step_attempts, now_ms, self._rng, retry_after_s=retry_after_s
+        )
+        if retry_after_s is not None:
+            where = {**where, "retry_after_s": retry_after_s}
         if due_at is not None and self.quiet is not None and not message.urgent:
             # A retry that would wake someone at night waits for the morning too.
             quiet_end = self.quiet.deferral(due_at)
@@ -320,8 +390,11 @@ class Worker:
         error: str | None = None,
         due_at_ms: int | None = None,
         route_step: int | None = None,
+        attempt_not_made: bool = False,
     ) -> bool:
         detail: dict[str, object] = {**where, "attempt": message.attempts}
+        if attempt_not_made:
+            detail["attempt_not_made"] = True
         if channel_ref is not None:
             detail["ref"] = channel_ref
         if error is not None:
@@ -340,6 +413,7 @@ class Worker:
             channel_ref=channel_ref,
             error=error,
             route_step=route_step,
+            attempt_not_made=attempt_not_made,
         )
         if not changed:
             # Our lease expired and another worker owns the message now: the

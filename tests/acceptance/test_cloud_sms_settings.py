@@ -25,6 +25,6 @@ def test_a_channel_missing_its_secret_stops_the_command_at_start(
     config.write_text(CONFIG, encoding="utf-8")
     result = cli(tmp_path, "--config", str(config), command, check=False, timeout=30)
     assert 2 == result.returncode
-    assert "channels.sms.access_key_secret: required" in result.stderr
-    assert "IWORK_MC_CHANNEL_SMS_ACCESS_KEY_SECRET" in result.stderr
+    assert "channels.sms.access_key_secret: is required" in result.stderr
+    assert "access_key_secret_env" in result.stderr
     assert "Traceback" not in result.stderr

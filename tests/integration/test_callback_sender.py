@@ -13,9 +13,12 @@ import json
 import random
 import re
 import socket
+import ssl
+import subprocess
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,8 @@ from structlog.testing import capture_logs
 
 from iwork_mc.apps import App
 from iwork_mc.callback_sender import CallbackSender
+from iwork_mc.callback_targets import AllowList, IPAddress
+from iwork_mc.callbacks import check_callback_url
 from iwork_mc.channels.sandbox import SandboxChannel
 from iwork_mc.messages import MessageStatus, NewMessage
 from iwork_mc.retry import RetryPolicy
@@ -35,6 +40,8 @@ T0 = 1_700_000_010.0
 SECRET = "0123456789abcdef0123456789abcdef"  # the conftest app's
 DOC = Path(__file__).resolve().parents[2] / "docs" / "howto" / "callbacks.md"
 FAST_RETRY = RetryPolicy(base_s=1.0, max_delay_s=1.0, max_attempts=5)
+#: The receivers listen on 127.0.0.1: the operator's allow-list is how a sender may reach them.
+LOOPBACK = AllowList.parse("127.0.0.1")
 
 
 def documented_verify() -> Callable[..., bool]:
@@ -173,6 +180,7 @@ def sender_for(store: Store, clock: Callable[[], float], **kwargs: Any) -> Callb
         "app_cache_ttl_s": 0.0,
         "timeout_s": 5.0,
         "lease_ms": 30_000,
+        "allow": LOOPBACK,
     }
     return CallbackSender(store, **(options | kwargs))
 
@@ -656,3 +664,166 @@ async def test_event_that_no_longer_fits_its_lease_is_left_for_later(
     assert [("callback_delivered", 1), ("callback_delivered", 2)] == [
         (kind, d["attempt"]) for kind, d in await callback_entries(store, message_id)
     ]
+
+
+# -- where callbacks may go ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "why"),
+    [
+        ("127.0.0.1", "127.0.0.1 is a loopback address"),
+        ("127.1", "127.1 (127.0.0.1) is a loopback address"),
+        ("2130706433", "2130706433 (127.0.0.1) is a loopback address"),
+        ("[::ffff:127.0.0.1]", "is a loopback address"),
+        ("localhost", "localhost names this machine"),
+    ],
+)
+async def test_internal_url_stored_earlier_is_refused_alike_open_or_closed(
+    store: Store, app: App, message_factory: Callable[..., NewMessage], host: str, why: str
+) -> None:
+    """A URL stored before the check (or by hand) is refused at connect time, given up.
+
+    Nothing reaches the listening receiver, and the timeline says the same for
+    an open port and a closed one: it cannot be used to scan ports.
+    """
+    clock = Clock()
+    errors = []
+    async with Receiver(clock) as receiver:
+        for number, port in enumerate((receiver.port, free_port())):
+            await store.set_callback_url(app.app_key, f"http://{host}:{port}/hooks")
+            message_id = await accept(store, message_factory, msg_key=f"visit-{number}")
+            with capture_logs() as logs:
+                assert 1 == await sender_for(store, clock, allow=None).run_once()
+            [(kind, detail)] = await callback_entries(store, message_id)
+            assert ("callback_failed", None) == (kind, detail["retry_at_ms"])
+            errors.append(detail["error"])
+            assert ["callback_failed"] == [log["event"] for log in logs]
+        clock.now += 3600.0
+        assert 0 == await sender_for(store, clock, allow=None).run_once(), "given up"
+
+    assert [] == receiver.received
+    assert errors[0] == errors[1]
+    assert errors[0].startswith("refused: ")
+    assert why in errors[0]
+    assert errors[0].endswith("; given up")
+
+
+def resolver_mapping(names: dict[str, str]) -> Callable[[str, int], Any]:
+    """A resolver that answers ``names`` (as DNS rebinding would) and nothing else."""
+
+    async def resolve(host: str, port: int) -> list[IPAddress]:
+        if host not in names:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [ip_address(address) for address in names[host].split(",")]
+
+    return resolve
+
+
+@pytest.mark.parametrize("answer", ["127.0.0.1", "93.184.215.14,127.0.0.1"])
+async def test_name_that_resolves_to_loopback_is_refused_at_connect_time(
+    store: Store, app: App, message_factory: Callable[..., NewMessage], answer: str
+) -> None:
+    """A public-looking name accepted when set, resolving to 127.0.0.1 when sent, is refused.
+
+    The refusal does not reveal the address the name resolved to.
+    """
+    clock = Clock()
+    async with Receiver(clock) as receiver:
+        url = check_callback_url(f"http://hooks.example.com:{receiver.port}/hooks")
+        await store.set_callback_url(app.app_key, url)
+        message_id = await accept(store, message_factory)
+        resolver = resolver_mapping({"hooks.example.com": answer})
+        sender = sender_for(store, clock, allow=None, resolver=resolver)
+        assert 1 == await sender.run_once()
+
+    assert [] == receiver.received
+    [(kind, detail)] = await callback_entries(store, message_id)
+    assert ("callback_failed", None) == (kind, detail["retry_at_ms"])
+    assert detail["error"].startswith(
+        "refused: hooks.example.com resolves to an address that is not public"
+    )
+    assert "127.0.0.1" not in detail["error"]
+
+
+async def test_allow_list_lets_a_name_resolved_to_loopback_through(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """Allowed, the name is connected to at the address it resolved to, Host header kept."""
+    clock = Clock()
+    async with Receiver(clock) as receiver:
+        await store.set_callback_url(app.app_key, f"http://hooks.example.com:{receiver.port}/h")
+        message_id = await accept(store, message_factory)
+        resolver = resolver_mapping({"hooks.example.com": "127.0.0.1"})
+        sender = sender_for(store, clock, allow=LOOPBACK, resolver=resolver)
+        assert 1 == await sender.run_once()
+
+    [received] = receiver.received
+    assert received.verified
+    assert f"hooks.example.com:{receiver.port}" == received.headers["host"]
+    assert ["callback_delivered"] == [kind for kind, _ in await callback_entries(store, message_id)]
+
+
+async def test_a_name_that_does_not_resolve_is_a_network_error_retried(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """DNS failing is not a refusal: the try is retried like any network error."""
+    clock = Clock()
+    await store.set_callback_url(app.app_key, "http://hooks.example.com/h")
+    message_id = await accept(store, message_factory)
+    sender = sender_for(store, clock, allow=None, resolver=resolver_mapping({}))
+    assert 1 == await sender.run_once()
+
+    [(kind, detail)] = await callback_entries(store, message_id)
+    assert ("callback_failed", "network error: ConnectError") == (kind, detail["error"])
+    assert detail["retry_at_ms"] is not None
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A key and a self-signed certificate for hooks.example.com, made by openssl."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1",
+         "-subj", "/CN=hooks.example.com"],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    return key, cert
+
+
+async def test_https_to_a_resolved_address_still_names_the_host(
+    store: Store,
+    app: App,
+    message_factory: Callable[..., NewMessage],
+    self_signed: tuple[Path, Path],
+) -> None:
+    """TLS sends the URL's name as SNI and checks the certificate, not the address connected to.
+
+    The receiver's self-signed certificate is not trusted, so the try fails
+    after the handshake started: certificate checks stay on.
+    """
+    key, cert = self_signed
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    context.sni_callback = lambda _socket, name, _context: names.append(name)
+
+    async def close(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(close, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    clock = Clock()
+    try:
+        await store.set_callback_url(app.app_key, f"https://hooks.example.com:{port}/h")
+        message_id = await accept(store, message_factory)
+        resolver = resolver_mapping({"hooks.example.com": "127.0.0.1"})
+        assert 1 == await sender_for(store, clock, resolver=resolver).run_once()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+    assert ["hooks.example.com"] == names
+    [(kind, detail)] = await callback_entries(store, message_id)
+    assert ("callback_failed", "network error: ConnectError") == (kind, detail["error"])

@@ -16,9 +16,9 @@ import pytest
 import structlog
 from typer.testing import CliRunner, Result
 
-from iwork_mc import cli_common
 from iwork_mc.apps import App
 from iwork_mc.cli import app as cli_app
+from iwork_mc.cli import common as cli_common
 from iwork_mc.events import MobileReceiverMessageEvent
 from iwork_mc.messages import MessageStatus, NewMessage
 from iwork_mc.store import Store, create_store
@@ -691,4 +691,41 @@ def test_apps_callback(sqlite_db: str, iwork: Callable[..., Result]) -> None:
     )
     assert "no app with app_key 00000000" in error(
         iwork(sqlite_db, "apps", "clear-callback", "00000000", code=1)
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://127.0.0.1:8080/router/rest", "127.0.0.1 is a loopback address"),
+        ("http://2130706433/", "2130706433 (127.0.0.1) is a loopback address"),
+        ("http://[::ffff:127.0.0.1]/", "is a loopback address"),
+        ("http://169.254.169.254/latest/meta-data/", "is a link-local address"),
+        ("http://10.1.2.3/", "is a private address"),
+        ("http://localhost:8080/", "localhost names this machine"),
+        ("http://metadata.google.internal/", "is a cloud metadata service"),
+        ("http://hooks.example.com/a b", "must not contain ' '"),
+    ],
+)
+def test_apps_set_callback_refuses_internal_hosts(
+    sqlite_db: str, iwork: Callable[..., Result], url: str, why: str
+) -> None:
+    """Internal targets exit 2 with an error naming the reason, and nothing is stored."""
+    message = error(iwork(sqlite_db, "apps", "set-callback", APP_KEY, url, code=2))
+    assert message.startswith("error: URL ")
+    assert why in message
+    assert "Traceback" not in message
+    assert as_json(iwork(sqlite_db, "apps", "show", APP_KEY, "--json"))["callback_url"] is None
+
+
+def test_apps_set_callback_takes_allowed_internal_hosts(
+    sqlite_db: str, iwork: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With callback_allow_hosts naming them, an on-premise receiver's address and name pass."""
+    monkeypatch.setenv("IWORK_MC_CALLBACK_ALLOW_HOSTS", "10.0.0.0/8, hooks.corp.internal")
+    for url in ("http://10.1.2.3:8080/iwork", "https://hooks.corp.internal/iwork"):
+        shown = as_json(iwork(sqlite_db, "apps", "set-callback", APP_KEY, url, "--json"))
+        assert url == shown["callback_url"]
+    assert "127.0.0.1 is a loopback address" in error(
+        iwork(sqlite_db, "apps", "set-callback", APP_KEY, "http://127.0.0.1/", code=2)
     )

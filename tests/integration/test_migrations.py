@@ -25,9 +25,10 @@ from iwork_mc.store.migrations import Migration
 INITIAL = "0001_initial"
 SEGMENTS = "0002_segments"
 ENGINE = "0003_engine"
-AWAITING = "0004_awaiting_receipts"
-ALL = [INITIAL, SEGMENTS, ENGINE, AWAITING]
-LEDGER = [(1, INITIAL), (2, SEGMENTS), (3, ENGINE), (4, AWAITING)]
+RECEIPT_DESTINATION = "0004_receipt_destination"
+AWAITING = "0005_awaiting_receipts"
+ALL = [INITIAL, SEGMENTS, ENGINE, RECEIPT_DESTINATION, AWAITING]
+LEDGER = [(1, INITIAL), (2, SEGMENTS), (3, ENGINE), (4, RECEIPT_DESTINATION), (5, AWAITING)]
 
 
 def ledger(database_url: str) -> list[tuple[int, str]]:

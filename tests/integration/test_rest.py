@@ -12,6 +12,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -421,6 +422,8 @@ def test_find_filters_by_status_receiver_and_time_and_pages(
         ({"limit": 0}, "limit"),
         ({"limit": "many"}, "limit"),
         ({"before_id": 0}, "before_id"),
+        ({"before_id": 2**63}, "before_id"),
+        ({"before_id": -(2**63) - 1}, "before_id"),
         ({"status": "lost"}, "status"),
         ({"status": ["failed", "lost"]}, "status"),
         ({"accepted_from": "yesterday"}, "accepted_from"),
@@ -468,6 +471,29 @@ def test_a_malformed_json_body_is_422(
     error = response.json()["error"]
     assert "invalid_request" == error["code"]
     assert error["message"]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda client: client.get_message("a\x00b"),
+        lambda client: client.retry_message("a\x00b"),
+        lambda client: client.find_messages(receiver="138\x0088888888"),
+        lambda client: client.create_template("nul", "hi \x00"),
+        lambda client: client.create_template("nul", "hi", source="\x00"),
+        lambda client: client.opt_out("13912345678", reason="\x00"),
+        lambda client: client.set_callback_url("https://a.example/\x00"),
+    ],
+    ids=["path", "retry-path", "query", "template-body", "template-source", "reason", "url"],
+)
+def test_a_nul_anywhere_is_422_on_every_backend(
+    client: RestClient, call: Callable[[RestClient], object]
+) -> None:
+    """A NUL in the path, a query value or a body string is bad input (422), not a store error."""
+    with pytest.raises(RestAPIError) as excinfo:
+        call(client)
+    assert 422 == excinfo.value.status_code
+    assert "NUL" in excinfo.value.message
 
 
 def test_unknown_messages_are_404(client: RestClient) -> None:
@@ -691,6 +717,50 @@ def test_callback_url(gateway: GatewayThread, client: RestClient, app: App) -> N
     cleared = gateway.run(gateway.store.get_app(app.app_key))
     assert cleared is not None
     assert cleared.callback_url is None
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        # The gateway's own TOP endpoint, in several spellings.
+        ("http://127.0.0.1:{port}/router/rest", "127.0.0.1 is a loopback address"),
+        ("http://127.1:{port}/router/rest", "127.1 (127.0.0.1) is a loopback address"),
+        ("http://0x7f000001:{port}/", "is a loopback address"),
+        ("http://[::1]:{port}/", "::1 is a loopback address"),
+        ("http://0.0.0.0:{port}/", "is the unspecified address"),
+        ("http://localhost:{port}/", "localhost names this machine"),
+        ("http://169.254.169.254/latest/meta-data/", "is a link-local address"),
+        ("http://100.100.100.200/latest/meta-data/", "is a shared (carrier-grade NAT) address"),
+        ("http://192.168.1.1/", "is a private address"),
+        ("http://hooks.example/a\r\nX-Injected: 1", "must not contain '\\r'"),
+    ],
+)
+def test_callback_url_refuses_internal_hosts(
+    gateway: GatewayThread, client: RestClient, app: App, url: str, why: str
+) -> None:
+    """PUT /v1/callback answers 422 with the reason for an internal target and stores nothing."""
+    assert gateway.store is not None
+    with pytest.raises(RestAPIError) as excinfo:
+        client.set_callback_url(url.format(port=gateway.port))
+    assert (422, "invalid_url") == error_of(excinfo)
+    assert why in excinfo.value.message
+    stored = gateway.run(gateway.store.get_app(app.app_key))
+    assert stored is not None and stored.callback_url is None
+
+
+def test_callback_url_takes_allowed_internal_hosts(tmp_path: Path) -> None:
+    """A gateway whose operator allows a network accepts a receiver there, and only there."""
+    settings = Settings(
+        data_dir=tmp_path, app_cache_ttl_s=0, callback_allow_hosts="127.0.0.1, hooks.corp.internal"
+    )
+    with GatewayThread(settings) as gw:
+        app = gw.create_app()
+        with RestClient(f"http://127.0.0.1:{gw.port}", app.app_key, app.secret) as client:
+            for url in ("http://127.0.0.1:8081/iwork", "https://hooks.corp.internal/iwork"):
+                assert url == client.set_callback_url(url)
+            with pytest.raises(RestAPIError) as excinfo:
+                client.set_callback_url("http://127.0.0.2:8081/iwork")
+    assert (422, "invalid_url") == error_of(excinfo)
 
 
 # -- the rest of the server -------------------------------------------------------------

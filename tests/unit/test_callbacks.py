@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from iwork_mc import callbacks
+from iwork_mc.callback_targets import AllowList
 from iwork_mc.callbacks import (
     CALLBACK_RETRY,
     InvalidCallbackURL,
@@ -394,26 +395,50 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["https://visitors.example.com/iwork", " http://127.0.0.1:8081/cb?token=x ", "https://[::1]/"],
+    [
+        "https://visitors.example.com/iwork",
+        " http://93.184.215.14:8081/cb?token=x ",
+        "https://[2606:4700:4700::1111]/",
+        "https://例え.jp/iwork",
+    ],
 )
-def test_check_callback_url_accepts_http_urls(url: str) -> None:
-    """http and https URLs with a host are accepted, stripped."""
+def test_check_callback_url_accepts_public_http_urls(url: str) -> None:
+    """http and https URLs with a public host are accepted, stripped."""
     assert url.strip() == check_callback_url(url)
 
 
 @pytest.mark.parametrize(
-    "url",
+    ("url", "why"),
     [
-        "ftp://example.com/",
-        "example.com/cb",
-        "https:///cb",
-        "https://user:pw@example.com/",
-        "https://example.com:99999/",
-        "https://example.com:0/",
-        "",
+        ("ftp://example.com/", "must start with http:// or https://"),
+        ("example.com/cb", "must start with http:// or https://"),
+        ("https:///cb", "has no host"),
+        ("https://user:pw@example.com/", "must not carry user:password@"),
+        ("https://example.com:99999/", "not a URL"),
+        ("https://example.com:0/", "port 0"),
+        ("", "must start with http://"),
+        ("https://exa mple.com/", "must not contain ' '"),
+        ("https://exa\tmple.com/", "must not contain '\\t'"),
+        ("https://example.com/a\r\nX-Injected: 1", "must not contain '\\r'"),
+        ("https://example.com/\x00", "must not contain '\\x00'"),
+        ("https://example.com\u200b/", "must not contain '\\u200b'"),
+        ("https://example.com\\@127.0.0.1/", "must not contain '\\\\'"),
+        ("https://a..example.com/", "not a valid host name"),
+        ("https://%31%32%37.0.0.1/", "not a valid host name"),
     ],
 )
-def test_check_callback_url_refuses_others(url: str) -> None:
-    """Other schemes, no host, credentials or a bad port are refused with a reason."""
-    with pytest.raises(InvalidCallbackURL):
+def test_check_callback_url_refuses_others(url: str, why: str) -> None:
+    """Other schemes, no host, credentials, a bad port or stray characters are refused, saying why."""
+    with pytest.raises(InvalidCallbackURL, match=re.escape(why)):
         check_callback_url(url)
+
+
+def test_check_callback_url_refuses_internal_hosts_unless_allowed() -> None:
+    """A loopback receiver is refused by default and accepted once the operator allows it."""
+    url = "http://127.0.0.1:8081/cb"
+    with pytest.raises(InvalidCallbackURL, match=re.escape("127.0.0.1 is a loopback address")):
+        check_callback_url(url)
+    assert url == check_callback_url(url, AllowList.parse("127.0.0.1"))
+    assert url == check_callback_url(url, AllowList.parse("127.0.0.0/8"))
+    with pytest.raises(InvalidCallbackURL, match="loopback"):
+        check_callback_url(url, AllowList.parse("10.0.0.0/8, hooks.example.com"))

@@ -48,6 +48,7 @@ from iwork_mc.channels.base import (
     Submitted,
     TransientChannelError,
 )
+from iwork_mc.channels.options import ChannelOptionError, check_known
 from iwork_mc.messages import Message
 from iwork_mc.privacy import mask_phone
 from iwork_mc.segments import AwaitingReceipt, SegmentState
@@ -62,7 +63,6 @@ __all__ = [
     "ProviderRefused",
     "ProviderUnreachable",
     "classify",
-    "env_name",
     "in_doubt",
     "parse_options",
     "template_for",
@@ -163,30 +163,22 @@ def template_for(templates: Mapping[str, Any], template: str) -> Any | None:
 _Options = TypeVar("_Options", bound=CloudSMSOptions)
 
 
-def env_name(channel: str, option: str) -> str:
-    """The variable a channel's option may come from: ``IWORK_MC_CHANNEL_<NAME>_<OPTION>``."""
-    return re.sub(r"[^A-Z0-9]", "_", f"IWORK_MC_CHANNEL_{channel}_{option}".upper())
-
-
-def parse_options(cls: type[_Options], channel: str, options: Mapping[str, Any]) -> _Options:
+def parse_options(cls: type[_Options], options: Mapping[str, Any]) -> _Options:
     """Build ``cls`` from a channel's options (``[channels.NAME]`` keys but ``kind``).
 
     Raises:
-        ValueError: naming the channel and the option (``channels.sms.sign_name: …``).
+        ChannelOptionError: naming the option (config.py adds the channel's name).
     """
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ValueError(f"channels.{channel}: unknown option(s) {', '.join(unknown)}")
+    check_known(options, set(known))
     values: dict[str, Any] = {}
     for name, spec in known.items():
-        where = f"channels.{channel}.{name}"
         kind = hints[name]
         value = options.get(name)
         if value is None:
             if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
-                raise ValueError(f"{where}: required (or set {env_name(channel, name)})")
+                raise ChannelOptionError(name, f'is required (or give {name}_env = "VARIABLE")')
             continue
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
@@ -194,21 +186,17 @@ def parse_options(cls: type[_Options], channel: str, options: Mapping[str, Any])
         if expected is Mapping:
             expected = dict
         if not isinstance(value, expected) or (isinstance(value, bool) and kind is not bool):
-            raise ValueError(f"{where}: {_shown(name, value)} is not of type {expected.__name__}")
+            shown = "the value" if "secret" in name or "key" in name else repr(value)
+            raise ChannelOptionError(name, f"{shown} is not of type {expected.__name__}")
         if kind in (int, float) and value < 0:
-            raise ValueError(f"{where}: must not be negative")
+            raise ChannelOptionError(name, "must not be negative")
         values[name] = value
     for name in ("sign_name", "templates"):
         if name in known and not values.get(name):
-            raise ValueError(f"channels.{channel}.{name}: required, and must not be empty")
+            raise ChannelOptionError(name, "is required and must not be empty")
     if values.get("concurrency", 1) < 1:
-        raise ValueError(f"channels.{channel}.concurrency: must be at least 1")
+        raise ChannelOptionError("concurrency", "must be at least 1")
     return cls(**values)
-
-
-def _shown(name: str, value: Any) -> str:
-    # An error message may be printed or logged: never echo a secret back.
-    return "the value" if "secret" in name or "key" in name else repr(value)
 
 
 class Provider(Protocol):

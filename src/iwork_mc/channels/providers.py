@@ -9,7 +9,7 @@ not import the providers' SDKs.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -21,13 +21,12 @@ from iwork_mc.channels.cloud_sms import (
     CloudSMSOptions,
     Provider,
     ProviderReceipt,
-    env_name,
     parse_options,
 )
 from iwork_mc.channels.tencent_sms import TencentSMS, TencentSMSOptions
 from iwork_mc.store.base import Store
 
-__all__ = ["KINDS", "PUSHES", "build", "options_for", "with_environment"]
+__all__ = ["KINDS", "PARSERS", "PUSHES", "build", "options_for"]
 
 #: kind → (its options class, the provider built from them).
 KINDS: Mapping[str, tuple[type[CloudSMSOptions], Callable[[Any], Provider]]] = {
@@ -42,24 +41,15 @@ PUSHES: Mapping[str, tuple[Callable[[Any], list[ProviderReceipt]], Mapping[str, 
 }
 
 
-def with_environment(
-    kind: str, name: str, options: Mapping[str, Any], environ: Mapping[str, str]
-) -> dict[str, Any]:
-    """``options`` with the text options it lacks taken from ``IWORK_MC_CHANNEL_<NAME>_<OPTION>``
-    (secrets kept out of the settings file); other kinds' options are returned unchanged."""
-    given = dict(options)
-    if kind not in KINDS:
-        return given
-    for option in dataclasses.fields(KINDS[kind][0]):
-        value = environ.get(env_name(name, option.name))
-        if option.name not in given and option.type in ("str", str) and value:
-            given[option.name] = value
-    return given
+def options_for(kind: str, options: Mapping[str, Any]) -> CloudSMSOptions:
+    """The channel's checked options.  Raises ChannelOptionError naming the option."""
+    return parse_options(KINDS[kind][0], options)
 
 
-def options_for(kind: str, name: str, options: Mapping[str, Any]) -> CloudSMSOptions:
-    """The channel's checked options.  Raises ValueError naming the channel and option."""
-    return parse_options(KINDS[kind][0], name, options)
+#: kind → the parser config.py checks a ``[channels.NAME]`` table of that kind with.
+PARSERS: Mapping[str, Callable[[Mapping[str, Any]], object]] = {
+    kind: functools.partial(options_for, kind) for kind in KINDS
+}
 
 
 def build(
@@ -71,5 +61,5 @@ def build(
     clock: Callable[[], float] = time.time,
 ) -> CloudSMSChannel:
     """A channel of a cloud SMS kind (its SDK imported now)."""
-    provider = KINDS[kind][1](options_for(kind, name, options))
+    provider = KINDS[kind][1](options_for(kind, options))
     return CloudSMSChannel(provider, store, name=name, clock=clock)

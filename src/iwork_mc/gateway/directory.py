@@ -3,12 +3,13 @@
 Every call needs its app (to verify the signature), and apps change rarely, so
 each gateway process keeps what it read for ``ttl`` seconds.  A disabled app
 or a rotated secret therefore takes effect in every process within ``ttl``.
-Unknown keys are cached too, so a flood of bad keys does not reach the database.
+Unknown keys are cached too, so a flood of bad keys does not reach the database,
+and a key no app can have (a NUL in it, say) never reaches it at all.
 """
 
 from __future__ import annotations
 
-from iwork_mc.apps import App
+from iwork_mc.apps import App, could_be_app_key
 from iwork_mc.store.base import Store
 from iwork_mc.templates import Template
 
@@ -24,6 +25,8 @@ class AppDirectory:
         self._entries: dict[str, tuple[float, App | None]] = {}
 
     async def get(self, app_key: str, now: float) -> App | None:
+        if not could_be_app_key(app_key):
+            return None
         cached = self._entries.get(app_key)
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]

@@ -42,7 +42,7 @@ def receipt_route(
     tokens: dict[str, tuple[str, str]] = {}
     for spec in settings.channel_specs:
         if spec.kind in providers.KINDS:
-            token = providers.options_for(spec.kind, spec.name, dict(spec.options)).receipt_token
+            token = providers.options_for(spec.kind, dict(spec.options)).receipt_token
             if token:
                 tokens[spec.name] = (spec.kind, token)
 

@@ -98,14 +98,23 @@ async def get_callback(caller: CallerDep, context: ContextDep) -> CallbackOut:
 @router.put(
     "/callback",
     response_model=CallbackOut,
-    responses={422: {"model": ErrorOut, "description": "Not an http or https URL."}},
+    responses={
+        422: {
+            "model": ErrorOut,
+            "description": "Not an http(s) URL, or a host callbacks may not reach "
+            "(loopback, private, link-local/metadata, local names).",
+        }
+    },
     tags=["callback"],
     summary="Set the status callback URL",
 )
 async def set_callback(callback: CallbackIn, caller: CallerDep, context: ContextDep) -> CallbackOut:
-    """POST every status change of the calling app's messages to ``url`` from now on."""
+    """POST every status change of the calling app's messages to ``url`` from now on.
+
+    The host must be public, unless the operator allows it (``callback_allow_hosts``).
+    """
     try:
-        url = check_callback_url(callback.url)
+        url = check_callback_url(callback.url, context.settings.callback_allow_list)
     except InvalidCallbackURL as exc:
         raise RestError(422, "invalid_url", f"url: {exc}") from None
     app = await context.store.set_callback_url(caller.app_key, url)
