@@ -22,7 +22,7 @@ import tomllib
 import typing
 import zoneinfo
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -46,6 +46,7 @@ from pydantic_settings import (
 )
 
 from iwork_mc.callback_targets import AllowList
+from iwork_mc.channels import providers
 from iwork_mc.channels.apprise_config import AppriseConfig
 from iwork_mc.channels.options import ChannelOptionError
 from iwork_mc.channels.smpp_config import (
@@ -64,11 +65,12 @@ from iwork_mc.templates import DEFAULT_TEMPLATE, Renderer, TemplateError
 
 __all__ = ["CHANNEL_KINDS", "ENV_PREFIX", "ChannelSpec", "ConfigError", "Settings"]
 
-CHANNEL_KINDS = ("sandbox", "smpp", "apprise", "webhook")
+CHANNEL_KINDS = ("sandbox", "smpp", "apprise", "webhook", *providers.KINDS)
 #: Kinds whose ``[channels.NAME]`` table is parsed by the kind's own config class.
 _CHANNEL_CONFIGS: dict[str, Callable[[Mapping[str, Any]], object]] = {
     "apprise": AppriseConfig.from_options,
     "webhook": WebhookConfig.from_options,
+    **providers.PARSERS,
 }
 #: An option ``<name>_env = "VAR"`` takes option ``<name>`` from environment variable VAR.
 _ENV_SUFFIX = "_env"
@@ -87,12 +89,14 @@ class ChannelSpec:
     """A named channel instance: its kind and the options that differ from the defaults.
 
     For ``smpp`` the options are SMPPConfig fields (``host``, ``system_id``…)
-    over the flat ``smpp_*`` settings; ``sandbox`` takes none.
+    over the flat ``smpp_*`` settings; ``sandbox`` takes none; the cloud SMS
+    kinds take their provider's options (channels/providers.py).
     """
 
     name: str
     kind: str
-    options: tuple[tuple[str, Any], ...] = ()
+    #: Not in repr: options hold credentials.
+    options: tuple[tuple[str, Any], ...] = field(default=(), repr=False)
 
 
 ENV_PREFIX = "IWORK_MC_"

@@ -108,6 +108,10 @@ def _worker(settings: Settings, store: Store, *, echo: bool) -> Any:
 
             hook = WebhookConfig.from_options(dict(spec.options))
             channels[spec.name] = WebhookChannel(hook, name=spec.name)
+        elif spec.kind in ("aliyun_sms", "tencent_sms"):
+            from iwork_mc.channels import providers
+
+            channels[spec.name] = providers.build(spec.kind, spec.name, dict(spec.options), store)
         else:
             from iwork_mc.channels.sandbox import SandboxChannel
 
@@ -215,6 +219,9 @@ def _destination(settings: Settings, spec: ChannelSpec) -> str:
         from iwork_mc.channels.webhook_config import WebhookConfig
 
         return WebhookConfig.from_options(dict(spec.options)).display_url
+    if spec.kind in ("aliyun_sms", "tencent_sms"):
+        # The API host only: the credentials are options too.
+        return str(dict(spec.options).get("endpoint") or "the provider's public endpoint")
     return spec.kind
 
 

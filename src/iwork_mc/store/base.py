@@ -25,7 +25,7 @@ from iwork_mc.messages import (
 from iwork_mc.policies import AcceptChecks, OptOut
 from iwork_mc.ratelimits import Grant, Rate
 from iwork_mc.retention import EndedSelection
-from iwork_mc.segments import ReceiptOutcome, Segment, SegmentState
+from iwork_mc.segments import AwaitingReceipt, ReceiptOutcome, Segment, SegmentState
 from iwork_mc.templates import Template
 
 __all__ = [
@@ -387,6 +387,17 @@ class Store(Protocol):
 
     async def unmatched_receipts(self, channel: str) -> int:
         """How many receipts for ``channel`` still match no segment."""
+
+    async def awaiting_receipts(
+        self, channel: str, *, after: tuple[int, int, int], limit: int
+    ) -> list[AwaitingReceipt]:
+        """Up to ``limit`` of the channel's submitted segments still waiting for a receipt.
+
+        Only segments of messages still ``submitted`` count (the overdue sweep
+        ends the wait of the others).  Ordered by :attr:`AwaitingReceipt.cursor`,
+        starting after ``after`` (``(0, 0, 0)``: from the start), so a poller
+        pages through them all, round after round.
+        """
 
     async def overdue_submissions(self, *, before_ms: int, limit: int) -> list[int]:
         """Ids of ``submitted`` messages whose validity ended before ``before_ms``.

@@ -88,7 +88,13 @@ from iwork_mc.messages import (
 from iwork_mc.policies import AcceptChecks, OptOut, ReceiverFacts
 from iwork_mc.ratelimits import Grant, Rate
 from iwork_mc.retention import EndedSelection
-from iwork_mc.segments import FINAL_SEGMENT_STATES, ReceiptOutcome, Segment, SegmentState
+from iwork_mc.segments import (
+    FINAL_SEGMENT_STATES,
+    AwaitingReceipt,
+    ReceiptOutcome,
+    Segment,
+    SegmentState,
+)
 from iwork_mc.store import migrations, rows, sql
 from iwork_mc.store.base import (
     AppExists,
@@ -190,6 +196,7 @@ class _Queries:
     count_ended: LiteralString
     insert_audit: LiteralString
     list_audit: LiteralString
+    awaiting_receipts: LiteralString
 
 
 _Q = sql.load("postgres", _Queries)
@@ -694,6 +701,29 @@ class PostgresStore:
     async def unmatched_receipts(self, channel: str) -> int:
         row = await self._fetch_one(_Q.count_unmatched_receipts, {"channel": channel})
         return 0 if row is None else int(row["n"])
+
+    async def awaiting_receipts(
+        self, channel: str, *, after: tuple[int, int, int], limit: int
+    ) -> list[AwaitingReceipt]:
+        after_ms, after_id, after_attempt = after
+        params = {
+            "channel": channel,
+            "after_ms": after_ms,
+            "after_id": after_id,
+            "after_attempt": after_attempt,
+            "limit": limit,
+        }
+        found = await self._fetch_all(_Q.awaiting_receipts, params)
+        return [
+            AwaitingReceipt(
+                message_id=int(row["message_id"]),
+                attempt=int(row["attempt"]),
+                carrier_id=str(row["carrier_id"]),
+                receiver=str(row["mobile_receiver"]),
+                updated_at_ms=int(row["updated_at_ms"]),
+            )
+            for row in found
+        ]
 
     async def overdue_submissions(self, *, before_ms: int, limit: int) -> list[int]:
         params = {"before_ms": before_ms, "limit": limit}

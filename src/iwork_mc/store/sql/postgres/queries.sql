@@ -606,3 +606,15 @@ WHERE (%(before_id)s::bigint IS NULL OR id < %(before_id)s::bigint)
     AND (%(action)s::text IS NULL OR action = %(action)s::text)
 ORDER BY id DESC
 LIMIT %(limit)s;
+
+-- awaiting_receipts --
+-- A channel's submitted segments still waiting for their receipt, of messages still
+-- submitted, after the cursor (%(after_ms)s, %(after_id)s, %(after_attempt)s) in that order:
+-- a receipt poller pages through them round and round.
+SELECT s.message_id, s.attempt, s.carrier_id, s.updated_at_ms, m.mobile_receiver
+FROM segments AS s JOIN messages AS m ON m.id = s.message_id
+WHERE s.channel = %(channel)s AND s.state IN ('submitted', 'enroute')
+    AND s.carrier_id IS NOT NULL AND m.status = 'submitted'
+    AND (s.updated_at_ms, s.message_id, s.attempt) > (%(after_ms)s, %(after_id)s, %(after_attempt)s)
+ORDER BY s.updated_at_ms, s.message_id, s.attempt
+LIMIT %(limit)s;

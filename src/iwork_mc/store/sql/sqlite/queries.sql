@@ -486,3 +486,15 @@ WHERE id < coalesce(:before_id, 9223372036854775807)
     AND (:action IS NULL OR action = :action)
 ORDER BY id DESC
 LIMIT :limit;
+
+-- awaiting_receipts --
+-- A channel's submitted segments still waiting for their receipt, of messages still
+-- submitted, after the cursor (:after_ms, :after_id, :after_attempt) in that order:
+-- a receipt poller pages through them round and round.
+SELECT s.message_id, s.attempt, s.carrier_id, s.updated_at_ms, m.mobile_receiver
+FROM segments AS s JOIN messages AS m ON m.id = s.message_id
+WHERE s.channel = :channel AND s.state IN ('submitted', 'enroute')
+    AND s.carrier_id IS NOT NULL AND m.status = 'submitted'
+    AND (s.updated_at_ms, s.message_id, s.attempt) > (:after_ms, :after_id, :after_attempt)
+ORDER BY s.updated_at_ms, s.message_id, s.attempt
+LIMIT :limit;
