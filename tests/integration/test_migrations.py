@@ -25,8 +25,9 @@ from iwork_mc.store.migrations import Migration
 INITIAL = "0001_initial"
 SEGMENTS = "0002_segments"
 ENGINE = "0003_engine"
-ALL = [INITIAL, SEGMENTS, ENGINE]
-LEDGER = [(1, INITIAL), (2, SEGMENTS), (3, ENGINE)]
+OPERATORS = "0004_operators"
+ALL = [INITIAL, SEGMENTS, ENGINE, OPERATORS]
+LEDGER = [(1, INITIAL), (2, SEGMENTS), (3, ENGINE), (4, OPERATORS)]
 
 
 def ledger(database_url: str) -> list[tuple[int, str]]:
