@@ -1,4 +1,4 @@
-"""The ``/v1`` REST API (JSON), with its OpenAPI schema at ``/openapi.json`` and UI at ``/docs``.
+"""The ``/v1`` REST API (JSON), its OpenAPI schema at ``/openapi.json``, ``/docs`` and ``/redoc``.
 
 Each app reads and changes only its own messages, templates, opt-outs and
 callback URL; every call is signed with the app's TOP secret
@@ -18,9 +18,10 @@ from http import HTTPStatus
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -121,13 +122,16 @@ def create_rest_app(
         apps: the app cache to share with the TOP endpoint; a new one by default.
 
     Returns:
-        An ASGI app serving ``/v1/...``, ``/openapi.json`` and ``/docs``.
+        An ASGI app serving ``/v1/...``, ``/openapi.json``, ``/docs``, ``/redoc`` and
+        their assets under ``/docs-assets``.
     """
-    app = FastAPI(
+    # Swagger UI and ReDoc with their scripts served from the package (no CDN):
+    # /docs and /redoc work on a machine with no way out.
+    app = FastAPIOffline(
         title="iwork-mc REST API",
         version=__version__,
         description=_DESCRIPTION,
-        redoc_url=None,
+        static_url="/docs-assets",
     )
     app.state.rest = RestContext(
         settings=settings,
