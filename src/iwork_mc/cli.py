@@ -23,7 +23,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from iwork_mc import __version__, cli_common, cli_messages, cli_optouts, cli_templates, devapp
+from iwork_mc import (
+    __version__,
+    cli_common,
+    cli_messages,
+    cli_operators,
+    cli_optouts,
+    cli_templates,
+    devapp,
+)
 from iwork_mc.apps import App, new_app_key, new_secret
 from iwork_mc.config import ConfigError, Settings
 from iwork_mc.logs import configure_logging
@@ -50,6 +58,7 @@ app.add_typer(db_cli, name="db")
 app.add_typer(cli_templates.templates_cli, name="templates")
 app.add_typer(cli_optouts.opt_outs_cli, name="opt-outs")
 app.add_typer(cli_messages.messages_cli, name="messages")
+app.add_typer(cli_operators.operators_cli, name="operators")
 
 out = cli_common.out
 err = Console(stderr=True, soft_wrap=True)

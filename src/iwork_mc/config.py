@@ -166,6 +166,14 @@ class Settings:
     #: Non-public hosts callbacks may reach anyway: comma-separated IPs, CIDR networks
     #: and host names (e.g. ``10.20.0.0/16, hooks.corp.internal``); empty: public hosts only.
     callback_allow_hosts: str = ""
+    #: Signs the web console's session cookies; empty: a random key kept in
+    #: ``<data_dir>/console-secret.key`` (set it when gateways run on several hosts).
+    console_secret_key: str = field(default="", repr=False)
+    #: How long a console sign-in lasts.
+    console_session_s: int = 43_200
+    #: Failed console sign-ins in a row that lock an operator out, and for how long.
+    console_max_failed_sign_ins: int = 5
+    console_lockout_s: int = 900
     #: ``console`` (human) or ``json`` (one object per line).
     log_format: str = "console"
     log_level: str = "info"
@@ -297,7 +305,14 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(
                 f"{name}: {getattr(settings, name)!r} is not one of {', '.join(allowed)}"
             )
-    for name in ("message_validity_s", "max_segments", "retry_max_attempts"):
+    for name in (
+        "message_validity_s",
+        "max_segments",
+        "retry_max_attempts",
+        "console_session_s",
+        "console_max_failed_sign_ins",
+        "console_lockout_s",
+    ):
         if getattr(settings, name) < 1:
             raise ConfigError(f"{name}: must be at least 1")
     try:
