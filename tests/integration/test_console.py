@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -26,11 +25,16 @@ from servers import GatewayThread
 PASSWORD = "correct horse battery staple"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GatewayThread]:
-    """The gateway with one operator, ``admin``; three failures in a row lock for 1 s."""
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def gateway(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayThread]:
+    """One gateway per backend for the module, with operator ``admin``; three failures in
+    a row lock for 1 s.  Tests make their own apps and operators, and look only at those."""
     options = {
-        "data_dir": tmp_path,
+        "data_dir": tmp_path_factory.mktemp("console"),
         "console_max_failed_sign_ins": 3,
         "console_lockout_s": 1,
         "max_body_bytes": 4096,
@@ -134,7 +138,8 @@ def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(
     assert (403, 403) == (missing.status_code, wrong.status_code)
     assert "CSRF" in missing.text
     assert 200 == header.status_code  # htmx sends the token as a header
-    assert ["ok"] == [a.name for a in gateway.run(gateway.store.list_apps())]
+    names = [a.name for a in gateway.run(gateway.store.list_apps())]
+    assert ("sneaky" not in names, "ok" in names) == (True, True)
 
 
 def test_sign_in_without_the_csrf_token_is_refused(browser: httpx.Client) -> None:
@@ -148,9 +153,10 @@ def test_wrong_passwords_lock_the_operator_out_for_a_while(
     gateway: GatewayThread, browser: httpx.Client
 ) -> None:
     """Three failures in a row lock for 1 s: then even the right password is refused."""
+    add_operator(gateway, "clumsy")
     unknown = sign_in(browser, name="nobody")
-    failures = [sign_in(browser, password="wrong password!") for _ in range(3)]
-    locked = sign_in(browser)
+    failures = [sign_in(browser, name="clumsy", password="wrong password!") for _ in range(3)]
+    locked = sign_in(browser, name="clumsy")
 
     assert [401, 401, 401, 401] == [a.status_code for a in [unknown, *failures]]
     # An unknown name and a wrong password read the same.
@@ -160,7 +166,7 @@ def test_wrong_passwords_lock_the_operator_out_for_a_while(
     assert 303 == browser.get("/console/").status_code
 
     time.sleep(1.1)
-    assert 303 == sign_in(browser).status_code
+    assert 303 == sign_in(browser, name="clumsy").status_code
     assert 200 == browser.get("/console/").status_code
 
 
@@ -210,19 +216,26 @@ def test_an_app_secret_is_shown_once(
 ) -> None:
     """Create and rotate show the secret in their answer; the list never does."""
     assert gateway.store is not None
-    created = browser.post("/console/apps", data={"name": "Visitor desk", "csrf_token": signed_in})
-    [app] = gateway.run(gateway.store.list_apps())
+
+    def stored() -> App:
+        [app] = [a for a in gateway.run(gateway.store.list_apps()) if a.name == "Front desk"]
+        return app
+
+    created = browser.post("/console/apps", data={"name": "Front desk", "csrf_token": signed_in})
+    app = stored()
     assert app.secret in created.text
     assert app.secret not in browser.get("/console/apps").text
 
     rotated = browser.post(f"/console/apps/{app.app_key}/rotate", data={"csrf_token": signed_in})
-    [after] = gateway.run(gateway.store.list_apps())
+    after = stored()
     assert after.secret != app.secret
     assert after.secret in rotated.text
+    assert app.secret not in rotated.text
 
     browser.post(f"/console/apps/{app.app_key}/disable", data={"csrf_token": signed_in})
-    [disabled] = gateway.run(gateway.store.list_apps())
-    assert not disabled.enabled
+    assert not stored().enabled
+    unknown = browser.post("/console/apps/99999999/rotate", data={"csrf_token": signed_in})
+    assert 404 == unknown.status_code
 
 
 def test_the_preview_renders_as_the_accept_path_does(browser: httpx.Client, signed_in: str) -> None:
@@ -258,6 +271,36 @@ def test_a_template_is_created_then_edited(
     template = gateway.run(gateway.store.get_template("arrival"))
     assert template is not None
     assert ("{{ name }} waits", "arrived") == (template.body, template.action)
+
+
+def test_opt_outs_are_added_and_removed(
+    gateway: GatewayThread, browser: httpx.Client, signed_in: str
+) -> None:
+    """Any spelling is kept in E.164; the list masks it; a bad number or app is explained."""
+    assert gateway.store is not None
+    app = gateway.create_app()
+    form = {"csrf_token": signed_in, "receiver": "139 1234 5678", "app_key": app.app_key}
+
+    assert 303 == browser.post("/console/opt-outs/add", data=form).status_code
+    assert gateway.run(gateway.store.is_opted_out(app.app_key, "+8613912345678"))
+    page = browser.get("/console/opt-outs").text
+    assert "139****5678" in page and "+8613912345678" not in page
+
+    bad = browser.post("/console/opt-outs/add", data={**form, "receiver": "12"})
+    no_app = browser.post("/console/opt-outs/add", data={**form, "app_key": "00000000"})
+    odd = browser.post("/console/opt-outs/drop", data=form)
+    assert (400, 400, 404) == (bad.status_code, no_app.status_code, odd.status_code)
+
+    # The remove button names the opt-out by an opaque reference, not by the number.
+    [ref] = re.findall(r'name="ref" value="([0-9a-f]{64})"', page)
+    forged = browser.post(
+        "/console/opt-outs/remove", data={"csrf_token": signed_in, "ref": "0" * 64}
+    )
+    assert 303 == forged.status_code
+    assert gateway.run(gateway.store.is_opted_out(app.app_key, "+8613912345678"))
+    removed = browser.post("/console/opt-outs/remove", data={"csrf_token": signed_in, "ref": ref})
+    assert 303 == removed.status_code
+    assert not gateway.run(gateway.store.is_opted_out(app.app_key, "+8613912345678"))
 
 
 def test_a_form_over_the_body_limit_is_refused(browser: httpx.Client, signed_in: str) -> None:

@@ -15,6 +15,8 @@ personal is logged.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -95,10 +97,9 @@ class Console:
         self.channel_health = channel_health
         self.rules = AcceptRules.from_settings(settings)
         self.zone = ZoneInfo(settings.timezone)
-        self.codec = SessionCodec(
-            load_secret_key(settings.console_secret_key, settings.data_dir),
-            settings.console_session_s,
-        )
+        secret_key = load_secret_key(settings.console_secret_key, settings.data_dir)
+        self.codec = SessionCodec(secret_key, settings.console_session_s)
+        self._ref_key = hashlib.sha256(b"opt-out-ref:" + secret_key.encode()).digest()
         self.lock_out = operators.LockOut(
             settings.console_max_failed_sign_ins, settings.console_lockout_s * 1000
         )
@@ -111,6 +112,7 @@ class Console:
         self.env.filters["when"] = self._when
         self.env.filters["mask"] = privacy.mask_phone
         self.env.filters["pretty"] = lambda value: json.dumps(value, ensure_ascii=False, indent=1)
+        self.env.filters["ref"] = self.opt_out_ref
 
     # -- plumbing -------------------------------------------------------------
 
@@ -558,10 +560,9 @@ class Console:
             error=error,
         )
 
-    async def change_opt_out(self, request: Request) -> Response:
+    async def add_opt_out(self, request: Request) -> Response:
         session = await self.signed_in(request)
         form = await self.form(request, session)
-        action: str = request.path_params["action"]
         app_key = _text(form, "app_key").strip() or "*"
         try:
             receiver = e164(_text(form, "receiver"), self.settings.default_region)
@@ -570,14 +571,26 @@ class Console:
         if app_key != "*" and await self.store.get_app(app_key) is None:
             return await self._opt_outs(request, session, error=f"no app has app_key {app_key!r}")
         reason = _text(form, "reason")[:500]
-        if action == "add":
-            opt_out = OptOut(
-                app_key=app_key, receiver=receiver, reason=reason, created_at_ms=self.now_ms()
-            )
-            await self.store.add_opt_out(opt_out)
-        else:
-            await self.store.remove_opt_out(app_key, receiver)
-        log.info("console_opt_out_changed", operator=session.operator, action=action)
+        opt_out = OptOut(
+            app_key=app_key, receiver=receiver, reason=reason, created_at_ms=self.now_ms()
+        )
+        await self.store.add_opt_out(opt_out)
+        log.info("console_opt_out_changed", operator=session.operator, action="add")
+        return RedirectResponse("/console/opt-outs", status_code=303)
+
+    def opt_out_ref(self, opt_out: OptOut) -> str:
+        """Names an opt-out in a form without putting the (masked) number in the page."""
+        text = f"{opt_out.app_key}\n{opt_out.receiver}".encode()
+        return hmac.new(self._ref_key, text, "sha256").hexdigest()
+
+    async def remove_opt_out(self, request: Request) -> Response:
+        session = await self.signed_in(request)
+        ref = _text(await self.form(request, session), "ref")
+        for opt_out in await self.store.list_opt_outs():
+            if hmac.compare_digest(self.opt_out_ref(opt_out), ref):
+                await self.store.remove_opt_out(opt_out.app_key, opt_out.receiver)
+                log.info("console_opt_out_changed", operator=session.operator, action="remove")
+                break
         return RedirectResponse("/console/opt-outs", status_code=303)
 
     # -- channels -----------------------------------------------------------------
@@ -675,7 +688,8 @@ def create_console_app(
             route("/templates/{name}", console.template_page),
             route("/templates/{name}", console.save_template, "POST"),
             route("/opt-outs", console.opt_outs_page),
-            route("/opt-outs/{action:str}", console.change_opt_out, "POST"),
+            route("/opt-outs/add", console.add_opt_out, "POST"),
+            route("/opt-outs/remove", console.remove_opt_out, "POST"),
             route("/channels", console.channels_page),
             Mount("/static", app=StaticFiles(packages=[("iwork_mc.console", "static")])),
         ]
