@@ -446,6 +446,10 @@ def _print_banner(settings: Settings, host: str, port: int, dev: devapp.DevApp) 
         )
         out.print(f"  channel    {spec.name} ({spec.kind}) → {where}", highlight=False)
     out.print(f"  dev app    app_key={dev.app_key}  secret={dev.secret}", highlight=False)
+    out.print(
+        f"  console    http://{host}:{port}/console/ (`iwork-mc operators create NAME` first)",
+        highlight=False,
+    )
     minutes = settings.timestamp_tolerance_s // 60
     out.print(f"Send the seed's example request (signed now, valid for {minutes} minutes;")
     out.print("`iwork-mc curl-example` prints a fresh one):")
