@@ -15,6 +15,7 @@ personal is logged.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -53,6 +54,9 @@ __all__ = ["create_console_app"]
 log = structlog.get_logger("iwork_mc.console")
 
 PAGE = 50
+#: Password checks run at once at most (argon2 takes ~64 MiB and tens of ms each): a
+#: flood of sign-ins queues here instead of eating memory or the event loop.
+_CONCURRENT_VERIFICATIONS = 2
 #: The overview chart: the last 24 hours, hour by hour.
 _BUCKET_MS = 3_600_000
 _BUCKETS = 24
@@ -100,6 +104,7 @@ class Console:
         secret_key = load_secret_key(settings.console_secret_key, settings.data_dir)
         self.codec = SessionCodec(secret_key, settings.console_session_s)
         self._ref_key = hashlib.sha256(b"opt-out-ref:" + secret_key.encode()).digest()
+        self._verifying = asyncio.Semaphore(_CONCURRENT_VERIFICATIONS)
         self.lock_out = operators.LockOut(
             settings.console_max_failed_sign_ins, settings.console_lockout_s * 1000
         )
@@ -189,7 +194,10 @@ class Console:
         if operator is not None and operator.locked(now_ms):
             log.warning("console_sign_in_locked", operator=name)
             return self._refuse_sign_in(request, session, locked=True)
-        if not operators.verify_password(operator, password):
+        async with self._verifying:
+            # In a thread: the TOP route shares this event loop.
+            verified = await asyncio.to_thread(operators.verify_password, operator, password)
+        if not verified:
             if operator is not None:
                 await self.store.sign_in_failed(name, now_ms=now_ms, lock_out=self.lock_out)
             log.warning("console_sign_in_failed", known=operator is not None)
