@@ -266,6 +266,9 @@ def test_a_template_is_created_then_edited(
     created = browser.post("/console/templates/new", data=form)
     assert (303, "/console/templates/arrival") == (created.status_code, created.headers["location"])
 
+    reserved = browser.post("/console/templates/new", data={**form, "name": "new"})
+    assert (422, True) == (reserved.status_code, "taken by the console" in reserved.text)
+
     bad = browser.post("/console/templates/arrival", data={**form, "body": "{% if %}"})
     assert 422 == bad.status_code
     edited = browser.post("/console/templates/arrival", data={**form, "body": "{{ name }} waits"})

@@ -74,6 +74,9 @@ _PREVIEW_EVENT = {
     "sender": 0,
 }
 
+#: Paths under /console/templates/ that are pages, not template names.
+_RESERVED_TEMPLATE_NAMES = frozenset({"new", "preview"})
+
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -490,6 +493,8 @@ class Console:
             {**checked, **{k: fields[k] for k in ("source", "action", "event_type")}},
             renderer=self.rules.renderer,
         )
+        if is_new and fields["name"] in _RESERVED_TEMPLATE_NAMES:
+            problems.append(f"name {fields['name']!r}: taken by the console's own pages")
         if fields["app_key"] and await self.store.get_app(fields["app_key"]) is None:
             problems.append(f"app_key: no app has app_key {fields['app_key']!r}")
         if problems:
