@@ -65,9 +65,12 @@ def load_saved(path: Path) -> tuple[str, str] | None:
     """The (app_key, secret) recorded by :func:`ensure_dev_app`, if any."""
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
+        return str(saved["app_key"]), str(saved["secret"])
     except FileNotFoundError:
         return None
-    return saved["app_key"], saved["secret"]
+    except (OSError, ValueError, KeyError, TypeError):
+        # Unreadable or edited by hand: as if there were none (`make run` writes a new one).
+        return None
 
 
 def _save(path: Path, app_key: str, secret: str) -> None:

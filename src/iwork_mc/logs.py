@@ -32,3 +32,6 @@ def configure_logging(log_format: str = "console", level: str = "info") -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
+    # The pool warns on every failed connect, several times a second while PostgreSQL
+    # is down (it retries without backoff); the store_unavailable events report outages.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)

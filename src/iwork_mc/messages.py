@@ -26,6 +26,7 @@ from iwork_mc.events import MobileReceiverMessageEvent
 
 __all__ = [
     "FINAL_STATUSES",
+    "MAX_ID",
     "REQUEUE_FROM",
     "TRANSITIONS",
     "AcceptOutcome",
@@ -42,6 +43,9 @@ __all__ = [
     "check_transition",
     "parse_instant",
 ]
+
+#: The largest message id: both stores keep ids as signed 64-bit integers.
+MAX_ID = 2**63 - 1
 
 
 class MessageStatus(StrEnum):

@@ -25,9 +25,18 @@ from iwork_mc.store.migrations import Migration
 INITIAL = "0001_initial"
 SEGMENTS = "0002_segments"
 ENGINE = "0003_engine"
-OPERATORS = "0004_operators"
-ALL = [INITIAL, SEGMENTS, ENGINE, OPERATORS]
-LEDGER = [(1, INITIAL), (2, SEGMENTS), (3, ENGINE), (4, OPERATORS)]
+RECEIPT_DESTINATION = "0004_receipt_destination"
+FLOW_CONTROL = "0005_flow_control"
+OPERATORS = "0006_operators"
+ALL = [INITIAL, SEGMENTS, ENGINE, RECEIPT_DESTINATION, FLOW_CONTROL, OPERATORS]
+LEDGER = [
+    (1, INITIAL),
+    (2, SEGMENTS),
+    (3, ENGINE),
+    (4, RECEIPT_DESTINATION),
+    (5, FLOW_CONTROL),
+    (6, OPERATORS),
+]
 
 
 def ledger(database_url: str) -> list[tuple[int, str]]:

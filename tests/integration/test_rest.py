@@ -422,6 +422,8 @@ def test_find_filters_by_status_receiver_and_time_and_pages(
         ({"limit": 0}, "limit"),
         ({"limit": "many"}, "limit"),
         ({"before_id": 0}, "before_id"),
+        ({"before_id": 2**63}, "before_id"),
+        ({"before_id": -(2**63) - 1}, "before_id"),
         ({"status": "lost"}, "status"),
         ({"status": ["failed", "lost"]}, "status"),
         ({"accepted_from": "yesterday"}, "accepted_from"),
@@ -469,6 +471,29 @@ def test_a_malformed_json_body_is_422(
     error = response.json()["error"]
     assert "invalid_request" == error["code"]
     assert error["message"]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda client: client.get_message("a\x00b"),
+        lambda client: client.retry_message("a\x00b"),
+        lambda client: client.find_messages(receiver="138\x0088888888"),
+        lambda client: client.create_template("nul", "hi \x00"),
+        lambda client: client.create_template("nul", "hi", source="\x00"),
+        lambda client: client.opt_out("13912345678", reason="\x00"),
+        lambda client: client.set_callback_url("https://a.example/\x00"),
+    ],
+    ids=["path", "retry-path", "query", "template-body", "template-source", "reason", "url"],
+)
+def test_a_nul_anywhere_is_422_on_every_backend(
+    client: RestClient, call: Callable[[RestClient], object]
+) -> None:
+    """A NUL in the path, a query value or a body string is bad input (422), not a store error."""
+    with pytest.raises(RestAPIError) as excinfo:
+        call(client)
+    assert 422 == excinfo.value.status_code
+    assert "NUL" in excinfo.value.message
 
 
 def test_unknown_messages_are_404(client: RestClient) -> None:

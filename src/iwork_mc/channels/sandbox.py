@@ -1,8 +1,11 @@
 """The sandbox channel: delivers to a local file instead of a phone.
 
 Each submission is appended as one JSON line to ``<data_dir>/sandbox/deliveries.jsonl``
-(flushed and fsynced, so a test or a person can read exactly what was sent), and,
-when ``echo`` is on, printed with the receiver masked.  The file stands in for the
+(fsynced, so a test or a person can read exactly what was sent), and, when ``echo``
+is on, printed with the receiver masked.  A line is written whole or not at all:
+when the disk is full (or the file too large) the partial line is cut off again
+and the send fails transiently, so the worker retries it and never records as
+delivered a message whose line is not in the file.  The file stands in for the
 handset, so it holds the full number; logs never do.
 
 Magic receiver numbers.  Like a carrier's test numbers, a few reserved, valid
@@ -49,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import sys
@@ -80,6 +84,7 @@ __all__ = [
     "TRANSIENT_FAILURES",
     "Behaviour",
     "SandboxChannel",
+    "append_line",
 ]
 
 log = structlog.get_logger("iwork_mc.channels.sandbox")
@@ -313,16 +318,41 @@ class SandboxChannel:
             },
             ensure_ascii=False,
         )
-        async with self._lock:
-            await asyncio.to_thread(self._append, line)
+        try:
+            async with self._lock:
+                await asyncio.to_thread(append_line, self.path, line)
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            message_text = f"sandbox: cannot write {self.path.name}: {reason}"
+            raise TransientChannelError(message_text) from exc
         if self._echo:
             print(f"sandbox ▸ {mask_phone(message.event.mobile_receiver)} ← {text}", file=self._out)
 
-    def _append(self, line: str) -> None:
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append ``line`` and a newline to ``path`` and fsync it, or leave the file as it was.
+
+    One ``write`` of the whole line; a short write (disk full, file size limit)
+    or a failed fsync cuts the file back to its previous size, so the next line
+    never starts glued to the tail of a torn one.
+
+    Raises:
+        OSError: the line could not be written whole (the file is unchanged).
+    """
+    data = (line + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)")
+            os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)

@@ -37,7 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from iwork_mc import messages, operators, privacy
 from iwork_mc.apps import App, new_app_key, new_secret
-from iwork_mc.cli_templates import template_problems
+from iwork_mc.cli.templates import template_problems
 from iwork_mc.compose import AcceptRules, Rendered, render_text
 from iwork_mc.config import Settings
 from iwork_mc.console import charts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,37 @@ from iwork_mc.gateway.rest import create_rest_app
 from iwork_mc.gateway.top_endpoint import TopEndpoint
 from iwork_mc.store.base import Store, StoreError
 
-__all__ = ["create_app"]
+__all__ = ["HEALTH_WAIT_S", "create_app"]
+
+#: How long /healthz waits for the store before it answers 503.
+HEALTH_WAIT_S = 1.0
+
+
+class _StoreProbe:
+    """Asks the store whether it answers, waiting at most ``wait_s`` for the answer.
+
+    A probe that takes longer is not cancelled (that could wait on the driver)
+    but left to finish within the store's own timeout, and the next health
+    check waits on it rather than starting another: one probe at a time.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._pending: asyncio.Task[bool] | None = None
+
+    async def answers(self, wait_s: float) -> bool:
+        probe = self._pending
+        if probe is None or probe.done():
+            probe = self._pending = asyncio.create_task(self._probe())
+        done, _ = await asyncio.wait({probe}, timeout=wait_s)
+        return bool(done) and probe.result()
+
+    async def _probe(self) -> bool:
+        try:
+            await self._store.get_app("")
+        except StoreError:
+            return False
+        return True
 
 
 def create_app(
@@ -38,19 +69,21 @@ def create_app(
     """
     # One app cache for both APIs: each app is read from the store once per ttl.
     apps = AppDirectory(store, settings.app_cache_ttl_s)
+    # One budget per app for both APIs, shared with the other gateway processes.
+    flow_control = FlowControl(store, settings.app_rate_limit, settings.app_rate_burst)
     top = TopEndpoint(
         methods=build_methods(store, settings),
         apps=apps,
-        flow_control=FlowControl(settings.app_rate_limit, settings.app_rate_burst),
+        flow_control=flow_control,
         timestamp_tolerance_ms=settings.timestamp_tolerance_s * 1000,
         max_body_bytes=settings.max_body_bytes,
         clock=clock,
     )
 
+    probe = _StoreProbe(store)
+
     async def healthz(request: Request) -> JSONResponse:
-        try:
-            await store.get_app("")
-        except StoreError:
+        if not await probe.answers(HEALTH_WAIT_S):
             return JSONResponse({"status": "unavailable", "store": "unreachable"}, status_code=503)
         if channel_health is None:
             return JSONResponse({"status": "ok"})
@@ -65,7 +98,12 @@ def create_app(
             ),
             # /v1/..., /openapi.json, /docs and /redoc (FastAPI, assets served locally);
             # everything else is its 404.
-            Mount("/", app=create_rest_app(settings, store, clock=clock, apps=apps)),
+            Mount(
+                "/",
+                app=create_rest_app(
+                    settings, store, clock=clock, apps=apps, flow_control=flow_control
+                ),
+            ),
         ]
     )
 

@@ -17,7 +17,7 @@ from iwork_mc.gateway.rest_models import (
     StatusCounts,
     TimelineOut,
 )
-from iwork_mc.messages import REQUEUE_FROM, Message, MessageQuery, MessageStatus
+from iwork_mc.messages import MAX_ID, REQUEUE_FROM, Message, MessageQuery, MessageStatus
 
 __all__ = ["MAX_PAGE", "router"]
 
@@ -54,7 +54,7 @@ async def find_messages(
     accepted_from: Annotated[str | None, Query(description=f"Inclusive. {_INSTANT}")] = None,
     accepted_until: Annotated[str | None, Query(description=f"Exclusive. {_INSTANT}")] = None,
     before_id: Annotated[
-        int | None, Query(ge=1, description="The previous page's `next_before_id`.")
+        int | None, Query(ge=1, le=MAX_ID, description="The previous page's `next_before_id`.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> MessagePage:

@@ -8,7 +8,7 @@ milliseconds so backends never read a clock of their own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from iwork_mc.apps import App
@@ -24,6 +24,7 @@ from iwork_mc.messages import (
 )
 from iwork_mc.operators import LockOut, Operator
 from iwork_mc.policies import AcceptChecks, OptOut
+from iwork_mc.ratelimits import Grant, Rate
 from iwork_mc.segments import ReceiptOutcome, Segment, SegmentState
 from iwork_mc.templates import Template
 
@@ -97,6 +98,18 @@ class Store(Protocol):
 
     async def set_callback_url(self, app_key: str, url: str | None) -> App | None:
         """Set (or with ``None`` clear) the app's status callback URL; ``None`` if no app."""
+
+    async def set_app_rate(
+        self, app_key: str, rate_limit: float | None, rate_burst: int | None
+    ) -> App | None:
+        """Set the app's rate and burst (``None``: the defaults); ``None`` if no app."""
+
+    async def take_tokens(self, app_key: str, want: int, rate: Rate, now_ms: int) -> Grant:
+        """Lease up to ``want`` tokens from the app's shared bucket (:func:`ratelimits.take`).
+
+        One transaction, serialised with every other process's lease of the
+        same app; a bucket seen for the first time starts full.
+        """
 
     # -- templates ----------------------------------------------------------
 
@@ -247,12 +260,15 @@ class Store(Protocol):
         channel_ref: str | None = None,
         error: str | None = None,
         route_step: int | None = None,
+        attempt_not_made: bool = False,
     ) -> bool:
         """Move a message to ``to`` if :data:`~iwork_mc.messages.TRANSITIONS` allows it.
 
         With ``route_step`` the message moves to that step of its route (a
         fallback to the next channel) and its ``step_attempts`` restart at 0.
-        ``claim_due`` adds one to both ``attempts`` and ``step_attempts``.
+        ``claim_due`` adds one to both ``attempts`` and ``step_attempts``;
+        ``attempt_not_made`` takes that one back (the channel could not even
+        try, e.g. no SMPP session was bound), so an outage uses up no attempts.
 
         Appends a timeline entry of ``kind`` with ``detail``.  With ``worker_id``
         the change only happens while that worker still holds the lease (a lease
@@ -268,11 +284,19 @@ class Store(Protocol):
     # -- segments and receipts (carriers that confirm delivery later) -------
 
     async def add_segments(
-        self, message_id: int, *, attempt: int, channel: str, total: int, now_ms: int
+        self,
+        message_id: int,
+        *,
+        attempt: int,
+        channel: str,
+        total: int,
+        now_ms: int,
+        parts: Sequence[int] | None = None,
     ) -> None:
-        """Record ``total`` pending segments of an attempt before any is submitted.
+        """Record the pending segments of an attempt of ``total`` parts before any is submitted.
 
-        After a crash, a pending segment is one whose submission is in doubt.
+        All parts, or only ``parts`` (a resend of the parts in doubt).  After a
+        crash, a pending segment is one whose submission is in doubt.
         """
 
     async def segment_submitted(
@@ -281,7 +305,10 @@ class Store(Protocol):
         """Record the carrier's id of a submitted segment.
 
         A receipt that arrived for ``carrier_id`` before this (kept as unmatched)
-        is applied now, in the same transaction; its outcome is returned.  SMSCs
+        is applied now, in the same transaction, if it can be this segment's
+        (:func:`~iwork_mc.segments.kept_receipt_fits`: it arrived after the
+        segment was added, give or take the clock skew, and names the message's
+        receiver); its outcome is returned.  Any other stays kept.  SMSCs
         reuse ids after a while: an id already naming another segment of the
         channel moves to this one (the old segment keeps its state).  Raises
         :class:`StoreError` if the segment was never added.
@@ -304,16 +331,19 @@ class Store(Protocol):
         error: str | None,
         now_ms: int,
         detail: Mapping[str, Any] | None = None,
+        destination: str = "",
     ) -> ReceiptOutcome:
         """Record a delivery receipt durably, in one transaction.
 
-        Unknown ``carrier_id``: kept as unmatched (``matched=False``) until
-        :meth:`segment_submitted` names it.  Segment already final: nothing
-        changes (``duplicate=True``); a ``duplicate_receipt`` timeline entry is
-        written.  Otherwise the segment takes ``state`` (non-final states only
-        replace pending/submitted/enroute), a ``receipt`` timeline entry is
-        written, and if the message is ``submitted`` and every segment of its
-        latest attempt is final, the message moves to what
+        ``destination`` is the handset the receipt names ('' if none).  Unknown
+        ``carrier_id``, or a segment whose message went to another number
+        (:func:`~iwork_mc.segments.receipt_names_receiver`): kept as unmatched
+        (``matched=False``) until :meth:`segment_submitted` names it.
+        Segment already final: nothing changes (``duplicate=True``); a
+        ``duplicate_receipt`` timeline entry is written.  Otherwise the segment
+        takes ``state`` (non-final states only replace pending/submitted/enroute),
+        a ``receipt`` timeline entry is written, and if the message is
+        ``submitted`` and every part is final, the message moves to what
         :func:`iwork_mc.segments.aggregate` says (``message_status``).
         """
 

@@ -44,7 +44,7 @@ import queue
 import sqlite3
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, LiteralString, TypeVar, cast
@@ -63,6 +63,7 @@ from iwork_mc.messages import (
 )
 from iwork_mc.operators import LockOut, Operator
 from iwork_mc.policies import AcceptChecks, OptOut, ReceiverFacts
+from iwork_mc.ratelimits import Grant, Rate
 from iwork_mc.segments import FINAL_SEGMENT_STATES, ReceiptOutcome, Segment, SegmentState
 from iwork_mc.store import migrations, rows, sql
 from iwork_mc.store.base import (
@@ -90,6 +91,10 @@ class _Queries:
     set_app_enabled: LiteralString
     rotate_secret: LiteralString
     set_callback_url: LiteralString
+    set_app_rate: LiteralString
+    seed_bucket: LiteralString
+    lock_bucket: LiteralString
+    save_bucket: LiteralString
     insert_message: LiteralString
     insert_outbox: LiteralString
     insert_entries: LiteralString
@@ -135,9 +140,9 @@ class _Queries:
     release_carrier_id: LiteralString
     segment_by_carrier: LiteralString
     set_segment_state: LiteralString
-    latest_attempt_segments: LiteralString
     insert_unmatched_receipt: LiteralString
-    take_unmatched_receipts: LiteralString
+    kept_receipts: LiteralString
+    drop_kept_receipt: LiteralString
     count_unmatched_receipts: LiteralString
     overdue_submissions: LiteralString
     insert_operator: LiteralString
@@ -274,6 +279,26 @@ class SQLiteStore:
         params = {"app_key": app_key, "url": url}
         row = await self._submit("write", _fetch_one(_Q.set_callback_url, params))
         return None if row is None else rows.app_from_row(row)
+
+    async def set_app_rate(
+        self, app_key: str, rate_limit: float | None, rate_burst: int | None
+    ) -> App | None:
+        params = {"app_key": app_key, "rate_limit": rate_limit, "rate_burst": rate_burst}
+        row = await self._submit("write", _fetch_one(_Q.set_app_rate, params))
+        return None if row is None else rows.app_from_row(row)
+
+    async def take_tokens(self, app_key: str, want: int, rate: Rate, now_ms: int) -> Grant:
+        # One write job: BEGIN IMMEDIATE holds the file's write lock, so the
+        # read and the update are atomic across processes.
+        def job(conn: sqlite3.Connection) -> Grant:
+            conn.execute(_Q.seed_bucket, rows.seed_bucket_params(app_key, rate, now_ms))
+            found = _one(conn, _Q.lock_bucket, {"app_key": app_key})
+            assert found is not None  # seeded just above
+            grant = rows.lease(found, want, rate, now_ms)
+            conn.execute(_Q.save_bucket, rows.bucket_params(app_key, grant))
+            return grant
+
+        return await self._submit("write", job)
 
     # -- templates ----------------------------------------------------------
 
@@ -492,6 +517,7 @@ class SQLiteStore:
         channel_ref: str | None = None,
         error: str | None = None,
         route_step: int | None = None,
+        attempt_not_made: bool = False,
     ) -> bool:
         params = rows.transition_params(
             message_id,
@@ -505,17 +531,24 @@ class SQLiteStore:
             channel_ref=channel_ref,
             error=error,
             route_step=route_step,
+            attempt_not_made=attempt_not_made,
         )
         return await self._submit("write", lambda conn: _transition(conn, params))
 
     # -- segments and receipts ----------------------------------------------
 
     async def add_segments(
-        self, message_id: int, *, attempt: int, channel: str, total: int, now_ms: int
+        self,
+        message_id: int,
+        *,
+        attempt: int,
+        channel: str,
+        total: int,
+        now_ms: int,
+        parts: Sequence[int] | None = None,
     ) -> None:
-        if total < 1:
-            raise ValueError(f"a message has at least one segment, not {total}")
         params = {
+            **rows.parts_param(total, parts, as_json=True),
             "message_id": message_id,
             "attempt": attempt,
             "channel": channel,
@@ -538,21 +571,19 @@ class SQLiteStore:
         def job(conn: sqlite3.Connection) -> ReceiptOutcome | None:
             params = {**key, "carrier_id": carrier_id, "now_ms": now_ms}
             current = _segment(conn, key)  # Raises if there is no such segment.
+            message = _one(conn, _Q.get_message_by_id, key)
             conn.execute(_Q.release_carrier_id, {**params, "channel": current.channel})
             row = _one(conn, _Q.submit_segment, params)
-            if row is None:
+            if row is None or message is None:
                 return None  # Named already: a repeat changes nothing.
             segment = rows.segment_from_row(row)
             taken = {"channel": segment.channel, "carrier_id": carrier_id}
-            kept = [
-                rows.kept_receipt_from_row(found)
-                for found in sorted(
-                    conn.execute(_Q.take_unmatched_receipts, taken).fetchall(),
-                    key=lambda found: (found["received_at_ms"], found["id"]),
-                )
-            ]
+            kept = map(rows.kept_receipt_from_row, conn.execute(_Q.kept_receipts, taken))
+            # Receipts of another message with the same id (before an SMSC restart) stay kept.
+            fitting = rows.fitting_receipts(list(kept), current, message["mobile_receiver"])
             outcome = None
-            for receipt in kept:
+            for receipt in fitting:
+                conn.execute(_Q.drop_kept_receipt, {"id": receipt.id})
                 outcome = _apply_receipt(
                     conn,
                     segment,
@@ -591,6 +622,7 @@ class SQLiteStore:
         error: str | None,
         now_ms: int,
         detail: Mapping[str, Any] | None = None,
+        destination: str = "",
     ) -> ReceiptOutcome:
         params = rows.unmatched_receipt_params(
             channel=channel,
@@ -599,12 +631,13 @@ class SQLiteStore:
             error=error,
             now_ms=now_ms,
             detail=detail,
+            destination=destination,
         )
 
         def job(conn: sqlite3.Connection) -> ReceiptOutcome:
             # The batch holds the write lock: matching and keeping cannot race a submit.
             row = _one(conn, _Q.segment_by_carrier, params)
-            if row is None:
+            if row is None or not rows.receipt_fits_segment(row, destination):
                 conn.execute(_Q.insert_unmatched_receipt, params)
                 return ReceiptOutcome(matched=False)
             segment = rows.segment_from_row(row)
@@ -935,13 +968,13 @@ def _segment(conn: sqlite3.Connection, key: Mapping[str, Any]) -> Segment:
 
 
 def _conclude(conn: sqlite3.Connection, message_id: int, now_ms: int) -> MessageStatus | None:
-    """Move a submitted message to what its latest attempt's segments add up to, if final."""
+    """Move a submitted message to what its parts add up to (every copy counts), if final."""
     key = {"message_id": message_id}
     message = _one(conn, _Q.get_message_by_id, key)
     if message is None or message["status"] != MessageStatus.SUBMITTED:
         return None  # Still sending (settle comes later), or final: never downgraded.
-    latest = conn.execute(_Q.latest_attempt_segments, key).fetchall()
-    concluded = rows.conclusion([rows.segment_from_row(row) for row in latest])
+    copies = conn.execute(_Q.segments, key).fetchall()
+    concluded = rows.conclusion([rows.segment_from_row(row) for row in copies])
     if concluded is None:
         return None
     params = rows.transition_params(

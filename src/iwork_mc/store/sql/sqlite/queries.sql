@@ -17,14 +17,31 @@ VALUES (:version, :name, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEG
 -- insert_app --
 INSERT INTO apps (
     app_key, name, secret, previous_secret, previous_secret_expires_at_ms, enabled, created_at_ms,
-    callback_url
+    callback_url, rate_limit, rate_burst
 )
 VALUES (
     :app_key, :name, :secret, :previous_secret, :previous_secret_expires_at_ms, :enabled,
-    :created_at_ms, :callback_url
+    :created_at_ms, :callback_url, :rate_limit, :rate_burst
 )
 ON CONFLICT (app_key) DO NOTHING
 RETURNING app_key;
+
+-- set_app_rate --
+UPDATE apps SET rate_limit = :rate_limit, rate_burst = :rate_burst
+WHERE app_key = :app_key RETURNING *;
+
+-- seed_bucket --
+-- An app's first lease finds its bucket full.
+INSERT INTO rate_buckets (app_key, tokens, updated_at_ms)
+VALUES (:app_key, :tokens, :now_ms)
+ON CONFLICT (app_key) DO NOTHING;
+
+-- lock_bucket --
+SELECT tokens, updated_at_ms FROM rate_buckets WHERE app_key = :app_key;
+
+-- save_bucket --
+UPDATE rate_buckets SET tokens = :tokens, updated_at_ms = :updated_at_ms
+WHERE app_key = :app_key;
 
 -- get_app --
 SELECT * FROM apps WHERE app_key = :app_key;
@@ -205,7 +222,11 @@ SET status = :status,
     channel_ref = coalesce(:channel_ref, channel_ref),
     last_error = coalesce(:error, last_error),
     route_step = coalesce(:route_step, route_step),
-    step_attempts = CASE WHEN :route_step IS NULL THEN step_attempts ELSE 0 END
+    -- :attempt_not_made (0 or 1) gives back what claim_message counted.
+    attempts = attempts - :attempt_not_made,
+    step_attempts = CASE
+        WHEN :route_step IS NULL THEN step_attempts - :attempt_not_made ELSE 0
+    END
 WHERE id = :message_id AND status IN (SELECT value FROM json_each(:sources))
 RETURNING id;
 
@@ -324,14 +345,16 @@ ORDER BY created_at_ms DESC, app_key, receiver;
 SELECT 1 AS found FROM opt_outs WHERE receiver = :receiver AND app_key IN (:app_key, '*');
 
 -- insert_segments --
--- Parts 1..:total of an attempt, pending; nothing if the attempt has segments already.
+-- Parts 1..:total of an attempt (only those in the JSON array :parts unless it is NULL:
+-- a resend of the parts in doubt), pending; nothing if the attempt has segments already.
 -- (WHERE on the SELECT: SQLite would otherwise read ON CONFLICT as a join's ON.)
 WITH RECURSIVE parts (part) AS (
     SELECT 1 UNION ALL SELECT part + 1 FROM parts WHERE part < :total
 )
 INSERT INTO segments (message_id, attempt, part, total, channel, state, updated_at_ms)
 SELECT :message_id, :attempt, part, :total, :channel, 'pending', :now_ms FROM parts
-WHERE NOT EXISTS (
+WHERE (:parts IS NULL OR part IN (SELECT value FROM json_each(:parts)))
+AND NOT EXISTS (
     SELECT 1 FROM segments WHERE message_id = :message_id AND attempt = :attempt
 )
 ON CONFLICT DO NOTHING;
@@ -363,28 +386,30 @@ SET state = 'refused', error = :error, updated_at_ms = :now_ms
 WHERE message_id = :message_id AND attempt = :attempt AND part = :part AND state = 'pending';
 
 -- segment_by_carrier --
-SELECT * FROM segments WHERE channel = :channel AND carrier_id = :carrier_id;
+-- With the number its message went to, for a receipt that names one.
+SELECT segments.*, messages.mobile_receiver
+FROM segments JOIN messages ON messages.id = segments.message_id
+WHERE segments.channel = :channel AND segments.carrier_id = :carrier_id;
 
 -- set_segment_state --
 UPDATE segments
 SET state = :state, error = :error, updated_at_ms = :now_ms
 WHERE message_id = :message_id AND attempt = :attempt AND part = :part;
 
--- latest_attempt_segments --
--- The segments of the message's latest attempt, by part.
-SELECT * FROM segments
-WHERE message_id = :message_id
-    AND attempt = (SELECT max(attempt) FROM segments WHERE message_id = :message_id)
-ORDER BY part;
-
 -- insert_unmatched_receipt --
-INSERT INTO unmatched_receipts (channel, carrier_id, state, error, received_at_ms, detail)
-VALUES (:channel, :carrier_id, :state, :error, :now_ms, :detail);
+INSERT INTO unmatched_receipts (
+    channel, carrier_id, state, error, received_at_ms, detail, destination
+)
+VALUES (:channel, :carrier_id, :state, :error, :now_ms, :detail, :destination);
 
--- take_unmatched_receipts --
--- Deletes and returns the receipts kept for a carrier id (in no particular order).
-DELETE FROM unmatched_receipts WHERE channel = :channel AND carrier_id = :carrier_id
-RETURNING *;
+-- kept_receipts --
+-- The receipts kept for a carrier id, in arrival order.
+SELECT * FROM unmatched_receipts
+WHERE channel = :channel AND carrier_id = :carrier_id
+ORDER BY received_at_ms, id;
+
+-- drop_kept_receipt --
+DELETE FROM unmatched_receipts WHERE id = :id;
 
 -- count_unmatched_receipts --
 SELECT count(*) AS n FROM unmatched_receipts WHERE channel = :channel;

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from iwork_mc import cli_common, operators
+from iwork_mc import operators
+from iwork_mc.cli import common
 from iwork_mc.operators import InvalidOperator, Operator
 from iwork_mc.store.base import OperatorExists, Store
 
@@ -31,7 +32,7 @@ def _read_password(from_stdin: bool) -> str:
         # One line; a trailing newline (echo, a here-string) is not part of the password.
         return sys.stdin.readline(operators.MAX_PASSWORD + 2).rstrip("\r\n")
     if not sys.stdin.isatty():
-        raise cli_common.fail("no terminal to ask for a password on: use --password-stdin", 2)
+        raise common.fail("no terminal to ask for a password on: use --password-stdin", 2)
     password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     return password
 
@@ -43,44 +44,44 @@ def operators_create(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
-    json_output: cli_common.JsonFlag = False,
+    json_output: common.JsonFlag = False,
 ) -> None:
     """Create an operator; the password is asked for twice (or read from stdin)."""
     try:
         operators.check_name(name)
         password_hash = operators.hash_password(_read_password(password_stdin))
     except InvalidOperator as exc:
-        raise cli_common.fail(str(exc), 2) from None
-    settings = cli_common.settings_from(ctx)
-    operator = Operator(name=name, password_hash=password_hash, created_at_ms=cli_common.now_ms())
+        raise common.fail(str(exc), 2) from None
+    settings = common.settings_from(ctx)
+    operator = Operator(name=name, password_hash=password_hash, created_at_ms=common.now_ms())
 
     async def work(store: Store) -> None:
         try:
             await store.insert_operator(operator)
         except OperatorExists:
-            raise cli_common.fail(f"an operator named {name} exists") from None
+            raise common.fail(f"an operator named {name} exists") from None
 
-    cli_common.run(settings, work)
+    common.run(settings, work)
     if json_output:
-        cli_common.out.print_json(data=_view(operator))
+        common.out.print_json(data=_view(operator))
     else:
-        cli_common.out.print(f"created operator {name}: sign in at /console", highlight=False)
+        common.out.print(f"created operator {name}: sign in at /console", highlight=False)
 
 
 @operators_cli.command("list")
-def operators_list(ctx: typer.Context, json_output: cli_common.JsonFlag = False) -> None:
+def operators_list(ctx: typer.Context, json_output: common.JsonFlag = False) -> None:
     """List the operators (never their password hashes)."""
-    settings = cli_common.settings_from(ctx)
-    found = cli_common.run(settings, lambda store: store.list_operators())
+    settings = common.settings_from(ctx)
+    found = common.run(settings, lambda store: store.list_operators())
     if json_output:
-        cli_common.out.print_json(data=[_view(operator) for operator in found])
+        common.out.print_json(data=[_view(operator) for operator in found])
         return
     table = Table("name", "created", "last sign-in", "locked until")
     for operator in found:
         table.add_row(
             operator.name,
-            cli_common.local_time(operator.created_at_ms),
-            cli_common.local_time(operator.last_sign_in_ms),
-            cli_common.local_time(operator.locked_until_ms or None),
+            common.local_time(operator.created_at_ms),
+            common.local_time(operator.last_sign_in_ms),
+            common.local_time(operator.locked_until_ms or None),
         )
-    cli_common.out.print(table)
+    common.out.print(table)
