@@ -91,3 +91,14 @@ def test_the_chart_scales_to_the_busiest_bucket_and_fills_gaps() -> None:
     assert chart.accepted[0].height == 2 * chart.delivered[0].height
     assert chart.accepted[0].y + chart.accepted[0].height == chart.baseline
     assert ["07h", "08h", "09h"] == [bar.label for bar in chart.accepted]
+
+
+@pytest.mark.parametrize(
+    "name", ["console_session_s", "console_max_failed_sign_ins", "console_lockout_s"]
+)
+def test_console_durations_and_counts_must_be_positive(name: str) -> None:
+    """A zero or negative session, lock-out or failure count is refused, naming the setting."""
+    from iwork_mc.config import ConfigError, Settings
+
+    with pytest.raises(ConfigError, match=f"setting {name}: must be at least 1"):
+        Settings.load({f"IWORK_MC_{name.upper()}": "0"})
