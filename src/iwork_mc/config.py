@@ -22,7 +22,7 @@ import tomllib
 import typing
 import zoneinfo
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -46,6 +46,7 @@ from pydantic_settings import (
 )
 
 from iwork_mc.callback_targets import AllowList
+from iwork_mc.channels import providers
 from iwork_mc.channels.apprise_config import AppriseConfig
 from iwork_mc.channels.options import ChannelOptionError
 from iwork_mc.channels.smpp_config import (
@@ -57,17 +58,19 @@ from iwork_mc.channels.smpp_config import (
 from iwork_mc.channels.webhook_config import WebhookConfig
 from iwork_mc.events import EventLimits
 from iwork_mc.policies import CapRule, PolicyError, QuietHours, parse_limits
+from iwork_mc.retention import RetentionPolicy
 from iwork_mc.retry import RetryPolicy
 from iwork_mc.routing import DEFAULT_ROUTE, Route
 from iwork_mc.templates import DEFAULT_TEMPLATE, Renderer, TemplateError
 
 __all__ = ["CHANNEL_KINDS", "ENV_PREFIX", "ChannelSpec", "ConfigError", "Settings"]
 
-CHANNEL_KINDS = ("sandbox", "smpp", "apprise", "webhook")
+CHANNEL_KINDS = ("sandbox", "smpp", "apprise", "webhook", *providers.KINDS)
 #: Kinds whose ``[channels.NAME]`` table is parsed by the kind's own config class.
 _CHANNEL_CONFIGS: dict[str, Callable[[Mapping[str, Any]], object]] = {
     "apprise": AppriseConfig.from_options,
     "webhook": WebhookConfig.from_options,
+    **providers.PARSERS,
 }
 #: An option ``<name>_env = "VAR"`` takes option ``<name>`` from environment variable VAR.
 _ENV_SUFFIX = "_env"
@@ -86,12 +89,14 @@ class ChannelSpec:
     """A named channel instance: its kind and the options that differ from the defaults.
 
     For ``smpp`` the options are SMPPConfig fields (``host``, ``system_id``…)
-    over the flat ``smpp_*`` settings; ``sandbox`` takes none.
+    over the flat ``smpp_*`` settings; ``sandbox`` takes none; the cloud SMS
+    kinds take their provider's options (channels/providers.py).
     """
 
     name: str
     kind: str
-    options: tuple[tuple[str, Any], ...] = ()
+    #: Not in repr: options hold credentials.
+    options: tuple[tuple[str, Any], ...] = field(default=(), repr=False)
 
 
 ENV_PREFIX = "IWORK_MC_"
@@ -279,6 +284,8 @@ class Settings(BaseSettings):
     default_template: str = DEFAULT_TEMPLATE
     #: How long a gateway trusts its copy of the templates.
     template_cache_ttl_s: NonNegativeSeconds = 2.0
+    #: The longest one template render may take (a longer one fails TEMPLATE_RENDER_FAILED).
+    template_render_timeout_s: Seconds = 0.1
     #: Per-receiver caps per app, e.g. ``minute=2,hour=10,day=20``; empty: none.
     receiver_limits_per_app: str = ""
     #: Per-receiver caps over all apps.
@@ -296,6 +303,17 @@ class Settings(BaseSettings):
     #: Non-public hosts callbacks may reach anyway: comma-separated IPs, CIDR networks
     #: and host names (e.g. ``10.20.0.0/16, hooks.corp.internal``); empty: public hosts only.
     callback_allow_hosts: str = ""
+    #: Seconds after a message ended (final status) until its personal data (receiver,
+    #: json_data, rendered text) is redacted by the worker; 0: kept.
+    retention_personal_data_s: NonNegative = 0
+    #: Seconds after a message ended until the worker deletes it with its timeline; 0: kept.
+    retention_messages_s: NonNegative = 0
+    #: Messages one retention step redacts or deletes at most (one transaction each).
+    retention_batch: Count = 500
+    #: Size at which the sandbox's deliveries.jsonl is rotated.
+    sandbox_max_bytes: Count = 10_000_000
+    #: Rotated sandbox files kept (deliveries.jsonl.1 …); 0: the file starts over when full.
+    sandbox_backups: NonNegative = 3
     #: Signs the web console's session cookies; empty: a random key kept in
     #: ``<data_dir>/console-secret.key`` (set it when gateways run on several hosts).
     console_secret_key: str = Field(default="", repr=False)
@@ -427,6 +445,14 @@ class Settings(BaseSettings):
             base_s=self.retry_base_s,
             max_delay_s=self.retry_max_delay_s,
             max_attempts=self.retry_max_attempts,
+        )
+
+    @property
+    def retention(self) -> RetentionPolicy:
+        return RetentionPolicy(
+            personal_data_s=self.retention_personal_data_s,
+            messages_s=self.retention_messages_s,
+            batch=self.retention_batch,
         )
 
     @property

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
+from iwork_mc import audit
 from iwork_mc.apps import App, new_app_key, new_secret
 from iwork_mc.client import MobileReceiverMessageEvent
 from iwork_mc.store.base import AppExists, Store
@@ -53,7 +54,10 @@ async def ensure_dev_app(store: Store, data_dir: Path, now_ms: int) -> DevApp:
             created_at_ms=now_ms,
         )  # fmt: skip
         try:
-            await store.insert_app(app)
+            record = audit.app_created(
+                audit.operator_actor(), now_ms, app_key=app.app_key, name=app.name
+            )
+            await store.insert_app(app, audit=record)
             break
         except AppExists:
             continue

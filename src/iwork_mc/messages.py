@@ -185,6 +185,8 @@ class Message:
     #: Set by a claim: the receiver was on an opt-out list (this app's or every
     #: app's) at that moment, so the worker sends nothing.
     receiver_opted_out: bool = False
+    #: When retention redacted its personal data (see retention.py); ``None``: not redacted.
+    redacted_at_ms: int | None = None
 
     @property
     def msg_key(self) -> str:

@@ -22,6 +22,7 @@ from iwork_mc.messages import MessageStatus
 __all__ = [
     "FINAL_SEGMENT_STATES",
     "RECEIPT_CLOCK_SKEW_MS",
+    "AwaitingReceipt",
     "PartsPlan",
     "ReceiptOutcome",
     "Segment",
@@ -193,3 +194,21 @@ class ReceiptOutcome:
     message_id: int | None = None
     #: The message's new final status, when this receipt completed it.
     message_status: MessageStatus | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AwaitingReceipt:
+    """A submitted segment whose receipt has not come yet: what a receipt poller asks about."""
+
+    message_id: int
+    attempt: int
+    carrier_id: str
+    #: The message's receiver (E.164): some carriers look receipts up by number and day.
+    receiver: str
+    #: When the carrier took it (or last reported it en route).
+    updated_at_ms: int
+
+    @property
+    def cursor(self) -> tuple[int, int, int]:
+        """Where the next page of :meth:`~iwork_mc.store.base.Store.awaiting_receipts` starts."""
+        return (self.updated_at_ms, self.message_id, self.attempt)

@@ -47,6 +47,7 @@ from iwork_mc.channels.base import (
 from iwork_mc.messages import Message, MessageStatus
 from iwork_mc.policies import QuietHours
 from iwork_mc.privacy import mask_phone
+from iwork_mc.retention import EndedSelection, RetentionPolicy
 from iwork_mc.retry import RetryPolicy
 from iwork_mc.routing import DEFAULT_ROUTE, Route, choose_route
 from iwork_mc.store.base import Store, StoreError, StoreUnavailable
@@ -81,6 +82,7 @@ class Worker:
         receipt_wait_ms: int = 3_600_000,
         sweep_interval: float = 30.0,
         quiet: QuietHours | None = None,
+        retention: RetentionPolicy | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
@@ -100,6 +102,8 @@ class Worker:
         self.sweep_interval = sweep_interval
         #: Retries of non-urgent messages that fall in quiet hours wait for their end.
         self.quiet = quiet
+        #: What the periodic sweep redacts and deletes; ``None``: nothing.
+        self.retention = retention
         self._clock = clock
         self._rng = rng or random.Random()
         #: When each message in hand must have its result recorded by (monotonic seconds).
@@ -159,6 +163,7 @@ class Worker:
                 next_sweep = time.monotonic() + self.sweep_interval
                 try:
                     await self.expire_overdue()
+                    await self.apply_retention()
                 except StoreError as exc:
                     self._store_failed(exc)
             slot_freed.clear()  # before counting, so a finish from here on is not missed
@@ -234,6 +239,49 @@ class Worker:
         if expired:
             log.info("receipts_overdue", worker_id=self.worker_id, expired=expired)
         return expired
+
+    async def apply_retention(self, max_batches: int = 20) -> tuple[int, int]:
+        """Redact, then delete, what the retention policy says is due; ``(redacted, deleted)``.
+
+        Each batch is one bounded transaction; at most ``max_batches`` of each
+        per sweep, so a large backlog is worked off over several sweeps
+        without starving delivery.  Several workers may sweep at once: a
+        message is redacted or deleted once.
+        """
+        policy = self.retention
+        if policy is None or not policy.active:
+            return 0, 0
+        now_ms = self._now_ms()
+        redacted = deleted = 0
+        redact_before = policy.redact_before_ms(now_ms)
+        if redact_before is not None:
+            for _ in range(max_batches):
+                done = await self.store.redact_ended(
+                    ended_before_ms=redact_before, now_ms=now_ms, limit=policy.batch,
+                    by="retention",
+                )  # fmt: skip
+                redacted += done
+                if done < policy.batch:
+                    break
+        delete_before = policy.delete_before_ms(now_ms)
+        if delete_before is not None:
+            selection = EndedSelection(ended_before_ms=delete_before)
+            for _ in range(max_batches):
+                done = await self.store.delete_ended(selection, limit=policy.batch)
+                deleted += done
+                if done < policy.batch:
+                    break
+            # Receipts that never matched a message name a handset too: they go as old.
+            for _ in range(max_batches):
+                dropped = await self.store.drop_unmatched_receipts(
+                    received_before_ms=delete_before, limit=policy.batch
+                )
+                if dropped < policy.batch:
+                    break
+        if redacted or deleted:
+            log.info("retention_applied", worker_id=self.worker_id, redacted=redacted,
+                     deleted=deleted)  # fmt: skip
+        return redacted, deleted
 
     async def _deliver(self, message: Message) -> None:
         # Results are recorded through a store outage until shortly before the lease

@@ -27,16 +27,17 @@ SEGMENTS = "0002_segments"
 ENGINE = "0003_engine"
 RECEIPT_DESTINATION = "0004_receipt_destination"
 FLOW_CONTROL = "0005_flow_control"
-OPERATORS = "0006_operators"
-ALL = [INITIAL, SEGMENTS, ENGINE, RECEIPT_DESTINATION, FLOW_CONTROL, OPERATORS]
+AUDIT_RETENTION = "0006_audit_retention"
+AWAITING = "0007_awaiting_receipts"
+OPERATORS = "0008_operators"
+ALL = [
+    INITIAL, SEGMENTS, ENGINE, RECEIPT_DESTINATION, FLOW_CONTROL, AUDIT_RETENTION, AWAITING,
+    OPERATORS,
+]  # fmt: skip
 LEDGER = [
-    (1, INITIAL),
-    (2, SEGMENTS),
-    (3, ENGINE),
-    (4, RECEIPT_DESTINATION),
-    (5, FLOW_CONTROL),
-    (6, OPERATORS),
-]
+    (1, INITIAL), (2, SEGMENTS), (3, ENGINE), (4, RECEIPT_DESTINATION), (5, FLOW_CONTROL),
+    (6, AUDIT_RETENTION), (7, AWAITING), (8, OPERATORS),
+]  # fmt: skip
 
 
 def ledger(database_url: str) -> list[tuple[int, str]]:

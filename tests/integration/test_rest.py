@@ -20,6 +20,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from iwork_mc.apps import App
+from iwork_mc.audit import AuditQuery
 from iwork_mc.client import Client, RestAPIError, RestClient
 from iwork_mc.config import Settings
 from iwork_mc.events import MobileReceiverMessageEvent
@@ -816,3 +817,36 @@ def test_a_message_sent_through_top_is_read_through_rest(
         message["request_id"], message["event"]["mobile_receiver"],
     )  # fmt: skip
     assert "accepted" == message["timeline"][0]["kind"]
+
+
+# -- the audit trail ------------------------------------------------------------------
+
+
+def test_changes_by_an_app_are_audited(
+    gateway: GatewayThread, client: RestClient, app: App
+) -> None:
+    """Callback, opt-outs, templates and retries through /v1 are recorded as the app."""
+    assert gateway.store is not None
+    client.set_callback_url("https://hooks.example/iwork?token=t0ps3cret")
+    client.opt_out("13912345678")
+    client.opt_in("13912345678")
+    name = f"audited-{app.app_key}"
+    client.create_template(name, "{{ name }} 到了", source="visitor")
+    client.delete_template(name)
+    failed = f"failed-{time.time_ns()}"
+    add_message(gateway, app, msg_key=failed, status=MessageStatus.FAILED)
+    client.retry_message(failed)
+    client.clear_callback_url()
+
+    records = gateway.run(gateway.store.list_audit(AuditQuery(actor=f"app:{app.app_key}")))
+    assert [
+        ("app.callback_clear", f"app:{app.app_key}"),
+        ("message.retry", f"message:{app.app_key}/{failed}"),
+        ("template.delete", f"template:{name}"),
+        ("template.create", f"template:{name}"),
+        ("opt_out.remove", f"opt_out:{app.app_key}/139****5678"),
+        ("opt_out.add", f"opt_out:{app.app_key}/139****5678"),
+        ("app.callback_set", f"app:{app.app_key}"),
+    ] == [(r.action.value, r.target) for r in records]
+    assert "t0ps3cret" not in repr(records) and "13912345678" not in repr(records)
+    assert all(r.at_ms >= NOW_MS for r in records)

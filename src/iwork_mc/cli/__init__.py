@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from iwork_mc import __version__
-from iwork_mc.cli import common, send, server, status
+from iwork_mc.cli import audit, common, send, server, status
 from iwork_mc.cli.apps import apps_cli
 from iwork_mc.cli.db import db_cli
 from iwork_mc.cli.messages import messages_cli
@@ -45,6 +45,7 @@ app.command()(server.worker)
 app.command()(send.send)
 app.command("curl-example")(send.curl_example)
 app.command()(status.status)
+app.command("audit")(audit.audit_log)
 messages_cli.command("show")(status.status)
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from iwork_mc import audit
 from iwork_mc.apps import App, new_app_key, new_secret
 from iwork_mc.cli import common
 from iwork_mc.store.base import AppExists, Store
@@ -57,12 +58,14 @@ def apps_create(ctx: typer.Context, name: str, json_output: common.JsonFlag = Fa
 
     async def work(store: Store) -> App:
         while True:
+            now = common.now_ms()
             candidate = App(
                 app_key=new_app_key(), name=name, secret=new_secret(), enabled=True,
-                created_at_ms=common.now_ms(),
+                created_at_ms=now,
             )  # fmt: skip
+            record = audit.app_created(common.operator(), now, app_key=candidate.app_key, name=name)
             try:
-                await store.insert_app(candidate)
+                await store.insert_app(candidate, audit=record)
                 return candidate
             except AppExists:
                 continue
@@ -97,7 +100,8 @@ def apps_show(ctx: typer.Context, app_key: str, json_output: common.JsonFlag = F
 def apps_disable(ctx: typer.Context, app_key: str, json_output: common.JsonFlag = False) -> None:
     """Refuse calls from an app (code 11) until it is enabled again."""
     settings = common.settings_from(ctx)
-    found = common.run(settings, lambda s: s.set_app_enabled(app_key, False))
+    record = audit.app_enabled(common.operator(), common.now_ms(), app_key=app_key, enabled=False)
+    found = common.run(settings, lambda s: s.set_app_enabled(app_key, False, audit=record))
     _print_app(_existing(found, app_key), json_output)
 
 
@@ -105,7 +109,8 @@ def apps_disable(ctx: typer.Context, app_key: str, json_output: common.JsonFlag 
 def apps_enable(ctx: typer.Context, app_key: str, json_output: common.JsonFlag = False) -> None:
     """Accept calls from an app again."""
     settings = common.settings_from(ctx)
-    found = common.run(settings, lambda s: s.set_app_enabled(app_key, True))
+    record = audit.app_enabled(common.operator(), common.now_ms(), app_key=app_key, enabled=True)
+    found = common.run(settings, lambda s: s.set_app_enabled(app_key, True, audit=record))
     _print_app(_existing(found, app_key), json_output)
 
 
@@ -124,8 +129,14 @@ def apps_rotate_secret(
     grace = settings.secret_grace_s if grace_seconds is None else grace_seconds
     if grace < 0:
         raise common.fail("--grace-seconds must not be negative", 2)
-    valid_until = common.now_ms() + grace * 1000
-    rotated = common.run(settings, lambda s: s.rotate_secret(app_key, new_secret(), valid_until))
+    now = common.now_ms()
+    valid_until = now + grace * 1000
+    record = audit.secret_rotated(
+        common.operator(), now, app_key=app_key, previous_valid_until_ms=valid_until
+    )
+    rotated = common.run(
+        settings, lambda s: s.rotate_secret(app_key, new_secret(), valid_until, audit=record)
+    )
     _print_app(_existing(rotated, app_key), json_output, with_secret=True)
 
 
@@ -139,7 +150,10 @@ def apps_set_callback(
     """
     settings = common.settings_from(ctx)
     checked = common.callback_url(url, settings.callback_allow_list)
-    found = common.run(settings, lambda s: s.set_callback_url(app_key, checked))
+    record = audit.callback_url_set(
+        common.operator(), common.now_ms(), app_key=app_key, url=checked
+    )
+    found = common.run(settings, lambda s: s.set_callback_url(app_key, checked, audit=record))
     _print_app(_existing(found, app_key), json_output)
 
 
@@ -149,7 +163,8 @@ def apps_clear_callback(
 ) -> None:
     """Stop sending the app's status callbacks."""
     settings = common.settings_from(ctx)
-    found = common.run(settings, lambda s: s.set_callback_url(app_key, None))
+    record = audit.callback_url_set(common.operator(), common.now_ms(), app_key=app_key, url=None)
+    found = common.run(settings, lambda s: s.set_callback_url(app_key, None, audit=record))
     _print_app(_existing(found, app_key), json_output)
 
 
@@ -168,7 +183,10 @@ def apps_set_rate(
 ) -> None:
     """Give an app its own flow control, instead of app_rate_limit / app_rate_burst."""
     settings = common.settings_from(ctx)
-    found = common.run(settings, lambda s: s.set_app_rate(app_key, rate, burst))
+    record = audit.app_rate_set(
+        common.operator(), common.now_ms(), app_key=app_key, rate_limit=rate, rate_burst=burst
+    )
+    found = common.run(settings, lambda s: s.set_app_rate(app_key, rate, burst, audit=record))
     _print_app(_existing(found, app_key), json_output)
 
 
@@ -176,5 +194,8 @@ def apps_set_rate(
 def apps_clear_rate(ctx: typer.Context, app_key: str, json_output: common.JsonFlag = False) -> None:
     """Put an app back on the default flow control (app_rate_limit / app_rate_burst)."""
     settings = common.settings_from(ctx)
-    found = common.run(settings, lambda s: s.set_app_rate(app_key, None, None))
+    record = audit.app_rate_set(
+        common.operator(), common.now_ms(), app_key=app_key, rate_limit=None, rate_burst=None
+    )
+    found = common.run(settings, lambda s: s.set_app_rate(app_key, None, None, audit=record))
     _print_app(_existing(found, app_key), json_output)

@@ -43,6 +43,7 @@ __all__ = [
     "local_time",
     "now_ms",
     "open_store",
+    "operator",
     "out",
     "require_app",
     "require_migrated",
@@ -194,6 +195,13 @@ def gateway_url(settings: Settings, url: str | None) -> str:
 def now_ms() -> int:
     """The time now, in epoch milliseconds."""
     return int(time.time() * 1000)
+
+
+def operator() -> str:
+    """The audit actor of this command: the OS user running it (``operator:<name>``)."""
+    from iwork_mc.audit import operator_actor
+
+    return operator_actor()
 
 
 def local_time(ms: int | None) -> str:

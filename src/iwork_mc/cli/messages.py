@@ -1,4 +1,4 @@
-"""``iwork-mc messages``: find, count and retry stored messages.
+"""``iwork-mc messages``: find, count, retry and purge stored messages.
 
 Receivers are masked unless ``--show-numbers`` is given; times are taken as
 epoch milliseconds or ISO 8601.
@@ -11,8 +11,10 @@ from typing import Annotated, Any
 
 import typer
 from rich import box
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from iwork_mc import audit
 from iwork_mc.cli import common
 from iwork_mc.messages import REQUEUE_FROM, Message, MessageQuery, MessageStatus, parse_instant
 from iwork_mc.privacy import mask_phone
@@ -20,7 +22,7 @@ from iwork_mc.store.base import Store
 
 __all__ = ["instant_ms", "messages_cli"]
 
-messages_cli = typer.Typer(help="Find, count and retry stored messages.")
+messages_cli = typer.Typer(help="Find, count, retry and purge stored messages.")
 
 AppOption = Annotated[str | None, typer.Option("--app", help="Only this app's.")]
 SinceOption = Annotated[
@@ -152,7 +154,13 @@ def messages_retry(
         # The store requeues only from REQUEUE_FROM, atomically: no check beforehand.
         now = common.now_ms()
         expires = now + validity_ms
-        if not await store.requeue(found.id, now_ms=now, expires_at_ms=expires, by="cli"):
+        record = audit.message_requeued(
+            common.operator(), now,
+            app_key=found.app_key, msg_key=found.msg_key, expires_at_ms=expires,
+        )  # fmt: skip
+        if not await store.requeue(
+            found.id, now_ms=now, expires_at_ms=expires, by="cli", audit=record
+        ):
             again = await store.get_message_by_id(found.id)
             raise common.fail(_not_retryable(again or found))
         return found, expires
@@ -172,6 +180,11 @@ def messages_retry(
 
 
 def _not_retryable(message: Message) -> str:
+    if message.redacted_at_ms is not None:
+        return (
+            f"message {message.id} (msg_key {message.msg_key}) was redacted by retention: "
+            "its receiver and data are gone, so it cannot be sent again"
+        )
     allowed = " or ".join(sorted(str(s) for s in REQUEUE_FROM))
     return (
         f"message {message.id} (msg_key {message.msg_key}) is {message.status}: "
@@ -207,3 +220,90 @@ def messages_counts(
         table.add_row(name, str(count))
     table.add_row("total", str(total))
     common.out.print(table)
+
+
+@messages_cli.command("purge")
+def messages_purge(
+    ctx: typer.Context,
+    app_key: Annotated[str | None, typer.Option("--app", help="Only this app's messages.")] = None,
+    msg_key: Annotated[
+        str | None, typer.Option("--msg-key", help="Only this message (with --app).")
+    ] = None,
+    older_than: Annotated[
+        str | None,
+        typer.Option(help="Only messages that ended longer ago than this: 90d, 12h, 30m, 2w."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be purged; delete nothing.")
+    ] = False,
+    batch: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=100_000, help="Messages per transaction [default: retention_batch]."
+        ),
+    ] = None,
+    json_output: common.JsonFlag = False,
+) -> None:
+    """Delete ended messages (delivered, failed, expired, rejected) with their timelines.
+
+    A message still in flight is never deleted: named by --msg-key it is refused,
+    otherwise it is kept and counted.  Each batch is one transaction and one
+    audit record.
+    """
+    from iwork_mc.retention import EndedSelection, RetentionError, parse_age_ms
+
+    settings = common.settings_from(ctx)
+    now = common.now_ms()
+    try:
+        ended_before = None if older_than is None else now - parse_age_ms(older_than)
+        selection = EndedSelection(app_key=app_key, msg_key=msg_key, ended_before_ms=ended_before)
+    except RetentionError as exc:
+        raise common.fail(str(exc), 2) from None
+    size = batch or settings.retention_batch
+    actor = common.operator()
+
+    async def work(store: Store) -> dict[str, Any]:
+        await common.require_app(store, app_key)
+        ended, in_flight = await store.count_ended(selection)
+        if msg_key is not None:
+            assert app_key is not None  # EndedSelection refuses a msg_key without its app
+            found = await store.get_message(app_key, msg_key)
+            if found is None:
+                raise common.fail(f"no message with msg_key {msg_key} for app {app_key}")
+            if in_flight:
+                raise common.fail(
+                    f"message {found.id} (msg_key {msg_key}) is still in flight "
+                    f"({found.status}): it can be purged once it has ended"
+                )
+        view = {"ended": ended, "in_flight_kept": in_flight, "deleted": 0, "dry_run": dry_run}
+        if dry_run or not ended:
+            return view
+        record = audit.messages_purged(actor, now, selection=selection.as_params())
+        progress = Progress(
+            TextColumn("purging"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=common.err, disable=json_output,
+        )  # fmt: skip
+        with progress:
+            task = progress.add_task("purge", total=ended)
+            # Bounded: the batches the count needs, and one more for what ended meanwhile.
+            for _ in range(ended // size + 2):
+                done = await store.delete_ended(selection, limit=size, audit=record)
+                view["deleted"] += done
+                progress.update(task, advance=done)
+                if done < size:
+                    break
+        return view
+
+    view = common.run(settings, work)
+    if json_output:
+        common.out.print_json(data=view)
+        return
+    kept = view["in_flight_kept"]
+    kept_text = f"; {kept} matching message(s) still in flight kept" if kept else ""
+    if dry_run:
+        common.out.print(
+            f"would purge {view['ended']} ended message(s){kept_text} (dry run: nothing deleted)",
+            highlight=False,
+        )
+    else:
+        common.out.print(f"purged {view['deleted']} message(s){kept_text}", highlight=False)

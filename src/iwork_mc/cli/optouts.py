@@ -7,6 +7,7 @@ from typing import Annotated, Any, cast
 import typer
 from rich.table import Table
 
+from iwork_mc import audit
 from iwork_mc.cli import common
 from iwork_mc.policies import OptOut
 from iwork_mc.store.base import Store
@@ -55,7 +56,10 @@ def opt_outs_add(
     async def work(store: Store) -> bool:
         if scope != ALL_APPS:
             await common.require_app(store, scope)
-        return await store.add_opt_out(opt_out)
+        record = audit.opt_out_added(
+            common.operator(), opt_out.created_at_ms, app_key=scope, receiver=number
+        )
+        return await store.add_opt_out(opt_out, audit=record)
 
     added = common.run(settings, work)
     if json_output:
@@ -84,7 +88,10 @@ def opt_outs_remove(
     scope = _opt_out_scope(app_key, all_apps)
     settings = common.settings_from(ctx)
     number = common.e164(receiver, settings.default_region)
-    if not common.run(settings, lambda store: store.remove_opt_out(scope, number)):
+    record = audit.opt_out_removed(
+        common.operator(), common.now_ms(), app_key=scope, receiver=number
+    )
+    if not common.run(settings, lambda store: store.remove_opt_out(scope, number, audit=record)):
         raise common.fail(f"{number} is not opted out of {_scope_words(scope)}")
     if json_output:
         common.out.print_json(data={"removed": True, "app_key": scope, "receiver": number})

@@ -108,12 +108,17 @@ def _worker(settings: Settings, store: Store, *, echo: bool) -> Any:
 
             hook = WebhookConfig.from_options(dict(spec.options))
             channels[spec.name] = WebhookChannel(hook, name=spec.name)
+        elif spec.kind in ("aliyun_sms", "tencent_sms"):
+            from iwork_mc.channels import providers
+
+            channels[spec.name] = providers.build(spec.kind, spec.name, dict(spec.options), store)
         else:
             from iwork_mc.channels.sandbox import SandboxChannel
 
             channels[spec.name] = SandboxChannel(
-                settings.data_dir / "sandbox", name=spec.name, echo=echo, store=store
-            )
+                settings.data_dir / "sandbox", name=spec.name, echo=echo, store=store,
+                max_bytes=settings.sandbox_max_bytes, backups=settings.sandbox_backups,
+            )  # fmt: skip
     return Worker(
         store,
         channels,
@@ -124,6 +129,7 @@ def _worker(settings: Settings, store: Store, *, echo: bool) -> Any:
         retry=settings.retry_policy,
         receipt_wait_ms=int(settings.receipt_wait_s * 1000),
         quiet=settings.quiet,
+        retention=settings.retention,
     )
 
 
@@ -213,6 +219,9 @@ def _destination(settings: Settings, spec: ChannelSpec) -> str:
         from iwork_mc.channels.webhook_config import WebhookConfig
 
         return WebhookConfig.from_options(dict(spec.options)).display_url
+    if spec.kind in ("aliyun_sms", "tencent_sms"):
+        # The API host only: the credentials are options too.
+        return str(dict(spec.options).get("endpoint") or "the provider's public endpoint")
     return spec.kind
 
 

@@ -63,6 +63,7 @@ def status(
         "accepted_at_ms": message.accepted_at_ms,
         "expires_at_ms": message.expires_at_ms,
         "updated_at_ms": message.updated_at_ms,
+        "redacted_at_ms": message.redacted_at_ms,
         "timeline": [
             {"at_ms": e.at_ms, "kind": e.kind, "status": str(e.status), "detail": e.detail}
             for e in timeline

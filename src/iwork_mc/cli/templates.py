@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from iwork_mc import audit
 from iwork_mc.cli import common
 from iwork_mc.compose import AcceptRules, render_text
 from iwork_mc.events import EventFieldError, EventLimits, parse_event
@@ -214,7 +215,10 @@ def _create_template(ctx: typer.Context, name: str, given: dict[str, Any]) -> Te
     async def work(store: Store) -> Template:
         await common.require_app(store, template.app_key)
         try:
-            await store.insert_template(template)
+            record = audit.template_changed(
+                common.operator(), now, audit.AuditAction.TEMPLATE_CREATE, template
+            )
+            await store.insert_template(template, audit=record)
         except TemplateExists:
             if await store.get_template(name) is not None:
                 raise common.fail(f"a template named {name} already exists") from None
@@ -277,9 +281,13 @@ def _update_template(ctx: typer.Context, name: str, changes: dict[str, Any]) -> 
     async def work(store: Store) -> Template:
         current = _existing_template(await store.get_template(name), name)
         await common.require_app(store, changes.get("app_key"))
-        updated = dataclasses.replace(current, **changes, updated_at_ms=common.now_ms())
+        now = common.now_ms()
+        updated = dataclasses.replace(current, **changes, updated_at_ms=now)
+        record = audit.template_changed(
+            common.operator(), now, audit.AuditAction.TEMPLATE_UPDATE, updated
+        )
         try:
-            found = await store.update_template(updated)
+            found = await store.update_template(updated, audit=record)
         except TemplateExists:
             raise await _explain_conflict(store, updated) from None
         _existing_template(updated if found else None, name)
@@ -295,7 +303,8 @@ templates_cli.command("update")(_fields_command(_update_template))
 def templates_delete(ctx: typer.Context, name: str, json_output: common.JsonFlag = False) -> None:
     """Delete a template; events it matched use the next most specific one."""
     settings = common.settings_from(ctx)
-    if not common.run(settings, lambda store: store.delete_template(name)):
+    record = audit.template_deleted(common.operator(), common.now_ms(), name=name)
+    if not common.run(settings, lambda store: store.delete_template(name, audit=record)):
         raise common.fail(f"no template named {name}")
     if json_output:
         common.out.print_json(data={"deleted": name})
@@ -484,11 +493,15 @@ def templates_import(
             )
         report: dict[str, list[str]] = {"created": [], "updated": [], "unchanged": []}
         now = common.now_ms()
+        actor = common.operator()
         for template in templates:
             old = existing.get(template.name)
+            imported = audit.template_changed(
+                actor, now, audit.AuditAction.TEMPLATE_IMPORT, template
+            )
             if old is None:
                 stamped = dataclasses.replace(template, created_at_ms=now, updated_at_ms=now)
-                await store.insert_template(stamped)
+                await store.insert_template(stamped, audit=imported)
                 report["created"].append(template.name)
             elif _same_content(old, template):
                 report["unchanged"].append(template.name)
@@ -496,7 +509,7 @@ def templates_import(
                 stamped = dataclasses.replace(
                     template, created_at_ms=old.created_at_ms, updated_at_ms=now
                 )
-                await store.update_template(stamped)
+                await store.update_template(stamped, audit=imported)
                 report["updated"].append(template.name)
         return report
 

@@ -18,6 +18,7 @@ from iwork_mc.console import create_console_app
 from iwork_mc.gateway.directory import AppDirectory
 from iwork_mc.gateway.flowcontrol import FlowControl
 from iwork_mc.gateway.methods import build_methods
+from iwork_mc.gateway.receipts import receipt_route
 from iwork_mc.gateway.rest import create_rest_app
 from iwork_mc.gateway.top_endpoint import TopEndpoint
 from iwork_mc.store.base import Store, StoreError
@@ -92,6 +93,7 @@ def create_app(
     rest = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
+            receipt_route(settings, store, clock),
             Mount(
                 "/console",
                 app=create_console_app(settings, store, clock=clock, channel_health=channel_health),

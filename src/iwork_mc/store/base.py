@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from iwork_mc.apps import App
+from iwork_mc.audit import AuditQuery, AuditRecord
 from iwork_mc.messages import (
     AcceptResult,
     Activity,
@@ -25,11 +26,13 @@ from iwork_mc.messages import (
 from iwork_mc.operators import LockOut, Operator
 from iwork_mc.policies import AcceptChecks, OptOut
 from iwork_mc.ratelimits import Grant, Rate
-from iwork_mc.segments import ReceiptOutcome, Segment, SegmentState
+from iwork_mc.retention import EndedSelection
+from iwork_mc.segments import AwaitingReceipt, ReceiptOutcome, Segment, SegmentState
 from iwork_mc.templates import Template
 
 __all__ = [
     "AppExists",
+    "Audit",
     "MessageNotFound",
     "OperatorExists",
     "Store",
@@ -63,8 +66,17 @@ class TemplateExists(StoreError):
     """A template with that name, or with the same (app, source, action, event_type), exists."""
 
 
+#: The audit record of a change, written with it (``None``: the change is not audited).
+Audit = AuditRecord | None
+
+
 class Store(Protocol):
-    """**Protocol:** the durable state of iwork-mc."""
+    """**Protocol:** the durable state of iwork-mc.
+
+    Every method that changes apps, templates, opt-outs or messages on someone's
+    behalf takes ``audit``: that record is written in the same transaction as
+    the change, and only if the change was made (a no-op writes none).
+    """
 
     async def open(self) -> None:
         """Connect (and for SQLite create the file); does not migrate."""
@@ -80,7 +92,7 @@ class Store(Protocol):
 
     # -- apps ---------------------------------------------------------------
 
-    async def insert_app(self, app: App) -> None:
+    async def insert_app(self, app: App, *, audit: Audit = None) -> None:
         """Store a new app. Raises :class:`AppExists` if its app_key is taken."""
 
     async def get_app(self, app_key: str) -> App | None: ...
@@ -88,20 +100,25 @@ class Store(Protocol):
     async def list_apps(self) -> list[App]:
         """Every app, oldest first."""
 
-    async def set_app_enabled(self, app_key: str, enabled: bool) -> App | None:
+    async def set_app_enabled(
+        self, app_key: str, enabled: bool, *, audit: Audit = None
+    ) -> App | None:
         """Enable or disable an app; ``None`` if it does not exist."""
 
     async def rotate_secret(
-        self, app_key: str, new_secret: str, previous_valid_until_ms: int
+        self, app_key: str, new_secret: str, previous_valid_until_ms: int, *, audit: Audit = None
     ) -> App | None:
         """Make ``new_secret`` current and keep the old one valid until the given instant."""
 
-    async def set_callback_url(self, app_key: str, url: str | None) -> App | None:
+    async def set_callback_url(
+        self, app_key: str, url: str | None, *, audit: Audit = None
+    ) -> App | None:
         """Set (or with ``None`` clear) the app's status callback URL; ``None`` if no app."""
 
     async def set_app_rate(
-        self, app_key: str, rate_limit: float | None, rate_burst: int | None
-    ) -> App | None:
+        self, app_key: str, rate_limit: float | None, rate_burst: int | None,
+        *, audit: Audit = None,
+    ) -> App | None:  # fmt: skip
         """Set the app's rate and burst (``None``: the defaults); ``None`` if no app."""
 
     async def take_tokens(self, app_key: str, want: int, rate: Rate, now_ms: int) -> Grant:
@@ -113,16 +130,16 @@ class Store(Protocol):
 
     # -- templates ----------------------------------------------------------
 
-    async def insert_template(self, template: Template) -> None:
+    async def insert_template(self, template: Template, *, audit: Audit = None) -> None:
         """Raises :class:`TemplateExists` if the name or the selection key is taken."""
 
-    async def update_template(self, template: Template) -> bool:
+    async def update_template(self, template: Template, *, audit: Audit = None) -> bool:
         """Replace the template of that name (``created_at_ms`` kept); False if none.
 
         Raises :class:`TemplateExists` if the new selection key is another's.
         """
 
-    async def delete_template(self, name: str) -> bool: ...
+    async def delete_template(self, name: str, *, audit: Audit = None) -> bool: ...
 
     async def get_template(self, name: str) -> Template | None: ...
 
@@ -131,10 +148,10 @@ class Store(Protocol):
 
     # -- opt-outs -----------------------------------------------------------
 
-    async def add_opt_out(self, opt_out: OptOut) -> bool:
+    async def add_opt_out(self, opt_out: OptOut, *, audit: Audit = None) -> bool:
         """Record it; False if that (app_key, receiver) was already opted out."""
 
-    async def remove_opt_out(self, app_key: str, receiver: str) -> bool: ...
+    async def remove_opt_out(self, app_key: str, receiver: str, *, audit: Audit = None) -> bool: ...
 
     async def list_opt_outs(self, app_key: str | None = None) -> list[OptOut]:
         """Every opt-out (of ``app_key`` and the ``"*"`` ones, if given), newest first."""
@@ -215,14 +232,62 @@ class Store(Protocol):
         ``accepted_until_ms`` is exclusive, ``accepted_from_ms`` inclusive.
         """
 
-    async def requeue(self, message_id: int, *, now_ms: int, expires_at_ms: int, by: str) -> bool:
+    async def requeue(
+        self, message_id: int, *, now_ms: int, expires_at_ms: int, by: str, audit: Audit = None
+    ) -> bool:
         """Send a ``failed`` or ``expired`` message again (an operator's decision).
 
         Queues it due now with a new validity, back on the first route step
         with no step attempts; the timeline gets ``requeued`` with ``by`` and
         the previous status and error.  False (nothing written) unless its
-        status is in :data:`~iwork_mc.messages.REQUEUE_FROM`.
+        status is in :data:`~iwork_mc.messages.REQUEUE_FROM` and it was not
+        redacted (its receiver and data are gone: nothing could be sent).
         """
+
+    # -- retention ----------------------------------------------------------
+
+    async def redact_ended(self, *, ended_before_ms: int, now_ms: int, limit: int, by: str) -> int:
+        """Redact up to ``limit`` messages that ended before ``ended_before_ms``; how many.
+
+        Oldest ended first, in one transaction; each keeps only its masked
+        receiver (see :mod:`iwork_mc.retention`) and gets a ``redacted``
+        timeline entry naming the fields and ``by``.  Already redacted ones
+        are skipped.
+        """
+
+    async def delete_ended(
+        self, selection: EndedSelection, *, limit: int, audit: Audit = None
+    ) -> int:
+        """Delete up to ``limit`` ended messages matching ``selection``; how many.
+
+        Oldest ended first, in one transaction, with their timelines, segments
+        and status events.  A message not in a final status is never deleted.
+        With ``audit``, a record whose detail also says how many were deleted
+        is written if any was.
+        """
+
+    async def drop_unmatched_receipts(self, *, received_before_ms: int, limit: int) -> int:
+        """Delete up to ``limit`` kept receipts that arrived before ``received_before_ms``.
+
+        They name a handset and will never match now; the retention sweep drops
+        them with the messages.  Returns how many.
+        """
+
+    async def count_ended(self, selection: EndedSelection) -> tuple[int, int]:
+        """``(ended, in_flight)``: messages matching ``selection`` that :meth:`delete_ended`
+        would delete, and those it keeps because they have not ended.
+
+        The age filter compares ``updated_at_ms`` (when an ended message ended;
+        when an in-flight one last changed) with ``ended_before_ms``.
+        """
+
+    # -- the audit trail ----------------------------------------------------
+
+    async def add_audit(self, record: AuditRecord) -> None:
+        """Record a change the store did not make itself (a console sign-in)."""
+
+    async def list_audit(self, query: AuditQuery) -> list[AuditRecord]:
+        """Records matching every filter, newest first, ``query.limit`` at most."""
 
     # -- delivering ---------------------------------------------------------
 
@@ -356,6 +421,17 @@ class Store(Protocol):
 
     async def unmatched_receipts(self, channel: str) -> int:
         """How many receipts for ``channel`` still match no segment."""
+
+    async def awaiting_receipts(
+        self, channel: str, *, after: tuple[int, int, int], limit: int
+    ) -> list[AwaitingReceipt]:
+        """Up to ``limit`` of the channel's submitted segments still waiting for a receipt.
+
+        Only segments of messages still ``submitted`` count (the overdue sweep
+        ends the wait of the others).  Ordered by :attr:`AwaitingReceipt.cursor`,
+        starting after ``after`` (``(0, 0, 0)``: from the start), so a poller
+        pages through them all, round after round.
+        """
 
     async def overdue_submissions(self, *, before_ms: int, limit: int) -> list[int]:
         """Ids of ``submitted`` messages whose validity ended before ``before_ms``.

@@ -74,6 +74,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from iwork_mc.apps import App
+from iwork_mc.audit import AuditQuery, AuditRecord
 from iwork_mc.messages import (
     AcceptOutcome,
     AcceptResult,
@@ -88,10 +89,18 @@ from iwork_mc.messages import (
 from iwork_mc.operators import LockOut, Operator
 from iwork_mc.policies import AcceptChecks, OptOut, ReceiverFacts
 from iwork_mc.ratelimits import Grant, Rate
-from iwork_mc.segments import FINAL_SEGMENT_STATES, ReceiptOutcome, Segment, SegmentState
+from iwork_mc.retention import EndedSelection
+from iwork_mc.segments import (
+    FINAL_SEGMENT_STATES,
+    AwaitingReceipt,
+    ReceiptOutcome,
+    Segment,
+    SegmentState,
+)
 from iwork_mc.store import migrations, rows, sql
 from iwork_mc.store.base import (
     AppExists,
+    Audit,
     MessageNotFound,
     OperatorExists,
     Store,
@@ -183,6 +192,14 @@ class _Queries:
     drop_kept_receipt: LiteralString
     count_unmatched_receipts: LiteralString
     overdue_submissions: LiteralString
+    redact_candidates: LiteralString
+    redact_message: LiteralString
+    delete_ended: LiteralString
+    drop_unmatched_receipts: LiteralString
+    count_ended: LiteralString
+    insert_audit: LiteralString
+    list_audit: LiteralString
+    awaiting_receipts: LiteralString
     insert_operator: LiteralString
     get_operator: LiteralString
     list_operators: LiteralString
@@ -299,8 +316,8 @@ class PostgresStore:
 
     # -- apps ---------------------------------------------------------------
 
-    async def insert_app(self, app: App) -> None:
-        if await self._fetch_one(_Q.insert_app, rows.params_of(app)) is None:
+    async def insert_app(self, app: App, *, audit: Audit = None) -> None:
+        if await self._audited(_Q.insert_app, rows.params_of(app), audit) is None:
             raise AppExists(f"app_key {app.app_key} is taken")
 
     async def get_app(self, app_key: str) -> App | None:
@@ -310,30 +327,36 @@ class PostgresStore:
     async def list_apps(self) -> list[App]:
         return [rows.app_from_row(row) for row in await self._fetch_all(_Q.list_apps, {})]
 
-    async def set_app_enabled(self, app_key: str, enabled: bool) -> App | None:
-        row = await self._fetch_one(_Q.set_app_enabled, {"app_key": app_key, "enabled": enabled})
+    async def set_app_enabled(
+        self, app_key: str, enabled: bool, *, audit: Audit = None
+    ) -> App | None:
+        params = {"app_key": app_key, "enabled": enabled}
+        row = await self._audited(_Q.set_app_enabled, params, audit)
         return None if row is None else rows.app_from_row(row)
 
     async def rotate_secret(
-        self, app_key: str, new_secret: str, previous_valid_until_ms: int
+        self, app_key: str, new_secret: str, previous_valid_until_ms: int, *, audit: Audit = None
     ) -> App | None:
         params = {
             "app_key": app_key,
             "new_secret": new_secret,
             "previous_valid_until_ms": previous_valid_until_ms,
         }
-        row = await self._fetch_one(_Q.rotate_secret, params)
+        row = await self._audited(_Q.rotate_secret, params, audit)
         return None if row is None else rows.app_from_row(row)
 
-    async def set_callback_url(self, app_key: str, url: str | None) -> App | None:
-        row = await self._fetch_one(_Q.set_callback_url, {"app_key": app_key, "url": url})
+    async def set_callback_url(
+        self, app_key: str, url: str | None, *, audit: Audit = None
+    ) -> App | None:
+        row = await self._audited(_Q.set_callback_url, {"app_key": app_key, "url": url}, audit)
         return None if row is None else rows.app_from_row(row)
 
     async def set_app_rate(
-        self, app_key: str, rate_limit: float | None, rate_burst: int | None
-    ) -> App | None:
+        self, app_key: str, rate_limit: float | None, rate_burst: int | None,
+        *, audit: Audit = None,
+    ) -> App | None:  # fmt: skip
         params = {"app_key": app_key, "rate_limit": rate_limit, "rate_burst": rate_burst}
-        row = await self._fetch_one(_Q.set_app_rate, params)
+        row = await self._audited(_Q.set_app_rate, params, audit)
         return None if row is None else rows.app_from_row(row)
 
     async def take_tokens(self, app_key: str, want: int, rate: Rate, now_ms: int) -> Grant:
@@ -349,20 +372,21 @@ class PostgresStore:
 
     # -- templates ----------------------------------------------------------
 
-    async def insert_template(self, template: Template) -> None:
-        if await self._fetch_one(_Q.insert_template, rows.params_of(template)) is None:
+    async def insert_template(self, template: Template, *, audit: Audit = None) -> None:
+        if await self._audited(_Q.insert_template, rows.params_of(template), audit) is None:
             raise TemplateExists(_template_taken(template))
 
-    async def update_template(self, template: Template) -> bool:
-        async with self._connection() as conn:
-            try:
-                cursor = await conn.execute(_Q.update_template, rows.params_of(template))
-            except psycopg.errors.UniqueViolation as exc:
-                raise TemplateExists(_template_taken(template)) from exc
-            return await cursor.fetchone() is not None
+    async def update_template(self, template: Template, *, audit: Audit = None) -> bool:
+        try:
+            row = await self._audited(_Q.update_template, rows.params_of(template), audit)
+        except StoreError as exc:
+            if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
+                raise TemplateExists(_template_taken(template)) from exc.__cause__
+            raise
+        return row is not None
 
-    async def delete_template(self, name: str) -> bool:
-        return await self._fetch_one(_Q.delete_template, {"name": name}) is not None
+    async def delete_template(self, name: str, *, audit: Audit = None) -> bool:
+        return await self._audited(_Q.delete_template, {"name": name}, audit) is not None
 
     async def get_template(self, name: str) -> Template | None:
         row = await self._fetch_one(_Q.get_template, {"name": name})
@@ -373,12 +397,12 @@ class PostgresStore:
 
     # -- opt-outs -----------------------------------------------------------
 
-    async def add_opt_out(self, opt_out: OptOut) -> bool:
-        return await self._fetch_one(_Q.add_opt_out, rows.params_of(opt_out)) is not None
+    async def add_opt_out(self, opt_out: OptOut, *, audit: Audit = None) -> bool:
+        return await self._audited(_Q.add_opt_out, rows.params_of(opt_out), audit) is not None
 
-    async def remove_opt_out(self, app_key: str, receiver: str) -> bool:
+    async def remove_opt_out(self, app_key: str, receiver: str, *, audit: Audit = None) -> bool:
         params = {"app_key": app_key, "receiver": receiver}
-        return await self._fetch_one(_Q.remove_opt_out, params) is not None
+        return await self._audited(_Q.remove_opt_out, params, audit) is not None
 
     async def list_opt_outs(self, app_key: str | None = None) -> list[OptOut]:
         found = await self._fetch_all(_Q.list_opt_outs, {"app_key": app_key})
@@ -474,10 +498,58 @@ class PostgresStore:
         sql_text = _Q.find_messages if query.app_key is None else _Q.find_messages_for_app
         return [rows.message_from_row(row) for row in await self._fetch_all(sql_text, params)]
 
-    async def requeue(self, message_id: int, *, now_ms: int, expires_at_ms: int, by: str) -> bool:
+    async def requeue(
+        self, message_id: int, *, now_ms: int, expires_at_ms: int, by: str, audit: Audit = None
+    ) -> bool:
         params = rows.requeue_params(message_id, now_ms=now_ms, expires_at_ms=expires_at_ms)
-        row = await self._fetch_one(_Q.requeue, {**params, "by": by})
-        return row is not None and row["moved"] == 1
+        async with self._connection() as conn, conn.transaction():
+            row = await (await conn.execute(_Q.requeue, {**params, "by": by})).fetchone()
+            moved = row is not None and row["moved"] == 1
+            if moved:
+                await _audit(conn, audit)
+            return moved
+
+    # -- retention ----------------------------------------------------------
+
+    async def redact_ended(self, *, ended_before_ms: int, now_ms: int, limit: int, by: str) -> int:
+        params = rows.redact_candidates_params(ended_before_ms=ended_before_ms, limit=limit)
+        async with self._connection() as conn, conn.transaction():
+            # Locked (SKIP LOCKED) until commit: two sweeps never redact one message twice.
+            candidates = await (await conn.execute(_Q.redact_candidates, params)).fetchall()
+            redacted = 0
+            for candidate in candidates:
+                change = rows.redact_params(candidate, now_ms=now_ms, by=by)
+                if await (await conn.execute(_Q.redact_message, change)).fetchone() is not None:
+                    redacted += 1
+            return redacted
+
+    async def delete_ended(
+        self, selection: EndedSelection, *, limit: int, audit: Audit = None
+    ) -> int:
+        params = rows.ended_params(selection, limit=limit)
+        async with self._connection() as conn, conn.transaction():
+            deleted = len(await (await conn.execute(_Q.delete_ended, params)).fetchall())
+            if deleted:
+                await _audit(conn, audit, deleted=deleted)
+            return deleted
+
+    async def drop_unmatched_receipts(self, *, received_before_ms: int, limit: int) -> int:
+        params = {"received_before_ms": received_before_ms, "limit": limit}
+        return len(await self._fetch_all(_Q.drop_unmatched_receipts, params))
+
+    async def count_ended(self, selection: EndedSelection) -> tuple[int, int]:
+        row = await self._fetch_one(_Q.count_ended, rows.ended_params(selection))
+        return (0, 0) if row is None else (int(row["ended"]), int(row["in_flight"]))
+
+    # -- the audit trail ----------------------------------------------------
+
+    async def add_audit(self, record: AuditRecord) -> None:
+        async with self._connection() as conn:
+            await _audit(conn, record)
+
+    async def list_audit(self, query: AuditQuery) -> list[AuditRecord]:
+        found = await self._fetch_all(_Q.list_audit, rows.audit_query_params(query))
+        return [rows.audit_from_row(row) for row in found]
 
     # -- delivering ---------------------------------------------------------
 
@@ -664,6 +736,29 @@ class PostgresStore:
         row = await self._fetch_one(_Q.count_unmatched_receipts, {"channel": channel})
         return 0 if row is None else int(row["n"])
 
+    async def awaiting_receipts(
+        self, channel: str, *, after: tuple[int, int, int], limit: int
+    ) -> list[AwaitingReceipt]:
+        after_ms, after_id, after_attempt = after
+        params = {
+            "channel": channel,
+            "after_ms": after_ms,
+            "after_id": after_id,
+            "after_attempt": after_attempt,
+            "limit": limit,
+        }
+        found = await self._fetch_all(_Q.awaiting_receipts, params)
+        return [
+            AwaitingReceipt(
+                message_id=int(row["message_id"]),
+                attempt=int(row["attempt"]),
+                carrier_id=str(row["carrier_id"]),
+                receiver=str(row["mobile_receiver"]),
+                updated_at_ms=int(row["updated_at_ms"]),
+            )
+            for row in found
+        ]
+
     async def overdue_submissions(self, *, before_ms: int, limit: int) -> list[int]:
         params = {"before_ms": before_ms, "limit": limit}
         return [int(row["id"]) for row in await self._fetch_all(_Q.overdue_submissions, params)]
@@ -763,6 +858,24 @@ class PostgresStore:
     async def _fetch_all(self, query: LiteralString, params: Mapping[str, Any]) -> list[DictRow]:
         async with self._connection() as conn:
             return await (await conn.execute(query, params)).fetchall()
+
+    async def _audited(
+        self, query: LiteralString, params: Mapping[str, Any], audit: Audit
+    ) -> DictRow | None:
+        """Run a one-row change; if it changed a row, write ``audit`` in the same transaction."""
+        if audit is None:
+            return await self._fetch_one(query, params)
+        async with self._connection() as conn, conn.transaction():
+            row = await (await conn.execute(query, params)).fetchone()
+            if row is not None:
+                await _audit(conn, audit)
+            return row
+
+
+async def _audit(conn: _Connection, record: Audit, **extra_detail: Any) -> None:
+    """Write the audit record of the change this transaction just made (nothing for ``None``)."""
+    if record is not None:
+        await conn.execute(_Q.insert_audit, rows.audit_params(record, **extra_detail))
 
 
 async def _checkout(pool: AsyncConnectionPool[_Connection], deadline: float) -> _Connection:

@@ -14,7 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from iwork_mc import retention
 from iwork_mc.apps import App
+from iwork_mc.audit import AuditAction, AuditQuery, AuditRecord
 from iwork_mc.events import MobileReceiverMessageEvent
 from iwork_mc.messages import (
     REQUEUE_FROM,
@@ -167,6 +169,7 @@ def message_from_row(row: Row) -> Message:
         route_step=row["route_step"],
         step_attempts=row["step_attempts"],
         receiver_opted_out=bool(row.get("receiver_opted_out", False)),
+        redacted_at_ms=row.get("redacted_at_ms"),
     )
 
 
@@ -642,4 +645,62 @@ def conclusion(segments: Sequence[Segment]) -> Conclusion | None:
     error = culprit.error or culprit.state.value
     return Conclusion(
         status=status, error=error, detail={**detail, "part": culprit.part, "error": error}
+    )
+
+
+# -- retention and the audit trail ---------------------------------------------
+
+
+def ended_params(
+    selection: retention.EndedSelection, *, limit: int | None = None
+) -> dict[str, Any]:
+    """Parameters of the delete_ended / count_ended queries."""
+    return {**selection.as_params(), "final": retention.final_statuses(), "limit": limit}
+
+
+def redact_candidates_params(*, ended_before_ms: int, limit: int) -> dict[str, Any]:
+    return {"final": retention.final_statuses(), "ended_before_ms": ended_before_ms, "limit": limit}
+
+
+def redact_params(row: Row, *, now_ms: int, by: str) -> dict[str, Any]:
+    """Parameters of redact_message (and of its ``redacted`` timeline entry) for one
+    candidate row (``id``, ``mobile_receiver``)."""
+    return {
+        "message_id": row["id"],
+        "now_ms": now_ms,
+        "receiver": retention.redacted_receiver(row["mobile_receiver"]),
+        "json_data": retention.REDACTED_JSON_DATA,
+        "kind": "redacted",
+        "detail": detail_json(retention.redaction_detail(by)),
+    }
+
+
+def audit_params(record: AuditRecord, **extra_detail: Any) -> dict[str, Any]:
+    return {
+        "at_ms": record.at_ms,
+        "actor": record.actor,
+        "action": record.action.value,
+        "target": record.target,
+        "detail": detail_json({**record.detail, **extra_detail}),
+    }
+
+
+def audit_query_params(query: AuditQuery) -> dict[str, Any]:
+    return {
+        "since_ms": query.since_ms,
+        "actor": query.actor,
+        "action": None if query.action is None else query.action.value,
+        "before_id": query.before_id,
+        "limit": query.limit,
+    }
+
+
+def audit_from_row(row: Row) -> AuditRecord:
+    return AuditRecord(
+        id=row["id"],
+        at_ms=row["at_ms"],
+        actor=row["actor"],
+        action=AuditAction(row["action"]),
+        target=row["target"],
+        detail=json.loads(row["detail"]),
     )

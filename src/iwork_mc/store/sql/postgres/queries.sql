@@ -198,13 +198,14 @@ ORDER BY id DESC
 LIMIT %(limit)s;
 
 -- requeue --
--- An operator's retry of a failed or expired message (%(sources)s): queued again,
+-- An operator's retry of a failed or expired message (%(sources)s) not redacted
+-- (nothing would be left to send): queued again,
 -- due now, on the first route step, with a new validity; the requeued entry keeps
 -- the previous status and error.  No outbox row exists for a final message, so
 -- locking the message row alone cannot deadlock with claims.  Returns 0 or 1.
 WITH previous AS (
     SELECT id, status, last_error FROM messages
-    WHERE id = %(message_id)s AND status = ANY(%(sources)s)
+    WHERE id = %(message_id)s AND status = ANY(%(sources)s) AND redacted_at_ms IS NULL
     FOR NO KEY UPDATE
 ), moved AS (
     UPDATE messages m
@@ -531,6 +532,95 @@ SELECT count(*) AS n FROM unmatched_receipts WHERE channel = %(channel)s;
 SELECT id FROM messages
 WHERE status = 'submitted' AND expires_at_ms < %(before_ms)s
 ORDER BY expires_at_ms, id
+LIMIT %(limit)s;
+
+
+-- redact_candidates --
+-- Ended messages (%(final)s) that ended before %(ended_before_ms)s and still hold
+-- personal data, the longest ended first (served by messages_ended).  Rows another
+-- worker's sweep is redacting are skipped, not waited for.
+SELECT id, mobile_receiver FROM messages
+WHERE status = ANY(%(final)s)
+    AND updated_at_ms < %(ended_before_ms)s
+    AND redacted_at_ms IS NULL
+ORDER BY updated_at_ms, id
+LIMIT %(limit)s
+FOR NO KEY UPDATE SKIP LOCKED;
+
+-- redact_message --
+-- updated_at_ms is kept: it says when the message ended, which deletion counts from.
+WITH redacted AS (
+    UPDATE messages
+    SET mobile_receiver = %(receiver)s, json_data = %(json_data)s, text = '', text_digest = '',
+        redacted_at_ms = %(now_ms)s
+    WHERE id = %(message_id)s AND redacted_at_ms IS NULL
+    RETURNING id, status
+)
+INSERT INTO timeline (message_id, at_ms, kind, status, detail)
+SELECT id, %(now_ms)s, %(kind)s, status, %(detail)s::jsonb FROM redacted
+RETURNING message_id;
+
+-- delete_ended --
+-- Up to %(limit)s ended messages (%(final)s) matching every non-NULL filter, the
+-- longest ended first; timeline, segments, outbox and status events go with them
+-- (ON DELETE CASCADE).  Rows locked by another transaction are left for later.
+DELETE FROM messages WHERE id IN (
+    SELECT id FROM messages
+    WHERE status = ANY(%(final)s)
+        AND (%(ended_before_ms)s::bigint IS NULL OR updated_at_ms < %(ended_before_ms)s::bigint)
+        AND (%(app_key)s::text IS NULL OR app_key = %(app_key)s::text)
+        AND (%(msg_key)s::text IS NULL OR msg_key = %(msg_key)s::text)
+    ORDER BY updated_at_ms, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id;
+
+-- drop_unmatched_receipts --
+-- The oldest kept receipts, up to %(limit)s (they hold a handset's number).
+DELETE FROM unmatched_receipts WHERE id IN (
+    SELECT id FROM unmatched_receipts
+    WHERE received_at_ms < %(received_before_ms)s
+    ORDER BY received_at_ms, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id;
+
+-- count_ended --
+-- What delete_ended would take (ended) and keep because it has not ended (in_flight).
+SELECT
+    count(*) FILTER (WHERE status = ANY(%(final)s)) AS ended,
+    count(*) FILTER (WHERE NOT status = ANY(%(final)s)) AS in_flight
+FROM messages
+WHERE (%(ended_before_ms)s::bigint IS NULL OR updated_at_ms < %(ended_before_ms)s::bigint)
+    AND (%(app_key)s::text IS NULL OR app_key = %(app_key)s::text)
+    AND (%(msg_key)s::text IS NULL OR msg_key = %(msg_key)s::text);
+
+-- insert_audit --
+INSERT INTO audit_log (at_ms, actor, action, target, detail)
+VALUES (%(at_ms)s, %(actor)s, %(action)s, %(target)s, %(detail)s::jsonb);
+
+-- list_audit --
+-- Newest first; every NULL filter is "any".
+SELECT id, at_ms, actor, action, target, detail::text AS detail FROM audit_log
+WHERE (%(before_id)s::bigint IS NULL OR id < %(before_id)s::bigint)
+    AND (%(since_ms)s::bigint IS NULL OR at_ms >= %(since_ms)s::bigint)
+    AND (%(actor)s::text IS NULL OR actor = %(actor)s::text)
+    AND (%(action)s::text IS NULL OR action = %(action)s::text)
+ORDER BY id DESC
+LIMIT %(limit)s;
+
+-- awaiting_receipts --
+-- A channel's submitted segments still waiting for their receipt, of messages still
+-- submitted, after the cursor (%(after_ms)s, %(after_id)s, %(after_attempt)s) in that order:
+-- a receipt poller pages through them round and round.
+SELECT s.message_id, s.attempt, s.carrier_id, s.updated_at_ms, m.mobile_receiver
+FROM segments AS s JOIN messages AS m ON m.id = s.message_id
+WHERE s.channel = %(channel)s AND s.state IN ('submitted', 'enroute')
+    AND s.carrier_id IS NOT NULL AND m.status = 'submitted'
+    AND (s.updated_at_ms, s.message_id, s.attempt) > (%(after_ms)s, %(after_id)s, %(after_attempt)s)
+ORDER BY s.updated_at_ms, s.message_id, s.attempt
 LIMIT %(limit)s;
 
 -- insert_operator --

@@ -233,7 +233,8 @@ RETURNING id;
 -- requeue_message --
 -- An operator's retry of a failed or expired message (:sources, a JSON array):
 -- queued again on the first route step, with a new validity; no row from any
--- other status.  (RETURNING shows the new row: the old status is read before.)
+-- other status, nor once redacted (nothing is left to send).  (RETURNING shows
+-- the new row: the old status is read before.)
 UPDATE messages
 SET status = 'queued',
     updated_at_ms = :now_ms,
@@ -242,6 +243,7 @@ SET status = 'queued',
     step_attempts = 0,
     last_error = NULL
 WHERE id = :message_id AND status IN (SELECT value FROM json_each(:sources))
+    AND redacted_at_ms IS NULL
 RETURNING id;
 
 -- schedule_outbox --
@@ -419,6 +421,86 @@ SELECT count(*) AS n FROM unmatched_receipts WHERE channel = :channel;
 SELECT id FROM messages
 WHERE status = 'submitted' AND expires_at_ms < :before_ms
 ORDER BY expires_at_ms, id
+LIMIT :limit;
+
+
+-- redact_candidates --
+-- Ended messages (:final, a JSON array) that ended before :ended_before_ms and
+-- still hold personal data, the longest ended first (served by messages_ended).
+SELECT id, mobile_receiver FROM messages
+WHERE status IN (SELECT value FROM json_each(:final))
+    AND updated_at_ms < :ended_before_ms
+    AND redacted_at_ms IS NULL
+ORDER BY updated_at_ms, id
+LIMIT :limit;
+
+-- redact_message --
+-- updated_at_ms is kept: it says when the message ended, which deletion counts from.
+UPDATE messages
+SET mobile_receiver = :receiver, json_data = :json_data, text = '', text_digest = '',
+    redacted_at_ms = :now_ms
+WHERE id = :message_id AND redacted_at_ms IS NULL
+RETURNING id;
+
+-- delete_ended --
+-- Up to :limit ended messages (:final, a JSON array) matching every non-NULL
+-- filter, the longest ended first; timeline, segments, outbox and status events
+-- go with them (ON DELETE CASCADE).
+DELETE FROM messages WHERE id IN (
+    SELECT id FROM messages
+    WHERE status IN (SELECT value FROM json_each(:final))
+        AND updated_at_ms < coalesce(:ended_before_ms, 9223372036854775807)
+        AND (:app_key IS NULL OR app_key = :app_key)
+        AND (:msg_key IS NULL OR msg_key = :msg_key)
+    ORDER BY updated_at_ms, id
+    LIMIT :limit
+)
+RETURNING id;
+
+-- drop_unmatched_receipts --
+-- The oldest kept receipts, up to :limit (they hold a handset's number).
+DELETE FROM unmatched_receipts WHERE id IN (
+    SELECT id FROM unmatched_receipts
+    WHERE received_at_ms < :received_before_ms
+    ORDER BY received_at_ms, id
+    LIMIT :limit
+)
+RETURNING id;
+
+-- count_ended --
+-- What delete_ended would take (ended) and keep because it has not ended (in_flight).
+SELECT
+    coalesce(sum(status IN (SELECT value FROM json_each(:final))), 0) AS ended,
+    coalesce(sum(status NOT IN (SELECT value FROM json_each(:final))), 0) AS in_flight
+FROM messages
+WHERE updated_at_ms < coalesce(:ended_before_ms, 9223372036854775807)
+    AND (:app_key IS NULL OR app_key = :app_key)
+    AND (:msg_key IS NULL OR msg_key = :msg_key);
+
+-- insert_audit --
+INSERT INTO audit_log (at_ms, actor, action, target, detail)
+VALUES (:at_ms, :actor, :action, :target, :detail);
+
+-- list_audit --
+-- Newest first; every NULL filter is "any".
+SELECT * FROM audit_log
+WHERE id < coalesce(:before_id, 9223372036854775807)
+    AND at_ms >= coalesce(:since_ms, -9223372036854775808)
+    AND (:actor IS NULL OR actor = :actor)
+    AND (:action IS NULL OR action = :action)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- awaiting_receipts --
+-- A channel's submitted segments still waiting for their receipt, of messages still
+-- submitted, after the cursor (:after_ms, :after_id, :after_attempt) in that order:
+-- a receipt poller pages through them round and round.
+SELECT s.message_id, s.attempt, s.carrier_id, s.updated_at_ms, m.mobile_receiver
+FROM segments AS s JOIN messages AS m ON m.id = s.message_id
+WHERE s.channel = :channel AND s.state IN ('submitted', 'enroute')
+    AND s.carrier_id IS NOT NULL AND m.status = 'submitted'
+    AND (s.updated_at_ms, s.message_id, s.attempt) > (:after_ms, :after_id, :after_attempt)
+ORDER BY s.updated_at_ms, s.message_id, s.attempt
 LIMIT :limit;
 
 -- insert_operator --
