@@ -228,6 +228,11 @@ def test_an_operator_finds_retries_and_edits(browser: WebDriver, site: Site) -> 
 
     driver.get(site.url("/console/channels"))
     wait_for(driver, "main", "sandbox")
+    driver.get(site.url("/console/audit"))
+    wait_for(driver, "table.audit", "message.retry")
+    for action in ("console.sign_in", "template.update", "app.create"):
+        assert action in driver.find_element(By.CSS_SELECTOR, "table.audit").text
+    shot(driver, site, "audit")
     driver.get(site.url("/console/"))
     wait_for(driver, "main h1", "Overview")
     shot(driver, site, "overview")

@@ -14,9 +14,10 @@ import httpx
 import pytest
 
 from iwork_mc.apps import App
+from iwork_mc.audit import AuditQuery
 from iwork_mc.config import Settings
 from iwork_mc.events import MobileReceiverMessageEvent
-from iwork_mc.messages import NewMessage
+from iwork_mc.messages import MessageStatus, NewMessage
 from iwork_mc.operators import Operator, hash_password
 
 from databases import pg_schema_url
@@ -329,3 +330,48 @@ def test_docs_and_redoc_load_nothing_from_elsewhere(browser: httpx.Client) -> No
         assert not re.search(r"(src|href)=[\"']?https?://", html), page
         for asset in re.findall(r"(?:src|href)=\"(/docs-assets/[^\"]+)\"", html):
             assert 200 == browser.get(asset).status_code, asset
+
+
+def test_every_change_in_the_console_is_audited(
+    gateway: GatewayThread, browser: httpx.Client
+) -> None:
+    """Sign-in, apps, secrets, templates, opt-outs and retries each leave one record by the
+    operator, readable on the audit page, never with the secret."""
+    assert gateway.store is not None
+    store = gateway.store
+    add_operator(gateway, "auditor")
+    assert 303 == sign_in(browser, name="auditor").status_code
+    token = csrf_of(browser.get("/console/apps"))
+    browser.post("/console/apps", data={"name": "Audited", "csrf_token": token})
+    [app] = [a for a in gateway.run(store.list_apps()) if a.name == "Audited"]
+    browser.post(f"/console/apps/{app.app_key}/rotate", data={"csrf_token": token})
+    browser.post(f"/console/apps/{app.app_key}/disable", data={"csrf_token": token})
+    template = {"csrf_token": token, "name": "audited", "body": "hi", "sample": "{}"}
+    browser.post("/console/templates/new", data=template)
+    browser.post("/console/templates/audited", data={**template, "body": "hello"})
+    browser.post(
+        "/console/opt-outs/add",
+        data={"csrf_token": token, "receiver": "13912340000", "app_key": app.app_key},
+    )
+    message_id = add_message(gateway, app, "audited-1", "+8613912340001")
+    now = int(time.time() * 1000)
+    [claimed] = [
+        m
+        for m in gateway.run(store.claim_due(worker_id="w", now_ms=now, lease_ms=60_000, limit=50))
+        if m.id == message_id
+    ]
+    gateway.run(store.transition(claimed.id, to=MessageStatus.FAILED, now_ms=now, kind="failed"))
+    browser.post(f"/console/messages/{message_id}/retry", data={"csrf_token": token})
+
+    records = gateway.run(store.list_audit(AuditQuery(actor="operator:auditor")))
+    assert [
+        "message.retry", "opt_out.add", "template.update", "template.create", "app.disable",
+        "app.rotate_secret", "app.create", "console.sign_in",
+    ] == [str(r.action) for r in records]  # fmt: skip
+    assert "message:" + app.app_key + "/audited-1" == records[0].target
+    page = browser.get("/console/audit", params={"actor": "operator:auditor"})
+    assert 200 == page.status_code
+    assert "app.rotate_secret" in page.text and "139****0000" in page.text
+    [rotated] = [a for a in gateway.run(store.list_apps()) if a.name == "Audited"]
+    assert rotated.secret not in page.text and app.secret not in page.text
+    assert 400 == browser.get("/console/audit", params={"action": "app.explode"}).status_code

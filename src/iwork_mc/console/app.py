@@ -35,7 +35,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from iwork_mc import messages, operators, privacy
+from iwork_mc import audit, messages, operators, privacy
 from iwork_mc.apps import App, new_app_key, new_secret
 from iwork_mc.cli.templates import template_problems
 from iwork_mc.compose import AcceptRules, Rendered, render_text
@@ -207,6 +207,7 @@ class Console:
             return self._refuse_sign_in(request, session, locked=False)
         assert operator is not None
         await self.store.sign_in_succeeded(name, now_ms=now_ms)
+        await self.store.add_audit(audit.signed_in(audit.operator_actor(name), now_ms))
         log.info("console_signed_in", operator=name)
         response = RedirectResponse("/console/", status_code=303)
         self._set_cookie(request, response, Session.signed_in(name))
@@ -352,12 +353,23 @@ class Console:
         session = await self.signed_in(request)
         await self.form(request, session)
         message_id: int = request.path_params["message_id"]
+        message = await self.store.get_message_by_id(message_id)
+        if message is None:
+            return self.page(request, "not_found.html", session, status=404, what="message")
         now_ms = self.now_ms()
+        expires_at_ms = now_ms + self.settings.message_validity_s * 1000
         requeued = await self.store.requeue(
             message_id,
             now_ms=now_ms,
-            expires_at_ms=now_ms + self.settings.message_validity_s * 1000,
+            expires_at_ms=expires_at_ms,
             by=f"console:{session.operator}",
+            audit=audit.message_requeued(
+                _actor(session),
+                now_ms,
+                app_key=message.app_key,
+                msg_key=message.msg_key,
+                expires_at_ms=expires_at_ms,
+            ),
         )
         log.info("console_retry", operator=session.operator, message_id=message_id, ok=requeued)
         notice = (
@@ -404,8 +416,11 @@ class Console:
                 enabled=True,
                 created_at_ms=self.now_ms(),
             )
+            record = audit.app_created(
+                _actor(session), app.created_at_ms, app_key=app.app_key, name=name
+            )
             try:
-                await self.store.insert_app(app)
+                await self.store.insert_app(app, audit=record)
             except AppExists:
                 continue
             log.info("console_app_created", operator=session.operator, app_key=app.app_key)
@@ -418,12 +433,18 @@ class Console:
         app_key: str = request.path_params["app_key"]
         action: str = request.path_params["action"]
         shown = None
+        now_ms = self.now_ms()
         if action == "rotate":
-            valid_until = self.now_ms() + self.settings.secret_grace_s * 1000
-            shown = await self.store.rotate_secret(app_key, new_secret(), valid_until)
+            valid_until = now_ms + self.settings.secret_grace_s * 1000
+            record = audit.secret_rotated(
+                _actor(session), now_ms, app_key=app_key, previous_valid_until_ms=valid_until
+            )
+            shown = await self.store.rotate_secret(app_key, new_secret(), valid_until, audit=record)
             changed = shown
         elif action in ("enable", "disable"):
-            changed = await self.store.set_app_enabled(app_key, action == "enable")
+            enabled = action == "enable"
+            record = audit.app_enabled(_actor(session), now_ms, app_key=app_key, enabled=enabled)
+            changed = await self.store.set_app_enabled(app_key, enabled, audit=record)
         else:
             return self.page(request, "not_found.html", session, status=404, what="action")
         if changed is None:
@@ -513,10 +534,12 @@ class Console:
             created_at_ms=existing.created_at_ms if existing else now_ms,
             updated_at_ms=now_ms,
         )
+        kind = audit.AuditAction.TEMPLATE_CREATE if is_new else audit.AuditAction.TEMPLATE_UPDATE
+        record = audit.template_changed(_actor(session), now_ms, kind, template)
         try:
             if is_new:
-                await self.store.insert_template(template)
-            elif not await self.store.update_template(template):
+                await self.store.insert_template(template, audit=record)
+            elif not await self.store.update_template(template, audit=record):
                 return self.page(request, "not_found.html", session, status=404, what="template")
         except TemplateExists:
             problems = ["a template with this name, or the same app, source, action and event_type"]
@@ -587,7 +610,10 @@ class Console:
         opt_out = OptOut(
             app_key=app_key, receiver=receiver, reason=reason, created_at_ms=self.now_ms()
         )
-        await self.store.add_opt_out(opt_out)
+        record = audit.opt_out_added(
+            _actor(session), opt_out.created_at_ms, app_key=app_key, receiver=receiver
+        )
+        await self.store.add_opt_out(opt_out, audit=record)
         log.info("console_opt_out_changed", operator=session.operator, action="add")
         return RedirectResponse("/console/opt-outs", status_code=303)
 
@@ -601,10 +627,48 @@ class Console:
         ref = _text(await self.form(request, session), "ref")
         for opt_out in await self.store.list_opt_outs():
             if hmac.compare_digest(self.opt_out_ref(opt_out), ref):
-                await self.store.remove_opt_out(opt_out.app_key, opt_out.receiver)
+                record = audit.opt_out_removed(
+                    _actor(session), self.now_ms(), app_key=opt_out.app_key,
+                    receiver=opt_out.receiver,
+                )  # fmt: skip
+                await self.store.remove_opt_out(opt_out.app_key, opt_out.receiver, audit=record)
                 log.info("console_opt_out_changed", operator=session.operator, action="remove")
                 break
         return RedirectResponse("/console/opt-outs", status_code=303)
+
+    # -- audit trail --------------------------------------------------------------
+
+    async def audit_page(self, request: Request) -> Response:
+        session = await self.signed_in(request)
+        params = request.query_params
+        actor = params.get("actor", "").strip()[:200]
+        action_text = params.get("action", "")
+        error = None
+        try:
+            action = audit.AuditAction(action_text) if action_text else None
+            before_id = _positive(params.get("before_id", ""), "before_id")
+        except ValueError as exc:
+            action, before_id = None, None
+            error = f"action: {action_text!r} is not an action" if action_text else str(exc)
+        records = []
+        if error is None:
+            query = audit.AuditQuery(
+                actor=actor or None, action=action, before_id=before_id, limit=PAGE + 1
+            )
+            records = await self.store.list_audit(query)
+        next_before_id = records[PAGE - 1].id if len(records) > PAGE else None
+        return self.page(
+            request,
+            "audit.html",
+            session,
+            status=400 if error else 200,
+            records=records[:PAGE],
+            actions=list(audit.AuditAction),
+            actor=actor,
+            action=action_text,
+            error=error,
+            next_before_id=next_before_id,
+        )
 
     # -- channels -----------------------------------------------------------------
 
@@ -624,6 +688,11 @@ class Console:
             unmatched=unmatched,
             health=health,
         )
+
+
+def _actor(session: Session) -> str:
+    """The audit trail's name for the signed-in operator (``operator:<name>``)."""
+    return audit.operator_actor(session.operator or "unknown")
 
 
 def _text(form: FormData, name: str) -> str:
@@ -704,6 +773,7 @@ def create_console_app(
             route("/opt-outs/add", console.add_opt_out, "POST"),
             route("/opt-outs/remove", console.remove_opt_out, "POST"),
             route("/channels", console.channels_page),
+            route("/audit", console.audit_page),
             Mount("/static", app=StaticFiles(packages=[("iwork_mc.console", "static")])),
         ]
     )
