@@ -41,6 +41,7 @@ __all__ = [
     "opt_out_added",
     "opt_out_removed",
     "secret_rotated",
+    "signed_in",
     "template_changed",
     "template_deleted",
 ]
@@ -149,6 +150,13 @@ def callback_url_set(actor: str, at_ms: int, *, app_key: str, url: str | None) -
         at_ms=at_ms, actor=actor, action=AuditAction.CALLBACK_SET, target=f"app:{app_key}",
         detail={"url": _shown_url(url)},
     )  # fmt: skip
+
+
+def signed_in(actor: str, at_ms: int) -> AuditRecord:
+    """An operator signed in to the web console."""
+    return AuditRecord(
+        at_ms=at_ms, actor=actor, action=AuditAction.SIGN_IN, target=f"console:{actor}"
+    )
 
 
 def template_changed(

@@ -314,6 +314,14 @@ class Settings(BaseSettings):
     sandbox_max_bytes: Count = 10_000_000
     #: Rotated sandbox files kept (deliveries.jsonl.1 …); 0: the file starts over when full.
     sandbox_backups: NonNegative = 3
+    #: Signs the web console's session cookies; empty: a random key kept in
+    #: ``<data_dir>/console-secret.key`` (set it when gateways run on several hosts).
+    console_secret_key: str = Field(default="", repr=False)
+    #: How long a console sign-in lasts.
+    console_session_s: Count = 43_200
+    #: Failed console sign-ins in a row that lock an operator out, and for how long.
+    console_max_failed_sign_ins: Count = 5
+    console_lockout_s: Count = 900
     #: ``console`` (human) or ``json`` (one object per line).
     log_format: LogFormat = "console"
     #: ``debug``, ``info``, ``warning``, ``error`` or ``critical``.

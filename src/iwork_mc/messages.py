@@ -31,6 +31,7 @@ __all__ = [
     "TRANSITIONS",
     "AcceptOutcome",
     "AcceptResult",
+    "Activity",
     "InvalidTransition",
     "Message",
     "MessageQuery",
@@ -209,11 +210,23 @@ class MessageQuery:
     app_key: str | None = None
     statuses: frozenset[MessageStatus] | None = None
     receiver: str | None = None
+    #: Exact matches (the console searches every app's messages by msg_key or channel).
+    msg_key: str | None = None
+    channel: str | None = None
     accepted_from_ms: int | None = None
     accepted_until_ms: int | None = None
     #: Only messages with an id below this (the previous page's last id).
     before_id: int | None = None
     limit: int = 50
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Activity:
+    """Messages accepted and delivered in one time bucket starting at ``start_ms``."""
+
+    start_ms: int
+    accepted: int
+    delivered: int
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -20,6 +20,7 @@ from iwork_mc.cli import audit, common, send, server, status
 from iwork_mc.cli.apps import apps_cli
 from iwork_mc.cli.db import db_cli
 from iwork_mc.cli.messages import messages_cli
+from iwork_mc.cli.operators import operators_cli
 from iwork_mc.cli.optouts import opt_outs_cli
 from iwork_mc.cli.templates import templates_cli
 
@@ -37,6 +38,7 @@ app.add_typer(db_cli, name="db")
 app.add_typer(templates_cli, name="templates")
 app.add_typer(opt_outs_cli, name="opt-outs")
 app.add_typer(messages_cli, name="messages")
+app.add_typer(operators_cli, name="operators")
 app.command()(server.run)
 app.command()(server.serve)
 app.command()(server.worker)

@@ -235,6 +235,9 @@ def _print_banner(settings: Settings, dev: DevApp) -> None:
         where = _destination(settings, spec)
         common.out.print(f"  channel    {spec.name} ({spec.kind}) → {where}", highlight=False)
     common.out.print(f"  dev app    app_key={dev.app_key}  secret={dev.secret}", highlight=False)
+    common.out.print(
+        f"  console    {base}/console/ (`iwork-mc operators create NAME` first)", highlight=False
+    )
     minutes = settings.timestamp_tolerance_s // 60
     common.out.print(f"Send the seed's example request (signed now, valid for {minutes} minutes;")
     common.out.print("`iwork-mc curl-example` prints a fresh one):")

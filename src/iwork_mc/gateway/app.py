@@ -1,4 +1,4 @@
-"""The ASGI application: ``/router/rest`` (TOP), ``/healthz`` and the ``/v1`` REST API."""
+"""The ASGI application: ``/router/rest`` (TOP), ``/healthz``, the ``/v1`` API, ``/console``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from iwork_mc.config import Settings
+from iwork_mc.console import create_console_app
 from iwork_mc.gateway.directory import AppDirectory
 from iwork_mc.gateway.flowcontrol import FlowControl
 from iwork_mc.gateway.methods import build_methods
@@ -93,7 +94,12 @@ def create_app(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             receipt_route(settings, store, clock),
-            # /v1/..., /openapi.json and /docs (FastAPI); everything else is its 404.
+            Mount(
+                "/console",
+                app=create_console_app(settings, store, clock=clock, channel_health=channel_health),
+            ),
+            # /v1/..., /openapi.json, /docs and /redoc (FastAPI, assets served locally);
+            # everything else is its 404.
             Mount(
                 "/",
                 app=create_rest_app(

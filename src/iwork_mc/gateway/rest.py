@@ -1,4 +1,4 @@
-"""The ``/v1`` REST API (JSON), with its OpenAPI schema at ``/openapi.json`` and UI at ``/docs``.
+"""The ``/v1`` REST API (JSON), its OpenAPI schema at ``/openapi.json``, ``/docs`` and ``/redoc``.
 
 Each app reads and changes only its own messages, templates, opt-outs and
 callback URL; every call is signed with the app's TOP secret
@@ -18,9 +18,10 @@ from http import HTTPStatus
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -131,13 +132,16 @@ def create_rest_app(
         flow_control: the apps' rates, shared with the TOP endpoint; a new one by default.
 
     Returns:
-        An ASGI app serving ``/v1/...``, ``/openapi.json`` and ``/docs``.
+        An ASGI app serving ``/v1/...``, ``/openapi.json``, ``/docs``, ``/redoc`` and
+        their assets under ``/docs-assets``.
     """
-    app = FastAPI(
+    # Swagger UI and ReDoc with their scripts served from the package (no CDN):
+    # /docs and /redoc work on a machine with no way out.
+    app = FastAPIOffline(
         title="iwork-mc REST API",
         version=__version__,
         description=_DESCRIPTION,
-        redoc_url=None,
+        static_url="/docs-assets",
     )
     app.state.rest = RestContext(
         settings=settings,
@@ -157,7 +161,35 @@ def create_rest_app(
     app.add_exception_handler(StoreError, _on_store_error)
     for module in (rest_messages, rest_templates, rest_account):
         app.include_router(module.router, responses=_COMMON_RESPONSES)
-    return _body_limited(app, settings.max_body_bytes)
+    return _docs_kept_local(_body_limited(app, settings.max_body_bytes))
+
+
+#: The API docs pages may load only what this server serves.  Their HTML has inline
+#: scripts and ReDoc styles itself inline and renders in a blob: worker; ReDoc's
+#: sidebar would fetch a logo from its vendor's CDN: the browser refuses that.
+_DOCS_CSP = (
+    b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'"
+)
+
+
+def _docs_kept_local(app: ASGIApp) -> ASGIApp:
+    """Add the Content-Security-Policy of :data:`_DOCS_CSP` to ``/docs`` and ``/redoc``."""
+
+    async def kept_local(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in ("/docs", "/redoc"):
+            await app(scope, receive, send)
+            return
+
+        async def send_with_csp(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (b"content-security-policy", _DOCS_CSP)]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await app(scope, receive, send_with_csp)
+
+    return kept_local
 
 
 def _body_limited(app: ASGIApp, limit: int) -> ASGIApp:

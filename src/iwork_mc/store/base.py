@@ -15,6 +15,7 @@ from iwork_mc.apps import App
 from iwork_mc.audit import AuditQuery, AuditRecord
 from iwork_mc.messages import (
     AcceptResult,
+    Activity,
     Message,
     MessageQuery,
     MessageStatus,
@@ -22,6 +23,7 @@ from iwork_mc.messages import (
     StatusEvent,
     TimelineEntry,
 )
+from iwork_mc.operators import LockOut, Operator
 from iwork_mc.policies import AcceptChecks, OptOut
 from iwork_mc.ratelimits import Grant, Rate
 from iwork_mc.retention import EndedSelection
@@ -32,6 +34,7 @@ __all__ = [
     "AppExists",
     "Audit",
     "MessageNotFound",
+    "OperatorExists",
     "Store",
     "StoreError",
     "StoreUnavailable",
@@ -53,6 +56,10 @@ class AppExists(StoreError):
 
 class MessageNotFound(StoreError):
     """No message has that id."""
+
+
+class OperatorExists(StoreError):
+    """An operator with that name already exists."""
 
 
 class TemplateExists(StoreError):
@@ -152,6 +159,26 @@ class Store(Protocol):
     async def is_opted_out(self, app_key: str, receiver: str) -> bool:
         """Opted out of ``app_key`` or of every app (``"*"``)."""
 
+    # -- operators (the web console's accounts) -----------------------------
+
+    async def insert_operator(self, operator: Operator) -> None:
+        """Store a new operator. Raises :class:`OperatorExists` if the name is taken."""
+
+    async def get_operator(self, name: str) -> Operator | None: ...
+
+    async def list_operators(self) -> list[Operator]:
+        """Every operator, by name."""
+
+    async def sign_in_failed(self, name: str, *, now_ms: int, lock_out: LockOut) -> None:
+        """Count a failed sign-in, atomically (failures from many processes all count).
+
+        The failure that makes ``lock_out.max_failures`` in a row locks the
+        account until ``now_ms + lock_out.duration_ms`` and restarts the count.
+        """
+
+    async def sign_in_succeeded(self, name: str, *, now_ms: int) -> None:
+        """Clear the failure count and any lock; remember when."""
+
     # -- accepting ----------------------------------------------------------
 
     async def accept(self, message: NewMessage, checks: AcceptChecks | None = None) -> AcceptResult:
@@ -191,6 +218,13 @@ class Store(Protocol):
         accepted_from_ms: int | None = None,
         accepted_until_ms: int | None = None,
     ) -> dict[MessageStatus, int]: ...
+
+    async def activity(self, *, since_ms: int, bucket_ms: int) -> list[Activity]:
+        """Messages accepted, and of those delivered, per ``bucket_ms`` from ``since_ms``.
+
+        Buckets with neither are left out; deliveries fall in the bucket of the
+        message's last change.
+        """
 
     async def find_messages(self, query: MessageQuery) -> list[Message]:
         """Messages matching every filter, newest (highest id) first, ``query.limit`` at most.

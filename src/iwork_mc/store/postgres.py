@@ -78,6 +78,7 @@ from iwork_mc.audit import AuditQuery, AuditRecord
 from iwork_mc.messages import (
     AcceptOutcome,
     AcceptResult,
+    Activity,
     Message,
     MessageQuery,
     MessageStatus,
@@ -85,6 +86,7 @@ from iwork_mc.messages import (
     StatusEvent,
     TimelineEntry,
 )
+from iwork_mc.operators import LockOut, Operator
 from iwork_mc.policies import AcceptChecks, OptOut, ReceiverFacts
 from iwork_mc.ratelimits import Grant, Rate
 from iwork_mc.retention import EndedSelection
@@ -100,6 +102,7 @@ from iwork_mc.store.base import (
     AppExists,
     Audit,
     MessageNotFound,
+    OperatorExists,
     Store,
     StoreError,
     StoreUnavailable,
@@ -197,6 +200,12 @@ class _Queries:
     insert_audit: LiteralString
     list_audit: LiteralString
     awaiting_receipts: LiteralString
+    insert_operator: LiteralString
+    get_operator: LiteralString
+    list_operators: LiteralString
+    sign_in_failed: LiteralString
+    sign_in_succeeded: LiteralString
+    activity: LiteralString
 
 
 _Q = sql.load("postgres", _Queries)
@@ -403,6 +412,26 @@ class PostgresStore:
         params = {"app_key": app_key, "receiver": receiver}
         return await self._fetch_one(_Q.is_opted_out, params) is not None
 
+    # -- operators ----------------------------------------------------------
+
+    async def insert_operator(self, operator: Operator) -> None:
+        if await self._fetch_one(_Q.insert_operator, rows.params_of(operator)) is None:
+            raise OperatorExists(f"an operator named {operator.name} exists")
+
+    async def get_operator(self, name: str) -> Operator | None:
+        row = await self._fetch_one(_Q.get_operator, {"name": name})
+        return None if row is None else rows.operator_from_row(row)
+
+    async def list_operators(self) -> list[Operator]:
+        return [rows.operator_from_row(row) for row in await self._fetch_all(_Q.list_operators, {})]
+
+    async def sign_in_failed(self, name: str, *, now_ms: int, lock_out: LockOut) -> None:
+        await self._fetch_one(_Q.sign_in_failed, rows.lock_out_params(name, now_ms, lock_out))
+
+    async def sign_in_succeeded(self, name: str, *, now_ms: int) -> None:
+        async with self._connection() as conn:
+            await conn.execute(_Q.sign_in_succeeded, {"name": name, "now_ms": now_ms})
+
     # -- accepting ----------------------------------------------------------
 
     async def accept(self, message: NewMessage, checks: AcceptChecks | None = None) -> AcceptResult:
@@ -458,6 +487,11 @@ class PostgresStore:
         counts = dict.fromkeys(MessageStatus, 0)
         counts.update({MessageStatus(row["status"]): row["n"] for row in found})
         return counts
+
+    async def activity(self, *, since_ms: int, bucket_ms: int) -> list[Activity]:
+        params = {"since_ms": since_ms, "bucket_ms": bucket_ms}
+        found = await self._fetch_all(_Q.activity, params)
+        return rows.activity_from_rows(found, since_ms=since_ms, bucket_ms=bucket_ms)
 
     async def find_messages(self, query: MessageQuery) -> list[Message]:
         params = rows.find_params(query)

@@ -23,6 +23,7 @@ from iwork_mc.messages import (
     TRANSITIONS,
     AcceptOutcome,
     AcceptResult,
+    Activity,
     Message,
     MessageQuery,
     MessageStatus,
@@ -31,6 +32,7 @@ from iwork_mc.messages import (
     StatusEvent,
     TimelineEntry,
 )
+from iwork_mc.operators import LockOut, Operator
 from iwork_mc.policies import AcceptChecks, CountQuery, OptOut, ReceiverFacts
 from iwork_mc.ratelimits import Bucket, Grant, Rate, take
 from iwork_mc.segments import (
@@ -124,8 +126,8 @@ def bucket_params(app_key: str, grant: Grant) -> dict[str, Any]:
     }
 
 
-def params_of(value: App | Template | OptOut) -> dict[str, Any]:
-    """Parameters of the insert/update queries of an app, template or opt-out.
+def params_of(value: App | Template | OptOut | Operator) -> dict[str, Any]:
+    """Parameters of the insert/update queries of an app, template, opt-out or operator.
 
     Each is a flat dataclass whose fields are its table's columns, by name.
     """
@@ -324,6 +326,8 @@ def find_params(query: MessageQuery) -> dict[str, Any]:
         if query.statuses is None
         else sorted(MessageStatus(status).value for status in query.statuses),
         "receiver": query.receiver,
+        "msg_key": query.msg_key,
+        "channel": query.channel,
         "accepted_from_ms": query.accepted_from_ms,
         "accepted_until_ms": query.accepted_until_ms,
         "before_id": query.before_id,
@@ -347,6 +351,39 @@ def template_from_row(row: Row) -> Template:
         created_at_ms=row["created_at_ms"],
         updated_at_ms=row["updated_at_ms"],
     )
+
+
+def operator_from_row(row: Row) -> Operator:
+    return Operator(
+        name=row["name"],
+        password_hash=row["password_hash"],
+        created_at_ms=row["created_at_ms"],
+        failed_sign_ins=row["failed_sign_ins"],
+        locked_until_ms=row["locked_until_ms"],
+        last_sign_in_ms=row["last_sign_in_ms"],
+    )
+
+
+def lock_out_params(name: str, now_ms: int, lock_out: LockOut) -> dict[str, Any]:
+    """Parameters of the ``sign_in_failed`` query."""
+    return {
+        "name": name,
+        "now_ms": now_ms,
+        "max_failures": lock_out.max_failures,
+        "lockout_ms": lock_out.duration_ms,
+    }
+
+
+def activity_from_rows(found: Sequence[Row], *, since_ms: int, bucket_ms: int) -> list[Activity]:
+    """Rows of the ``activity`` query as one :class:`Activity` per bucket that has any."""
+    return [
+        Activity(
+            start_ms=since_ms + int(row["bucket"]) * bucket_ms,
+            accepted=int(row["accepted"]),
+            delivered=int(row["delivered"]),
+        )
+        for row in found
+    ]
 
 
 def opt_out_from_row(row: Row) -> OptOut:

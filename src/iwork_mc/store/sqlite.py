@@ -54,6 +54,7 @@ from iwork_mc.audit import AuditQuery, AuditRecord
 from iwork_mc.messages import (
     AcceptOutcome,
     AcceptResult,
+    Activity,
     Message,
     MessageQuery,
     MessageStatus,
@@ -61,6 +62,7 @@ from iwork_mc.messages import (
     StatusEvent,
     TimelineEntry,
 )
+from iwork_mc.operators import LockOut, Operator
 from iwork_mc.policies import AcceptChecks, OptOut, ReceiverFacts
 from iwork_mc.ratelimits import Grant, Rate
 from iwork_mc.retention import EndedSelection
@@ -76,6 +78,7 @@ from iwork_mc.store.base import (
     AppExists,
     Audit,
     MessageNotFound,
+    OperatorExists,
     Store,
     StoreError,
     StoreUnavailable,
@@ -159,6 +162,12 @@ class _Queries:
     insert_audit: LiteralString
     list_audit: LiteralString
     awaiting_receipts: LiteralString
+    insert_operator: LiteralString
+    get_operator: LiteralString
+    list_operators: LiteralString
+    sign_in_failed: LiteralString
+    sign_in_succeeded: LiteralString
+    activity: LiteralString
 
 
 _Q = sql.load("sqlite", _Queries)
@@ -366,6 +375,31 @@ class SQLiteStore:
         params = {"app_key": app_key, "receiver": receiver}
         return await self._submit("read", _fetch_one(_Q.is_opted_out, params)) is not None
 
+    # -- operators ----------------------------------------------------------
+
+    async def insert_operator(self, operator: Operator) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            if _one(conn, _Q.insert_operator, rows.params_of(operator)) is None:
+                raise OperatorExists(f"an operator named {operator.name} exists")
+
+        await self._submit("write", job)
+
+    async def get_operator(self, name: str) -> Operator | None:
+        row = await self._submit("read", _fetch_one(_Q.get_operator, {"name": name}))
+        return None if row is None else rows.operator_from_row(row)
+
+    async def list_operators(self) -> list[Operator]:
+        found = await self._submit("read", _fetch_all(_Q.list_operators, {}))
+        return [rows.operator_from_row(row) for row in found]
+
+    async def sign_in_failed(self, name: str, *, now_ms: int, lock_out: LockOut) -> None:
+        params = rows.lock_out_params(name, now_ms, lock_out)
+        await self._submit("write", _fetch_one(_Q.sign_in_failed, params))
+
+    async def sign_in_succeeded(self, name: str, *, now_ms: int) -> None:
+        params = {"name": name, "now_ms": now_ms}
+        await self._submit("write", lambda conn: conn.execute(_Q.sign_in_succeeded, params))
+
     # -- accepting ----------------------------------------------------------
 
     async def accept(self, message: NewMessage, checks: AcceptChecks | None = None) -> AcceptResult:
@@ -423,6 +457,11 @@ class SQLiteStore:
         counts = dict.fromkeys(MessageStatus, 0)
         counts.update({MessageStatus(row["status"]): row["n"] for row in found})
         return counts
+
+    async def activity(self, *, since_ms: int, bucket_ms: int) -> list[Activity]:
+        params = {"since_ms": since_ms, "bucket_ms": bucket_ms}
+        found = await self._submit("read", _fetch_all(_Q.activity, params))
+        return rows.activity_from_rows(found, since_ms=since_ms, bucket_ms=bucket_ms)
 
     async def find_messages(self, query: MessageQuery) -> list[Message]:
         params = rows.find_params(query)

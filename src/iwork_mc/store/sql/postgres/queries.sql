@@ -176,6 +176,8 @@ SELECT * FROM messages
 WHERE (%(before_id)s::bigint IS NULL OR id < %(before_id)s::bigint)
     AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
     AND (%(receiver)s::text IS NULL OR mobile_receiver = %(receiver)s::text)
+    AND (%(msg_key)s::text IS NULL OR msg_key = %(msg_key)s::text)
+    AND (%(channel)s::text IS NULL OR channel = %(channel)s::text)
     AND (%(accepted_from_ms)s::bigint IS NULL OR accepted_at_ms >= %(accepted_from_ms)s::bigint)
     AND (%(accepted_until_ms)s::bigint IS NULL OR accepted_at_ms < %(accepted_until_ms)s::bigint)
 ORDER BY id DESC
@@ -188,6 +190,8 @@ WHERE app_key = %(app_key)s
     AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s::bigint)
     AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
     AND (%(receiver)s::text IS NULL OR mobile_receiver = %(receiver)s::text)
+    AND (%(msg_key)s::text IS NULL OR msg_key = %(msg_key)s::text)
+    AND (%(channel)s::text IS NULL OR channel = %(channel)s::text)
     AND (%(accepted_from_ms)s::bigint IS NULL OR accepted_at_ms >= %(accepted_from_ms)s::bigint)
     AND (%(accepted_until_ms)s::bigint IS NULL OR accepted_at_ms < %(accepted_until_ms)s::bigint)
 ORDER BY id DESC
@@ -618,3 +622,48 @@ WHERE s.channel = %(channel)s AND s.state IN ('submitted', 'enroute')
     AND (s.updated_at_ms, s.message_id, s.attempt) > (%(after_ms)s, %(after_id)s, %(after_attempt)s)
 ORDER BY s.updated_at_ms, s.message_id, s.attempt
 LIMIT %(limit)s;
+
+-- insert_operator --
+INSERT INTO operators (name, password_hash, created_at_ms, failed_sign_ins, locked_until_ms,
+                       last_sign_in_ms)
+VALUES (%(name)s, %(password_hash)s, %(created_at_ms)s, %(failed_sign_ins)s,
+        %(locked_until_ms)s, %(last_sign_in_ms)s)
+ON CONFLICT (name) DO NOTHING
+RETURNING name;
+
+-- get_operator --
+SELECT * FROM operators WHERE name = %(name)s;
+
+-- list_operators --
+SELECT * FROM operators ORDER BY name;
+
+-- sign_in_failed --
+-- One more failure in a row; the one that reaches %(max_failures)s locks the account
+-- until now + %(lockout_ms)s and starts the count again.  One UPDATE: concurrent
+-- failures from several processes each count.
+UPDATE operators SET
+    failed_sign_ins = CASE WHEN failed_sign_ins + 1 >= %(max_failures)s THEN 0
+                           ELSE failed_sign_ins + 1 END,
+    locked_until_ms = CASE WHEN failed_sign_ins + 1 >= %(max_failures)s
+                           THEN %(now_ms)s::bigint + %(lockout_ms)s::bigint
+                           ELSE locked_until_ms END
+WHERE name = %(name)s
+RETURNING *;
+
+-- sign_in_succeeded --
+UPDATE operators SET failed_sign_ins = 0, locked_until_ms = 0, last_sign_in_ms = %(now_ms)s
+WHERE name = %(name)s;
+
+-- activity --
+-- Per bucket of %(bucket_ms)s from %(since_ms)s: messages accepted, and messages
+-- (accepted since then) delivered, by the instant of their last change.
+SELECT bucket, sum(accepted)::bigint AS accepted, sum(delivered)::bigint AS delivered FROM (
+    SELECT (accepted_at_ms - %(since_ms)s::bigint) / %(bucket_ms)s::bigint AS bucket,
+           1 AS accepted, 0 AS delivered
+    FROM messages WHERE accepted_at_ms >= %(since_ms)s::bigint
+    UNION ALL
+    SELECT (updated_at_ms - %(since_ms)s::bigint) / %(bucket_ms)s::bigint, 0, 1
+    FROM messages WHERE accepted_at_ms >= %(since_ms)s::bigint AND status = 'delivered'
+) AS counted
+GROUP BY bucket
+ORDER BY bucket;

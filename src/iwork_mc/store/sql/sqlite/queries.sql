@@ -138,6 +138,8 @@ SELECT * FROM messages
 WHERE id < coalesce(:before_id, 9223372036854775807)
     AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
     AND (:receiver IS NULL OR mobile_receiver = :receiver)
+    AND (:msg_key IS NULL OR msg_key = :msg_key)
+    AND (:channel IS NULL OR channel = :channel)
     AND accepted_at_ms >= coalesce(:accepted_from_ms, -9223372036854775808)
     AND accepted_at_ms < coalesce(:accepted_until_ms, 9223372036854775807)
 ORDER BY id DESC
@@ -150,6 +152,8 @@ WHERE app_key = :app_key
     AND id < coalesce(:before_id, 9223372036854775807)
     AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
     AND (:receiver IS NULL OR mobile_receiver = :receiver)
+    AND (:msg_key IS NULL OR msg_key = :msg_key)
+    AND (:channel IS NULL OR channel = :channel)
     AND accepted_at_ms >= coalesce(:accepted_from_ms, -9223372036854775808)
     AND accepted_at_ms < coalesce(:accepted_until_ms, 9223372036854775807)
 ORDER BY id DESC
@@ -498,3 +502,45 @@ WHERE s.channel = :channel AND s.state IN ('submitted', 'enroute')
     AND (s.updated_at_ms, s.message_id, s.attempt) > (:after_ms, :after_id, :after_attempt)
 ORDER BY s.updated_at_ms, s.message_id, s.attempt
 LIMIT :limit;
+
+-- insert_operator --
+INSERT INTO operators (name, password_hash, created_at_ms, failed_sign_ins, locked_until_ms,
+                       last_sign_in_ms)
+VALUES (:name, :password_hash, :created_at_ms, :failed_sign_ins, :locked_until_ms,
+        :last_sign_in_ms)
+ON CONFLICT (name) DO NOTHING
+RETURNING name;
+
+-- get_operator --
+SELECT * FROM operators WHERE name = :name;
+
+-- list_operators --
+SELECT * FROM operators ORDER BY name;
+
+-- sign_in_failed --
+-- One more failure in a row; the one that reaches :max_failures locks the account
+-- until :now_ms + :lockout_ms and starts the count again.
+UPDATE operators SET
+    failed_sign_ins = CASE WHEN failed_sign_ins + 1 >= :max_failures THEN 0
+                           ELSE failed_sign_ins + 1 END,
+    locked_until_ms = CASE WHEN failed_sign_ins + 1 >= :max_failures THEN :now_ms + :lockout_ms
+                           ELSE locked_until_ms END
+WHERE name = :name
+RETURNING *;
+
+-- sign_in_succeeded --
+UPDATE operators SET failed_sign_ins = 0, locked_until_ms = 0, last_sign_in_ms = :now_ms
+WHERE name = :name;
+
+-- activity --
+-- Per bucket of :bucket_ms from :since_ms: messages accepted, and messages (accepted
+-- since :since_ms) delivered, by the instant of their last change.
+SELECT bucket, sum(accepted) AS accepted, sum(delivered) AS delivered FROM (
+    SELECT (accepted_at_ms - :since_ms) / :bucket_ms AS bucket, 1 AS accepted, 0 AS delivered
+    FROM messages WHERE accepted_at_ms >= :since_ms
+    UNION ALL
+    SELECT (updated_at_ms - :since_ms) / :bucket_ms, 0, 1
+    FROM messages WHERE accepted_at_ms >= :since_ms AND status = 'delivered'
+) AS counted
+GROUP BY bucket
+ORDER BY bucket;
