@@ -123,7 +123,8 @@ def test_a_secret_comes_from_the_environment_through_an_env_option() -> None:
     settings = load({"hook": options}, PUSH_SECRET=SECRET)
     assert ("secret", SECRET) in settings.channel_specs[0].options
     with pytest.raises(
-        ConfigError, match=r"^setting channels.hook.secret_env: environment variable PUSH_SECRET is not set"
+        ConfigError,
+        match=r"^setting channels.hook.secret_env: environment variable PUSH_SECRET is not set",
     ):
         load({"hook": options})
     with pytest.raises(ConfigError, match="both secret and secret_env are set"):
