@@ -104,6 +104,9 @@ class CircuitBreaker:
         self.policy = policy or BreakerPolicy()
         self._state = BreakerState.CLOSED
         self._buckets: deque[_Bucket] = deque()
+        # Running sums over the buckets, so recording an outcome costs O(1).
+        self._calls = 0
+        self._failures = 0
         self._opened_at = 0.0
         self._probe_since: float | None = None  # a probe is out since then
         self._probe_successes = 0
@@ -155,6 +158,7 @@ class CircuitBreaker:
             if self._probe_successes >= self.policy.probes:
                 self._state = BreakerState.CLOSED
                 self._buckets.clear()
+                self._calls = self._failures = 0
             return
         if state is BreakerState.OPEN:
             return  # sends made anyway while open say nothing new
@@ -163,15 +167,18 @@ class CircuitBreaker:
         bucket.failures += failed
         bucket.slow += latency_s >= self.policy.slow_call_s
         bucket.latency_s += max(0.0, latency_s)
-        calls, failures = self._totals(now)
-        if calls >= self.policy.min_calls and failures >= self.policy.failure_ratio * calls:
+        self._calls += 1
+        self._failures += failed
+        if (
+            self._calls >= self.policy.min_calls
+            and self._failures >= self.policy.failure_ratio * self._calls
+        ):
             self._open(now)
 
     def snapshot(self, now: float) -> dict[str, Any]:
         """What /healthz and ``GET /v1/channels`` show of the breaker (JSON-ready)."""
         self._prune(now)
-        calls = sum(b.calls for b in self._buckets)
-        failures = sum(b.failures for b in self._buckets)
+        calls, failures = self._calls, self._failures
         latency = sum(b.latency_s for b in self._buckets)
         state = self.state(now)
         return {
@@ -205,8 +212,6 @@ class CircuitBreaker:
     def _prune(self, now: float) -> None:
         oldest = math.floor(now) - self.policy.window_s
         while self._buckets and self._buckets[0].second <= oldest:
-            self._buckets.popleft()
-
-    def _totals(self, now: float) -> tuple[int, int]:
-        self._prune(now)
-        return sum(b.calls for b in self._buckets), sum(b.failures for b in self._buckets)
+            gone = self._buckets.popleft()
+            self._calls -= gone.calls
+            self._failures -= gone.failures

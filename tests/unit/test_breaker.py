@@ -247,7 +247,7 @@ def test_a_half_open_breaker_closes_only_after_probes_successes_in_a_row(
 
 
 @given(policies, steps)
-def test_the_window_holds_at_most_window_s_buckets(
+def test_the_window_holds_at_most_window_s_buckets_and_its_sums_are_right(
     policy: BreakerPolicy, history: list[Step]
 ) -> None:
     """Memory is bounded by the window's length, whatever the traffic."""
@@ -255,5 +255,9 @@ def test_the_window_holds_at_most_window_s_buckets(
     now = 1_000.0
     for step in history:
         now += step.advance_s
-        breaker.record(now, ok=True, latency_s=0.0)
+        breaker.record(now, ok=step.ok, latency_s=step.latency_s)
         assert len(breaker._buckets) <= policy.window_s + 1
+        snapshot = breaker.snapshot(now)
+        buckets = list(breaker._buckets)
+        assert sum(b.calls for b in buckets) == snapshot["calls"]  # the running sums hold
+        assert sum(b.failures for b in buckets) == snapshot["failures"]
