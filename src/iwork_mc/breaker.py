@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["Admission", "BreakerPolicy", "BreakerState", "CircuitBreaker"]
+__all__ = ["Admission", "BreakerPolicy", "BreakerState", "ChannelOpening", "CircuitBreaker"]
 
 
 class BreakerState(StrEnum):
@@ -86,6 +86,16 @@ class BreakerPolicy:
             raise ValueError("failure_ratio must be in (0, 1]")
         if self.slow_call_s <= 0 or self.open_s <= 0:
             raise ValueError("slow_call_s and open_s must be positive")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ChannelOpening:
+    """A breaker that opened in one worker, shared through the store with every worker."""
+
+    channel: str
+    opened_at_ms: int
+    open_until_ms: int
+    opened_by: str  #: The worker id
 
 
 @dataclass(slots=True)
@@ -136,6 +146,19 @@ class CircuitBreaker:
             return Admission.SKIP
         self._probe_since = now
         return Admission.PROBE
+
+    def open_until(self, now: float, until: float) -> bool:
+        """Another worker opened this channel until ``until``: skip it here too.
+
+        A breaker open here already keeps its own timing; a closed or half-open
+        one opens so that it turns half-open at ``until`` and probes on its own.
+        Returns whether the state changed.
+        """
+        if until <= now or self.state(now) is BreakerState.OPEN:
+            return False
+        self._open(now)
+        self._opened_at = until - self.policy.open_s
+        return True
 
     def reopens_in(self, now: float) -> float:
         """Seconds until an open breaker lets a probe out (0 when not open)."""

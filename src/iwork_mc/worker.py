@@ -27,9 +27,10 @@ latency of every send.  A message whose channel's breaker is open moves at once
 to the next channel of its route (``channel_skipped`` on its timeline, no
 attempt counted) when a later channel is not open; with nowhere better to go it
 is tried anyway, as without a breaker.  A half-open breaker lets one message at
-a time through as a probe (``probe: true`` on that attempt's entries).  The
-breakers live in this process: each worker process learns its channels' health
-from its own sends (docs/howto/routing.md says why).
+a time through as a probe (``probe: true`` on that attempt's entries).  Each
+worker counts its own sends; an opening is shared through the store
+(:meth:`Worker.sync_breakers`, about once a second), so one worker's finding
+moves every worker's traffic, and each probes the channel on its own.
 """
 
 from __future__ import annotations
@@ -44,7 +45,13 @@ from typing import Any
 
 import structlog
 
-from iwork_mc.breaker import Admission, BreakerPolicy, BreakerState, CircuitBreaker
+from iwork_mc.breaker import (
+    Admission,
+    BreakerPolicy,
+    BreakerState,
+    ChannelOpening,
+    CircuitBreaker,
+)
 from iwork_mc.channels.base import (
     Channel,
     Delivered,
@@ -89,6 +96,7 @@ class Worker:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         breaker: BreakerPolicy | None = None,
+        breaker_sync_s: float = 1.0,
     ) -> None:
         self.store = store
         #: The named channels; a single channel is the one route ``default``.
@@ -110,6 +118,10 @@ class Worker:
         self._rng = rng or random.Random()
         #: Each channel's circuit breaker, fed by this process's sends.
         self.breakers = {name: CircuitBreaker(breaker) for name in self.channels}
+        #: How often breaker openings are shared with the other workers of the store.
+        self.breaker_sync_s = breaker_sync_s
+        # Per channel, the opening (``times_opened``) already in the store.
+        self._shared: dict[str, int] = {}
 
     async def open_channels(self) -> None:
         for channel in self.channels.values():
@@ -129,6 +141,42 @@ class Worker:
         """Each channel's breaker, as /healthz and ``GET /v1/channels`` show it."""
         now = self._clock()
         return {name: breaker.snapshot(now) for name, breaker in self.breakers.items()}
+
+    async def sync_breakers(self) -> None:
+        """Share this worker's breaker openings through the store, and adopt the others'.
+
+        A new opening here is written (the later opening of a channel wins); a
+        breaker closed here by its probes ends the shared opening; an opening
+        another worker wrote, still running, opens the breaker here too, until
+        its end (then this worker probes on its own).
+        """
+        now = self._clock()
+        now_ms = int(now * 1000)
+        for name, breaker in self.breakers.items():
+            state = breaker.state(now)
+            if state is BreakerState.OPEN and self._shared.get(name) != breaker.times_opened:
+                until_ms = now_ms + int(breaker.reopens_in(now) * 1000)
+                await self.store.open_channel(
+                    ChannelOpening(
+                        channel=name, opened_at_ms=now_ms, open_until_ms=until_ms,
+                        opened_by=self.worker_id,
+                    )
+                )  # fmt: skip
+                self._shared[name] = breaker.times_opened
+            elif state is BreakerState.CLOSED and name in self._shared:
+                await self.store.close_channel(name, closed_at_ms=now_ms)
+                del self._shared[name]
+        for opening in await self.store.open_channels(now_ms=now_ms):
+            adopter = self.breakers.get(opening.channel)
+            if opening.opened_by == self.worker_id or adopter is None:
+                continue
+            if adopter.open_until(now, opening.open_until_ms / 1000):
+                # Theirs: marked as shared so that it is not written back.
+                self._shared[opening.channel] = adopter.times_opened
+                log.warning(
+                    "channel_breaker", channel=opening.channel, state="open",
+                    opened_by=opening.opened_by,
+                )  # fmt: skip
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -164,8 +212,14 @@ class Worker:
                 log.warning("delivery_not_recorded", error=type(task.exception()).__name__)
 
         failures = 0
-        next_sweep = 0.0
+        next_sweep = next_sync = 0.0
         while not stop.is_set():
+            if time.monotonic() >= next_sync:
+                next_sync = time.monotonic() + self.breaker_sync_s
+                try:
+                    await self.sync_breakers()
+                except StoreError:
+                    log.warning("store_unavailable", worker_id=self.worker_id, exc_info=True)
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + self.sweep_interval
                 try:

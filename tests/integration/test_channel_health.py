@@ -182,3 +182,61 @@ async def test_a_weighted_split_picks_a_first_channel_per_message_and_keeps_it_o
         } == sent[-1]["split"]
     flaky_kinds = [kind for kind, _ in await timeline(store, flaky)]
     assert 2 == flaky_kinds.count("retry_scheduled")
+
+
+async def test_an_opening_in_one_worker_moves_the_traffic_of_every_worker_of_the_store(
+    store: Store, app: App, message_factory: Callable[..., NewMessage], tmp_path: Path
+) -> None:
+    """Worker A sees the 503s and opens; B, which never failed, skips the channel too.
+
+    A's probes later close it and end the shared opening; B probes on its own.
+    """
+    clock = Clock()
+    with Receiver(Answer(503), Answer(503), Answer(503)).running() as receiver:
+
+        def worker(name: str) -> Worker:
+            channels = {
+                "push": WebhookChannel(
+                    WebhookConfig(url=f"{receiver.url}/in", secret=SECRET), name="push"
+                ),
+                "lab": SandboxChannel(tmp_path / name, name="lab", store=store, clock=clock),
+            }
+            return Worker(
+                store, channels, routes=[Route(name="r", channels=("push", "lab"))],
+                retry=RetryPolicy(base_s=30), breaker=POLICY,
+                clock=clock, rng=random.Random(1), worker_id=name,
+            )  # fmt: skip
+
+        a, b = worker("a"), worker("b")
+        await a.open_channels()
+        await b.open_channels()
+        try:
+            await accept(store, message_factory, "a1", "a2", "a3")
+            assert 3 == await a.run_once()
+            await a.sync_breakers()
+            (opening,) = await store.open_channels(now_ms=int(clock.now * 1000))
+            assert ("push", "a", int(clock.now * 1000) + 10_000) == (
+                opening.channel, opening.opened_by, opening.open_until_ms,
+            )  # fmt: skip
+
+            await b.sync_breakers()
+            assert "open" == b.breaker_states()["push"]["state"]
+            (moved,) = await accept(store, message_factory, "b1")
+            assert 1 == await b.run_once()
+            assert 1 == await b.run_once()
+            assert 3 == len(receiver.received)  # B sent nothing to the failing receiver
+            kinds = [kind for kind, _ in await timeline(store, moved)]
+            assert ["accepted", "claimed", "channel_skipped", "claimed", "delivered"] == kinds
+
+            clock.now += 10
+            for key in ("p1", "p2"):  # two good probes close A's breaker
+                await accept(store, message_factory, key)
+                assert 1 == await a.run_once()
+            assert "closed" == a.breaker_states()["push"]["state"]
+            await a.sync_breakers()
+            assert [] == await store.open_channels(now_ms=int(clock.now * 1000))
+            await b.sync_breakers()
+            assert "half_open" == b.breaker_states()["push"]["state"]  # B's own probes next
+        finally:
+            await a.close_channels()
+            await b.close_channels()

@@ -261,3 +261,12 @@ def test_the_window_holds_at_most_window_s_buckets_and_its_sums_are_right(
         buckets = list(breaker._buckets)
         assert sum(b.calls for b in buckets) == snapshot["calls"]  # the running sums hold
         assert sum(b.failures for b in buckets) == snapshot["failures"]
+
+
+def test_an_opening_from_another_worker_opens_a_closed_breaker_until_its_end() -> None:
+    breaker = CircuitBreaker(POLICY)
+    assert not breaker.open_until(100.0, 99.0)  # already over
+    assert breaker.open_until(100.0, 103.0)
+    assert (Admission.SKIP, 3.0) == (breaker.admit(100.0), breaker.reopens_in(100.0))
+    assert not breaker.open_until(101.0, 120.0)  # open here already: its own timing stays
+    assert Admission.PROBE is breaker.admit(103.0)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from iwork_mc.apps import App
+from iwork_mc.breaker import ChannelOpening
 from iwork_mc.events import MobileReceiverMessageEvent
 from iwork_mc.messages import (
     REQUEUE_FROM,
@@ -98,12 +99,21 @@ def app_from_row(row: Row) -> App:
     )
 
 
-def params_of(value: App | Template | OptOut) -> dict[str, Any]:
-    """Parameters of the insert/update queries of an app, template or opt-out.
+def params_of(value: App | Template | OptOut | ChannelOpening) -> dict[str, Any]:
+    """Parameters of the insert/update queries of an app, template, opt-out or opening.
 
     Each is a flat dataclass whose fields are its table's columns, by name.
     """
     return dataclasses.asdict(value)
+
+
+def opening_from_row(row: Row) -> ChannelOpening:
+    return ChannelOpening(
+        channel=row["channel"],
+        opened_at_ms=row["opened_at_ms"],
+        open_until_ms=row["open_until_ms"],
+        opened_by=row["opened_by"],
+    )
 
 
 def message_from_row(row: Row) -> Message:
