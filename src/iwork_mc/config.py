@@ -274,7 +274,8 @@ class Settings(BaseSettings):
     retry_max_delay_s: Seconds = 300.0
     #: Attempts per channel of a message's route before falling back (or failing).
     retry_max_attempts: Count = 10
-    #: Channel circuit breakers (per worker process): a channel opens when at least
+    #: Channel circuit breakers (counted per worker, openings shared through the store):
+    #: a channel opens when at least
     #: breaker_failure_ratio of >= breaker_min_calls sends in breaker_window_s failed
     #: (or took breaker_slow_call_s or longer), is skipped for breaker_open_s, then
     #: closes after breaker_probes successful probes in a row.

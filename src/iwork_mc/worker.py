@@ -122,6 +122,8 @@ class Worker:
         self.breaker_sync_s = breaker_sync_s
         # Per channel, the opening (``times_opened``) already in the store.
         self._shared: dict[str, int] = {}
+        # A breaker changed state here: share it at the next turn of the loop.
+        self._breaker_changed = False
 
     async def open_channels(self) -> None:
         for channel in self.channels.values():
@@ -214,8 +216,9 @@ class Worker:
         failures = 0
         next_sweep = next_sync = 0.0
         while not stop.is_set():
-            if time.monotonic() >= next_sync:
+            if time.monotonic() >= next_sync or self._breaker_changed:
                 next_sync = time.monotonic() + self.breaker_sync_s
+                self._breaker_changed = False
                 try:
                     await self.sync_breakers()
                 except StoreError:
@@ -374,6 +377,7 @@ class Worker:
             breaker.record(now, ok=answered, latency_s=time.perf_counter() - started, probe=probe)
             after = breaker.state(now)
             if after is not before:
+                self._breaker_changed = True
                 log.warning(
                     "channel_breaker", channel=channel.name, state=str(after), was=str(before)
                 )

@@ -50,7 +50,7 @@ def test_a_failing_channel_opens_moves_traffic_and_comes_back_after_a_probe(
             ),
             "IWORK_MC_ROUTES": json.dumps([{"name": "r", "channels": ["push", "lab"]}]),
             "IWORK_MC_BREAKER_MIN_CALLS": "2",
-            "IWORK_MC_BREAKER_OPEN_S": "1",
+            "IWORK_MC_BREAKER_OPEN_S": "3",
             "IWORK_MC_BREAKER_PROBES": "1",
             "IWORK_MC_RETRY_BASE_S": "120",  # the two 503'd messages wait past the test
         }  # fmt: skip
@@ -67,7 +67,12 @@ def test_a_failing_channel_opens_moves_traffic_and_comes_back_after_a_probe(
             hook.wait_for(2)
             wait_for_breaker(server, "push", "open")
             with RestClient(server.base_url, app["app_key"], app["secret"]) as rest:
-                listed = {c["name"]: c for c in rest.list_channels()}
+                # The worker shares the opening through the store at its next turn.
+                for _ in range(100):
+                    listed = {c["name"]: c for c in rest.list_channels()}
+                    if listed["push"]["opening"] is not None:
+                        break
+                    time.sleep(0.02)
             assert ("webhook", "open", 2) == (
                 listed["push"]["kind"], listed["push"]["breaker"]["state"],
                 listed["push"]["breaker"]["failures"],
@@ -76,6 +81,10 @@ def test_a_failing_channel_opens_moves_traffic_and_comes_back_after_a_probe(
                 listed["lab"]["kind"],
                 listed["lab"]["breaker"]["state"],
             )
+            # The opening is shared through the store; it lasts breaker_open_s (3 s).
+            opening = listed["push"]["opening"]
+            assert 0 < opening["open_until_ms"] - opening["opened_at_ms"] <= 3_000
+            assert listed["lab"]["opening"] is None
             assert SECRET not in json.dumps(listed) and hook.url not in json.dumps(listed)
 
             top.send_mobile(mobile_receiver="13888888888", json_data={"n": 2},

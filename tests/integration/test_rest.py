@@ -782,7 +782,9 @@ def test_channels_are_listed_signed_without_a_breaker_when_no_worker_runs_here(
     root: str, client: RestClient
 ) -> None:
     """A gateway alone (``serve``) lists its channels; breakers live in worker processes."""
-    assert [{"name": "sandbox", "kind": "sandbox", "breaker": None}] == client.list_channels()
+    assert [
+        {"name": "sandbox", "kind": "sandbox", "breaker": None, "opening": None}
+    ] == client.list_channels()
     assert 401 == httpx.get(f"{root}/v1/channels", timeout=10).status_code
 
 

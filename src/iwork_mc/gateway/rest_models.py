@@ -29,6 +29,7 @@ __all__ = [
     "MessageDetail",
     "MessageOut",
     "MessagePage",
+    "OpeningOut",
     "OptOutIn",
     "OptOutOut",
     "RenderIn",
@@ -317,11 +318,23 @@ class BreakerOut(BaseModel):
     times_opened: int = Field(description="Times the breaker opened since the worker started.")
 
 
+class OpeningOut(BaseModel):
+    """A breaker opening a worker shared through the store: every worker skips the channel."""
+
+    opened_at_ms: int
+    opened_at: str
+    open_until_ms: int
+    open_until: str
+
+
 class ChannelOut(BaseModel):
     name: str
     kind: str
     breaker: BreakerOut | None = Field(
         description="null when no worker runs in the process that answered (iwork-mc serve)."
+    )
+    opening: OpeningOut | None = Field(
+        description="The opening some worker of the store shared, while it lasts; else null."
     )
 
 
