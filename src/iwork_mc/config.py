@@ -275,10 +275,9 @@ class Settings(BaseSettings):
     #: Attempts per channel of a message's route before falling back (or failing).
     retry_max_attempts: Count = 10
     #: Channel circuit breakers (counted per worker, openings shared through the store):
-    #: a channel opens when at least
-    #: breaker_failure_ratio of >= breaker_min_calls sends in breaker_window_s failed
-    #: (or took breaker_slow_call_s or longer), is skipped for breaker_open_s, then
-    #: closes after breaker_probes successful probes in a row.
+    #: a channel opens when at least breaker_failure_ratio of >= breaker_min_calls sends
+    #: in breaker_window_s failed (or took breaker_slow_call_s or longer), is skipped for
+    #: breaker_open_s, then closes after breaker_probes successful probes in a row.
     breaker_window_s: Count = 60
     breaker_min_calls: Count = 10
     breaker_failure_ratio: Annotated[float, Field(gt=0, le=1)] = 0.5
