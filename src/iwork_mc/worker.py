@@ -362,7 +362,6 @@ class Worker:
     ) -> SendResult:
         """``channel.send``, its outcome and latency told to the channel's breaker."""
         breaker = self.breakers[channel.name]
-        before = breaker.state(self._clock())
         started = time.perf_counter()
         answered = False
         try:
@@ -374,6 +373,7 @@ class Worker:
             raise
         finally:
             now = self._clock()
+            before = breaker.state(now)  # just before: only the send that changes it logs
             breaker.record(now, ok=answered, latency_s=time.perf_counter() - started, probe=probe)
             after = breaker.state(now)
             if after is not before:
