@@ -8,22 +8,29 @@ so the breaker's ``open_s`` passes without sleeping.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import random
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from iwork_mc.apps import App
 from iwork_mc.breaker import BreakerPolicy
 from iwork_mc.channels.sandbox import SandboxChannel
+from iwork_mc.channels.smpp import SMPPChannel
+from iwork_mc.channels.smpp_config import SMPPConfig
 from iwork_mc.channels.webhook import WebhookChannel
 from iwork_mc.channels.webhook_config import WebhookConfig
 from iwork_mc.messages import MessageStatus, NewMessage
 from iwork_mc.retry import RetryPolicy
 from iwork_mc.routing import Route
 from iwork_mc.store import Store
+from iwork_mc.testing import FakeSMSC, SMSCPolicy
 from iwork_mc.worker import Worker
 
 from receivers import Answer, Receiver
@@ -240,3 +247,73 @@ async def test_an_opening_in_one_worker_moves_the_traffic_of_every_worker_of_the
         finally:
             await a.close_channels()
             await b.close_channels()
+
+
+@pytest.mark.slow
+async def test_an_smsc_outage_opens_the_smpp_channel_and_its_messages_go_to_the_next_channel(
+    store: Store, app: App, message_factory: Callable[..., NewMessage], tmp_path: Path
+) -> None:
+    """Any kind: no SMPP session (the SMSC is down) opens the breaker; traffic comes back after.
+
+    Messages waiting out the outage (``channel_unavailable``) are skipped to the
+    sandbox once the breaker opens, instead of waiting for the SMSC; after the
+    SMSC starts, a probe closes the breaker and new messages go over SMPP.
+    """
+    policy = BreakerPolicy(window_s=60, min_calls=3, failure_ratio=0.5, open_s=0.5, probes=1)
+    async with FakeSMSC(SMSCPolicy(system_id="park01", password="secret"), started=False) as smsc:
+        smpp = SMPPChannel(
+            SMPPConfig(
+                host="127.0.0.1", port=smsc.port, system_id="park01", password="secret",
+                bind_wait_s=0.05, reconnect_min_s=0.05, reconnect_max_s=0.2,
+            ),
+            store, name="smsc",
+        )  # fmt: skip
+        lab = SandboxChannel(tmp_path / "sandbox", name="lab", store=store)
+        work = Worker(
+            store, {"smsc": smpp, "lab": lab}, routes=[Route(name="r", channels=("smsc", "lab"))],
+            breaker=policy, poll_interval=0.02, worker_id="w",
+        )  # fmt: skip
+        await work.open_channels()
+        stop = asyncio.Event()
+        serving = asyncio.create_task(work.serve(stop))
+        try:
+            during = await accept(store, message_factory, "o1", "o2", "o3")
+            await wait_for_status(store, during, MessageStatus.DELIVERED)
+            assert 1 <= work.breakers["smsc"].times_opened
+            await smsc.start()
+            deadline = time.monotonic() + 15
+            while work.breaker_states()["smsc"]["state"] != "closed":
+                assert time.monotonic() < deadline, work.breaker_states()
+                if not smsc.submits:  # nothing probing yet: give the breaker a message
+                    await accept(store, message_factory, f"probe-{time.monotonic_ns()}")
+                await asyncio.sleep(0.3)
+            after = await accept(store, message_factory, "n1", "n2")
+            await wait_for_status(store, after, MessageStatus.DELIVERED)
+        finally:
+            stop.set()
+            await asyncio.wait_for(serving, 10)
+            await work.close_channels()
+    for message_id in during:
+        message = await store.get_message_by_id(message_id)
+        assert message is not None and "lab" == message.channel
+        kinds = [kind for kind, _ in await timeline(store, message_id)]
+        assert "channel_unavailable" in kinds and "channel_skipped" in kinds
+    for message_id in after:
+        message = await store.get_message_by_id(message_id)
+        assert message is not None and "smsc" == message.channel
+    lines = (tmp_path / "sandbox" / "deliveries.jsonl").read_text(encoding="utf-8").splitlines()
+    by_lab = [json.loads(line)["message_id"] for line in lines]
+    assert len(by_lab) == len(set(by_lab))  # none sent twice
+    assert not set(after) & set(by_lab)
+
+
+async def wait_for_status(
+    store: Store, ids: list[int], wanted: MessageStatus, within: float = 15
+) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        found = [await store.get_message_by_id(i) for i in ids]
+        if all(m is not None and m.status is wanted for m in found):
+            return
+        assert time.monotonic() < deadline, [(m.status, m.channel) for m in found if m]
+        await asyncio.sleep(0.05)
