@@ -45,6 +45,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from iwork_mc.breaker import BreakerPolicy
 from iwork_mc.callback_targets import AllowList
 from iwork_mc.channels import providers
 from iwork_mc.channels.apprise_config import AppriseConfig
@@ -297,6 +298,16 @@ class Settings(BaseSettings):
     retry_max_delay_s: Seconds = 300.0
     #: Attempts per channel of a message's route before falling back (or failing).
     retry_max_attempts: Count = 10
+    #: Channel circuit breakers (counted per worker, openings shared through the store):
+    #: a channel opens when at least breaker_failure_ratio of >= breaker_min_calls sends
+    #: in breaker_window_s failed (or took breaker_slow_call_s or longer), is skipped for
+    #: breaker_open_s, then closes after breaker_probes successful probes in a row.
+    breaker_window_s: Count = 60
+    breaker_min_calls: Count = 10
+    breaker_failure_ratio: Annotated[float, Field(gt=0, le=1)] = 0.5
+    breaker_slow_call_s: Seconds = 30.0
+    breaker_open_s: Seconds = 30.0
+    breaker_probes: Count = 3
     #: Status callbacks: attempts per event, and how long one POST may take.
     callback_max_attempts: Count = 16
     callback_timeout_s: Seconds = 10.0
@@ -456,6 +467,17 @@ class Settings(BaseSettings):
         )
 
     @property
+    def breaker_policy(self) -> BreakerPolicy:
+        return BreakerPolicy(
+            window_s=self.breaker_window_s,
+            min_calls=self.breaker_min_calls,
+            failure_ratio=self.breaker_failure_ratio,
+            slow_call_s=self.breaker_slow_call_s,
+            open_s=self.breaker_open_s,
+            probes=self.breaker_probes,
+        )
+
+    @property
     def event_limits(self) -> EventLimits:
         return EventLimits(
             default_region=self.default_region,
@@ -578,6 +600,15 @@ def _validate_channels(settings: Settings) -> None:
         bad = [r for r in route.regions if r not in phonenumbers.SUPPORTED_REGIONS]
         if bad:
             raise ConfigError(f"routes.{route.name}: {', '.join(bad)} are not region codes")
+        if route.weights and (
+            len(route.weights) != len(route.channels)
+            or any(w < 0 for w in route.weights)
+            or sum(route.weights) == 0
+        ):
+            raise ConfigError(
+                f"routes.{route.name}.weights: give one whole number >= 0 per channel "
+                f"({len(route.channels)}), not all 0"
+            )
 
 
 def _options_from_env(
@@ -626,6 +657,7 @@ def _plain_structure(name: str, value: Any) -> Any:
             "prefixes": list(r.prefixes),
             "regions": list(r.regions),
             "templates": list(r.templates),
+            "weights": list(r.weights),
         }
         for r in value
     ]
@@ -653,7 +685,7 @@ def _structure(name: str, value: Any) -> Any:
     for index, table in enumerate(value):
         if not isinstance(table, Mapping):
             raise ValueError(f"route {index + 1} is not a table")
-        unknown = set(table) - {"name", "channels", "prefixes", "regions", "templates"}
+        unknown = set(table) - {"name", "channels", "prefixes", "regions", "templates", "weights"}
         if unknown:
             raise ValueError(f"route {index + 1}: unknown key(s) {', '.join(sorted(unknown))}")
         routes.append(
@@ -663,6 +695,7 @@ def _structure(name: str, value: Any) -> Any:
                 prefixes=_strings(table, "prefixes", index),
                 regions=tuple(r.upper() for r in _strings(table, "regions", index)),
                 templates=_strings(table, "templates", index),
+                weights=_weights(table, index),
             )
         )
     return tuple(routes)
@@ -672,6 +705,15 @@ def _strings(table: Mapping[str, Any], key: str, index: int) -> tuple[str, ...]:
     items = table.get(key, [])
     if isinstance(items, str) or not all(isinstance(item, str) for item in items):
         raise ValueError(f"route {index + 1}: {key} must be a list of strings")
+    return tuple(items)
+
+
+def _weights(table: Mapping[str, Any], index: int) -> tuple[int, ...]:
+    items = table.get("weights", [])
+    if not isinstance(items, list) or not all(
+        isinstance(item, int) and not isinstance(item, bool) for item in items
+    ):
+        raise ValueError(f"route {index + 1}: weights must be a list of whole numbers")
     return tuple(items)
 
 

@@ -8,6 +8,11 @@ names or shell-style patterns (``door-*``; ``""`` is the default template).
 Its ``channels`` are tried in order: the first; on a permanent failure, or
 when its retries run out, the next (a *fallback*, written to the timeline).
 
+A route with ``weights`` (one per channel, e.g. ``(70, 30)``) splits its
+traffic: each message's first channel is drawn by weight from a hash of the
+message's id, so the draw is the same on every retry and in every worker; the
+other channels follow in the order written, as fallbacks.
+
 Without configured routes every message takes the single route ``default``
 to the one configured channel.
 """
@@ -15,6 +20,7 @@ to the one configured channel.
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -35,6 +41,8 @@ class Route:
     prefixes: tuple[str, ...] = ()
     regions: tuple[str, ...] = ()
     templates: tuple[str, ...] = ()
+    #: One non-negative weight per channel: a weighted split of first choices; empty: none.
+    weights: tuple[int, ...] = ()
 
     def matches(self, receiver: str, region: str | None, template: str) -> bool:
         return (
@@ -43,9 +51,25 @@ class Route:
             and (not self.templates or any(fnmatchcase(template, p) for p in self.templates))
         )
 
-    def channel_at(self, step: int) -> str | None:
-        """The channel of fallback step ``step`` (0: first choice); None past the last."""
-        return self.channels[step] if 0 <= step < len(self.channels) else None
+    def split_bucket(self, key: int) -> int:
+        """Where message ``key`` falls in ``[0, sum(weights))``: stable across processes."""
+        digest = hashlib.blake2b(f"{self.name}:{key}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big") % sum(self.weights)
+
+    def order_for(self, key: int) -> tuple[str, ...]:
+        """The channels message ``key`` tries, in order (its route steps).
+
+        Without weights, the channels as written.  With weights, the channel
+        whose share holds the message's bucket first, then the others as written.
+        """
+        if not self.weights:
+            return self.channels
+        bucket = self.split_bucket(key)
+        for index, weight in enumerate(self.weights):
+            if bucket < weight:
+                return (self.channels[index], *self.channels[:index], *self.channels[index + 1 :])
+            bucket -= weight
+        raise AssertionError("a bucket lies below the sum of the weights")
 
 
 def choose_route(routes: Sequence[Route], receiver: str, template: str) -> Route | None:

@@ -21,6 +21,16 @@ tried: no SMPP session bound) gives the message back without counting the
 attempt, so an outage only delays it (up to its validity).  ``InDoubt`` (sent,
 never answered) counts as an attempt; with none left the message is
 ``submitted`` and the copies already out decide it by their receipts.
+
+Each channel has a circuit breaker (breaker.py) fed with the outcome and
+latency of every send.  A message whose channel's breaker is open moves at once
+to the next channel of its route (``channel_skipped`` on its timeline, no
+attempt counted) when a later channel is not open; with nowhere better to go it
+is tried anyway, as without a breaker.  A half-open breaker lets one message at
+a time through as a probe (``probe: true`` on that attempt's entries).  Each
+worker counts its own sends; an opening is shared through the store
+(:meth:`Worker.sync_breakers`, about once a second), so one worker's finding
+moves every worker's traffic, and each probes the channel on its own.
 """
 
 from __future__ import annotations
@@ -35,6 +45,13 @@ from typing import Any
 
 import structlog
 
+from iwork_mc.breaker import (
+    Admission,
+    BreakerPolicy,
+    BreakerState,
+    ChannelOpening,
+    CircuitBreaker,
+)
 from iwork_mc.channels.base import (
     Channel,
     Delivered,
@@ -85,6 +102,8 @@ class Worker:
         retention: RetentionPolicy | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        breaker: BreakerPolicy | None = None,
+        breaker_sync_s: float = 1.0,
     ) -> None:
         self.store = store
         #: The named channels; a single channel is the one route ``default``.
@@ -108,6 +127,14 @@ class Worker:
         self._rng = rng or random.Random()
         #: When each message in hand must have its result recorded by (monotonic seconds).
         self._lease_ends: dict[int, float] = {}
+        #: Each channel's circuit breaker, fed by this process's sends.
+        self.breakers = {name: CircuitBreaker(breaker) for name in self.channels}
+        #: How often breaker openings are shared with the other workers of the store.
+        self.breaker_sync_s = breaker_sync_s
+        # Per channel, the opening (``times_opened``) already in the store.
+        self._shared: dict[str, int] = {}
+        # A breaker changed state here: share it at the next turn of the loop.
+        self._breaker_changed = False
 
     async def open_channels(self) -> None:
         for channel in self.channels.values():
@@ -122,6 +149,47 @@ class Worker:
         if len(self.channels) == 1:
             return next(iter(self.channels.values())).health()
         return {name: channel.health() for name, channel in self.channels.items()}
+
+    def breaker_states(self) -> dict[str, dict[str, Any]]:
+        """Each channel's breaker, as /healthz and ``GET /v1/channels`` show it."""
+        now = self._clock()
+        return {name: breaker.snapshot(now) for name, breaker in self.breakers.items()}
+
+    async def sync_breakers(self) -> None:
+        """Share this worker's breaker openings through the store, and adopt the others'.
+
+        A new opening here is written (the later opening of a channel wins); a
+        breaker closed here by its probes ends the shared opening; an opening
+        another worker wrote, still running, opens the breaker here too, until
+        its end (then this worker probes on its own).
+        """
+        now = self._clock()
+        now_ms = int(now * 1000)
+        for name, breaker in self.breakers.items():
+            state = breaker.state(now)
+            if state is BreakerState.OPEN and self._shared.get(name) != breaker.times_opened:
+                until_ms = now_ms + int(breaker.reopens_in(now) * 1000)
+                await self.store.open_channel(
+                    ChannelOpening(
+                        channel=name, opened_at_ms=now_ms, open_until_ms=until_ms,
+                        opened_by=self.worker_id,
+                    )
+                )  # fmt: skip
+                self._shared[name] = breaker.times_opened
+            elif state is BreakerState.CLOSED and name in self._shared:
+                await self.store.close_channel(name, closed_at_ms=now_ms)
+                del self._shared[name]
+        for opening in await self.store.open_channels(now_ms=now_ms):
+            adopter = self.breakers.get(opening.channel)
+            if opening.opened_by == self.worker_id or adopter is None:
+                continue
+            if adopter.open_until(now, opening.open_until_ms / 1000):
+                # Theirs: marked as shared so that it is not written back.
+                self._shared[opening.channel] = adopter.times_opened
+                log.warning(
+                    "channel_breaker", channel=opening.channel, state="open",
+                    opened_by=opening.opened_by,
+                )  # fmt: skip
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -157,8 +225,15 @@ class Worker:
                 log.warning("delivery_not_recorded", error=type(task.exception()).__name__)
 
         store_failed = False
-        next_sweep = 0.0
+        next_sweep = next_sync = 0.0
         while not stop.is_set():
+            if time.monotonic() >= next_sync or self._breaker_changed:
+                next_sync = time.monotonic() + self.breaker_sync_s
+                self._breaker_changed = False
+                try:
+                    await self.sync_breakers()
+                except StoreError as exc:
+                    self._store_failed(exc)
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + self.sweep_interval
                 try:
@@ -307,34 +382,98 @@ class Worker:
             )  # fmt: skip
             return
         route = choose_route(self.routes, message.event.mobile_receiver, message.template)
-        name = route.channel_at(message.route_step) if route else None
-        channel = self.channels.get(name) if name else None
+        order = route.order_for(message.id) if route else ()
+        step = message.route_step
+        channel = self.channels.get(order[step]) if 0 <= step < len(order) else None
         if route is None or channel is None:
             await self._record(
                 message, MessageStatus.FAILED, "failed", {"route": route and route.name},
                 error="no route or channel for this message (the configuration changed?)",
             )  # fmt: skip
             return
-        where = {"channel": channel.name, "route": route.name, "step": message.route_step}
+        where: dict[str, Any] = {"channel": channel.name, "route": route.name, "step": step}
+        if route.weights:
+            where["split"] = {
+                "bucket": route.split_bucket(message.id),
+                "weights": dict(zip(route.channels, route.weights, strict=True)),
+            }
+        now = self._clock()
+        admission = self.breakers[channel.name].admit(now)
+        if admission is Admission.SKIP:
+            healthier = next(
+                (i for i in range(step + 1, len(order)) if self._not_open(order[i], now)), None
+            )
+            if healthier is not None:
+                await self._skip(message, order, where, now)
+                return
+            # Every later channel is open too: skipping would only make the message
+            # wait, so it is tried here, with its retries, as without a breaker.
+            where["breaker"] = str(self.breakers[channel.name].state(now))
+        elif admission is Admission.PROBE:
+            where["probe"] = True
         text = message.text or default_text(message.event)
         try:
-            result = await channel.send(message, text)
+            result = await self._send(channel, message, text, probe=admission is Admission.PROBE)
         except PermanentChannelError as exc:
-            await self._fall_back_or_fail(message, route, where, exc.reason)
+            await self._fall_back_or_fail(message, order, where, exc.reason)
         except InDoubt as exc:
             await self._in_doubt(message, where, exc)
         except Unavailable as exc:
             await self._wait_for_channel(message, where, exc)
         except TransientChannelError as exc:
             await self._retry_or_fall_back(
-                message, route, where, exc.reason, retry_after_s=exc.retry_after_s
+                message, order, where, exc.reason, retry_after_s=exc.retry_after_s
             )
         except Exception as exc:
             log.exception("channel_crashed", message_id=message.id, channel=channel.name)
             reason = f"channel error: {type(exc).__name__}"
-            await self._retry_or_fall_back(message, route, where, reason)
+            await self._retry_or_fall_back(message, order, where, reason)
         else:
             await self._record_result(message, where, result)
+
+    def _not_open(self, channel: str, now: float) -> bool:
+        breaker = self.breakers.get(channel)
+        return breaker is not None and breaker.state(now) is not BreakerState.OPEN
+
+    async def _send(
+        self, channel: Channel, message: Message, text: str, *, probe: bool
+    ) -> SendResult:
+        """``channel.send``, its outcome and latency told to the channel's breaker."""
+        breaker = self.breakers[channel.name]
+        started = time.perf_counter()
+        answered = False
+        try:
+            result = await channel.send(message, text)
+            answered = True
+            return result
+        except PermanentChannelError:
+            answered = True  # the carrier answered: the channel works, this message does not
+            raise
+        finally:
+            now = self._clock()
+            before = breaker.state(now)  # just before: only the send that changes it logs
+            breaker.record(now, ok=answered, latency_s=time.perf_counter() - started, probe=probe)
+            after = breaker.state(now)
+            if after is not before:
+                self._breaker_changed = True
+                log.warning(
+                    "channel_breaker", channel=channel.name, state=str(after), was=str(before)
+                )
+
+    async def _skip(
+        self, message: Message, order: tuple[str, ...], where: dict[str, Any], now: float
+    ) -> None:
+        """The channel's breaker is open: on to the next step at once, no attempt counted."""
+        breaker = self.breakers[where["channel"]]
+        await self._record(
+            message, MessageStatus.QUEUED, "channel_skipped",
+            {
+                **where, "to_channel": order[message.route_step + 1],
+                "breaker": str(breaker.state(now)),
+                "reopens_in_s": round(breaker.reopens_in(now), 3),
+            },
+            due_at_ms=self._now_ms(), route_step=message.route_step + 1, attempt_not_made=True,
+        )  # fmt: skip
 
     async def _in_doubt(self, message: Message, where: dict[str, Any], exc: InDoubt) -> None:
         """The carrier may have the message: an attempt like any other, but no failure.
@@ -396,7 +535,7 @@ class Worker:
     async def _retry_or_fall_back(
         self,
         message: Message,
-        route: Route,
+        order: tuple[str, ...],
         where: dict[str, Any],
         reason: str,
         *,
@@ -415,7 +554,7 @@ class Worker:
                 where = {**where, "deferred": "quiet_hours"}
                 due_at = quiet_end
         if due_at is None:
-            await self._fall_back_or_fail(message, route, where, f"retries exhausted: {reason}")
+            await self._fall_back_or_fail(message, order, where, f"retries exhausted: {reason}")
         elif message.expires_at_ms is not None and due_at >= message.expires_at_ms:
             await self._record(
                 message, MessageStatus.EXPIRED, "expired", where,
@@ -428,15 +567,14 @@ class Worker:
             )  # fmt: skip
 
     async def _fall_back_or_fail(
-        self, message: Message, route: Route, where: dict[str, Any], reason: str
+        self, message: Message, order: tuple[str, ...], where: dict[str, Any], reason: str
     ) -> None:
         next_step = message.route_step + 1
-        fallback = route.channel_at(next_step)
-        if fallback is None:
+        if next_step >= len(order):
             await self._record(message, MessageStatus.FAILED, "failed", where, error=reason)
             return
         await self._record(
-            message, MessageStatus.QUEUED, "fallback", {**where, "to_channel": fallback},
+            message, MessageStatus.QUEUED, "fallback", {**where, "to_channel": order[next_step]},
             error=reason, due_at_ms=self._now_ms(), route_step=next_step,
         )  # fmt: skip
 

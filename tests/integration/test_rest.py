@@ -782,6 +782,7 @@ def test_openapi_schema_is_served_and_valid(root: str) -> None:
         "/v1/opt-outs",
         "/v1/opt-outs/{receiver}",
         "/v1/callback",
+        "/v1/channels",
     } == set(schema["paths"])
     get_message = schema["paths"]["/v1/messages/{msg_key}"]["get"]
     assert {"200", "401", "404", "422"} <= set(get_message["responses"])
@@ -801,6 +802,16 @@ def test_other_routes_are_unchanged(root: str) -> None:
     top = httpx.get(f"{root}/router/rest", timeout=10)
     assert 200 == top.status_code
     assert "error_response" in top.text
+
+
+def test_channels_are_listed_signed_without_a_breaker_when_no_worker_runs_here(
+    root: str, client: RestClient
+) -> None:
+    """A gateway alone (``serve``) lists its channels; breakers live in worker processes."""
+    assert [
+        {"name": "sandbox", "kind": "sandbox", "breaker": None, "opening": None}
+    ] == client.list_channels()
+    assert 401 == httpx.get(f"{root}/v1/channels", timeout=10).status_code
 
 
 def test_a_message_sent_through_top_is_read_through_rest(

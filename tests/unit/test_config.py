@@ -229,6 +229,24 @@ channels = ["primary", "backup"]
     assert Settings.load(settings.as_environment()) == settings
 
 
+def test_a_route_splits_by_weights_and_the_breaker_settings_build_its_policy() -> None:
+    settings = Settings.load(
+        {
+            "IWORK_MC_CHANNELS": '{"a": {"kind": "sandbox"}, "b": {"kind": "sandbox"}}',
+            "IWORK_MC_ROUTES": '[{"name": "r", "channels": ["a", "b"], "weights": [70, 30]}]',
+            "IWORK_MC_BREAKER_OPEN_S": "5",
+            "IWORK_MC_BREAKER_PROBES": "2",
+        }
+    )
+    (route,) = settings.effective_routes
+    assert (70, 30) == route.weights
+    assert (5.0, 2, 10) == (
+        settings.breaker_policy.open_s, settings.breaker_policy.probes,
+        settings.breaker_policy.min_calls,
+    )  # fmt: skip
+    assert Settings.load(settings.as_environment()) == settings
+
+
 def test_without_routes_every_message_tries_the_channels_in_order() -> None:
     settings = Settings.load(
         {"IWORK_MC_CHANNELS": '{"a": {"kind": "sandbox"}, "b": {"kind": "sandbox"}}'}
@@ -268,6 +286,24 @@ def test_an_empty_route_list_means_the_default_route(routes: str) -> None:
         ({"IWORK_MC_ROUTES": '["sandbox"]'}, "setting routes: route 1 is not a table"),
         ({"IWORK_MC_ROUTES": '[{"channels": "sandbox"}]'}, "channels must be a list of strings"),
         ({"IWORK_MC_ROUTES": '[{"channels": ["sandbox"], "prefixes": [86]}]'}, "prefixes must be"),
+        (
+            {"IWORK_MC_ROUTES": '[{"name": "r", "channels": ["sandbox"], "weights": [1, 2]}]'},
+            "routes.r.weights: give one whole number >= 0 per channel (1), not all 0",
+        ),
+        (
+            {"IWORK_MC_ROUTES": '[{"name": "r", "channels": ["sandbox"], "weights": [0]}]'},
+            "routes.r.weights: give one whole number",
+        ),
+        (
+            {"IWORK_MC_ROUTES": '[{"name": "r", "channels": ["sandbox"], "weights": [-1]}]'},
+            "routes.r.weights: give one whole number",
+        ),
+        (
+            {"IWORK_MC_ROUTES": '[{"channels": ["sandbox"], "weights": [0.7]}]'},
+            "route 1: weights must be a list of whole numbers",
+        ),
+        ({"IWORK_MC_BREAKER_FAILURE_RATIO": "1.5"}, "breaker_failure_ratio"),
+        ({"IWORK_MC_BREAKER_PROBES": "0"}, "breaker_probes"),
         ({"IWORK_MC_QUIET_HOURS": "22-8"}, "expected HH:MM-HH:MM"),
         ({"IWORK_MC_TIMEZONE": "Mars/Olympus", "IWORK_MC_QUIET_HOURS": "22:00-08:00"}, "unknown"),
         ({"IWORK_MC_RECEIVER_LIMITS_PER_APP": "week=3"}, "minute, hour or day"),

@@ -69,7 +69,7 @@ def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     return sock
 
 
-def _server(settings: Settings, store: Store, channel_health: Any = None) -> Any:
+def _server(settings: Settings, store: Store, delivery: Any = None) -> Any:
     import uvicorn
 
     from iwork_mc.gateway.app import create_app
@@ -83,7 +83,13 @@ def _server(settings: Settings, store: Store, channel_health: Any = None) -> Any
             yield
 
     # The socket is bound by listen() and handed to serve(): no host or port here.
-    config = server_config(create_app(settings, store, channel_health=channel_health), settings)
+    app = create_app(
+        settings,
+        store,
+        channel_health=delivery.health if delivery is not None else None,
+        channel_breakers=delivery.breaker_states if delivery is not None else None,
+    )
+    config = server_config(app, settings)
     return GatewayServer(config)
 
 
@@ -130,6 +136,7 @@ def _worker(settings: Settings, store: Store, *, echo: bool) -> Any:
         receipt_wait_ms=int(settings.receipt_wait_s * 1000),
         quiet=settings.quiet,
         retention=settings.retention,
+        breaker=settings.breaker_policy,
     )
 
 
@@ -165,8 +172,7 @@ async def _serve(
         await common.require_migrated(store)
         stop = asyncio.Event()
         delivery = _worker(settings, store, echo=echo) if worker else None
-        health = delivery.health if delivery is not None else None
-        server = _server(settings, store, health) if listener is not None else None
+        server = _server(settings, store, delivery) if listener is not None else None
 
         def on_signal() -> None:
             # First SIGINT/SIGTERM: stop accepting, finish open requests, drain

@@ -264,3 +264,10 @@ class RestClient:
 
     def clear_callback_url(self) -> None:
         self._call("DELETE", "callback")
+
+    # -- channels -----------------------------------------------------------------
+
+    def list_channels(self) -> list[dict[str, Any]]:
+        """The configured channels, each with its circuit breaker (``None`` without a worker)."""
+        result: list[dict[str, Any]] = self._call("GET", "channels")["channels"]
+        return result

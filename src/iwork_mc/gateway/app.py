@@ -62,11 +62,13 @@ def create_app(
     *,
     clock: Callable[[], float] = time.time,
     channel_health: Callable[[], dict[str, Any]] | None = None,
+    channel_breakers: Callable[[], dict[str, dict[str, Any]]] | None = None,
 ) -> ASGIApp:
     """Build the gateway around an opened ``store``; the caller owns the store's lifetime.
 
-    ``channel_health`` (a worker in the same process) adds its sessions' states
-    to ``/healthz``.
+    ``channel_health`` and ``channel_breakers`` (a worker in the same process)
+    add its sessions' states and its channels' circuit breakers to ``/healthz``
+    (and the breakers to ``GET /v1/channels``).
     """
     # One app cache for both APIs: each app is read from the store once per ttl.
     apps = AppDirectory(store, settings.app_cache_ttl_s)
@@ -86,9 +88,12 @@ def create_app(
     async def healthz(request: Request) -> JSONResponse:
         if not await probe.answers(HEALTH_WAIT_S):
             return JSONResponse({"status": "unavailable", "store": "unreachable"}, status_code=503)
-        if channel_health is None:
-            return JSONResponse({"status": "ok"})
-        return JSONResponse({"status": "ok", "channel": channel_health()})
+        body: dict[str, Any] = {"status": "ok"}
+        if channel_health is not None:
+            body["channel"] = channel_health()
+        if channel_breakers is not None:
+            body["breakers"] = channel_breakers()
+        return JSONResponse(body)
 
     rest = Starlette(
         routes=[
@@ -103,7 +108,12 @@ def create_app(
             Mount(
                 "/",
                 app=create_rest_app(
-                    settings, store, clock=clock, apps=apps, flow_control=flow_control
+                    settings,
+                    store,
+                    clock=clock,
+                    apps=apps,
+                    flow_control=flow_control,
+                    channel_breakers=channel_breakers,
                 ),
             ),
         ]

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from iwork_mc import __version__
 from iwork_mc.compose import AcceptRules
 from iwork_mc.config import Settings
-from iwork_mc.gateway import rest_account, rest_messages, rest_templates, wire
+from iwork_mc.gateway import rest_account, rest_channels, rest_messages, rest_templates, wire
 from iwork_mc.gateway.directory import AppDirectory
 from iwork_mc.gateway.flowcontrol import FlowControl
 from iwork_mc.gateway.rest_auth import RestAuthenticator, RestError
@@ -121,6 +121,7 @@ def create_rest_app(
     clock: Callable[[], float] = time.time,
     apps: AppDirectory | None = None,
     flow_control: FlowControl | None = None,
+    channel_breakers: Callable[[], dict[str, dict[str, Any]]] | None = None,
 ) -> ASGIApp:
     """The ``/v1`` API around an opened ``store`` (the caller owns its lifetime).
 
@@ -130,6 +131,7 @@ def create_rest_app(
         clock: epoch seconds, for timestamps and the instants written.
         apps: the app cache to share with the TOP endpoint; a new one by default.
         flow_control: the apps' rates, shared with the TOP endpoint; a new one by default.
+        channel_breakers: a worker in the same process: its channels' breakers.
 
     Returns:
         An ASGI app serving ``/v1/...``, ``/openapi.json``, ``/docs``, ``/redoc`` and
@@ -154,12 +156,13 @@ def create_rest_app(
         ),
         rules=AcceptRules.from_settings(settings),
         clock=clock,
+        channel_breakers=channel_breakers,
     )
     app.add_exception_handler(RestError, _on_rest_error)
     app.add_exception_handler(RequestValidationError, _on_invalid)
     app.add_exception_handler(HTTPException, _on_http)
     app.add_exception_handler(StoreError, _on_store_error)
-    for module in (rest_messages, rest_templates, rest_account):
+    for module in (rest_messages, rest_templates, rest_account, rest_channels):
         app.include_router(module.router, responses=_COMMON_RESPONSES)
     return _docs_kept_local(_body_limited(app, settings.max_body_bytes))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
@@ -35,6 +35,8 @@ class RestContext:
     #: The accept-time rules: the dry run renders and measures exactly as an accept does.
     rules: AcceptRules
     clock: Callable[[], float]
+    #: The breakers of a worker in the same process (``iwork-mc run``); None: no worker.
+    channel_breakers: Callable[[], dict[str, dict[str, Any]]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

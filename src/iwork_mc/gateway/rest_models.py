@@ -18,14 +18,18 @@ from iwork_mc.policies import OptOut
 from iwork_mc.templates import MAX_BODY, MAX_LIMITS, NAME_PATTERN, Template
 
 __all__ = [
+    "BreakerOut",
     "CallbackIn",
     "CallbackOut",
+    "ChannelList",
+    "ChannelOut",
     "ErrorBody",
     "ErrorOut",
     "EventOut",
     "MessageDetail",
     "MessageOut",
     "MessagePage",
+    "OpeningOut",
     "OptOutIn",
     "OptOutOut",
     "RenderIn",
@@ -303,3 +307,42 @@ class CallbackIn(_Input):
 
 class CallbackOut(BaseModel):
     url: str | None
+
+
+class BreakerOut(BaseModel):
+    """A channel's circuit breaker, as this process's worker sees it (breaker.py)."""
+
+    state: str = Field(description="closed, open or half_open.")
+    window_s: int = Field(description="Length of the sliding window of outcomes.")
+    calls: int = Field(description="Sends in the window.")
+    failures: int = Field(description="Sends in the window that failed or were slow.")
+    slow: int = Field(description="Sends in the window that took breaker_slow_call_s or longer.")
+    failure_ratio: float
+    mean_latency_ms: float | None
+    reopens_in_s: float = Field(description="Seconds until an open breaker lets a probe out.")
+    probe_successes: int = Field(description="Successful probes in a row (half-open).")
+    times_opened: int = Field(description="Times the breaker opened since the worker started.")
+
+
+class OpeningOut(BaseModel):
+    """A breaker opening a worker shared through the store: every worker skips the channel."""
+
+    opened_at_ms: int
+    opened_at: str
+    open_until_ms: int
+    open_until: str
+
+
+class ChannelOut(BaseModel):
+    name: str
+    kind: str
+    breaker: BreakerOut | None = Field(
+        description="null when no worker runs in the process that answered (iwork-mc serve)."
+    )
+    opening: OpeningOut | None = Field(
+        description="The opening some worker of the store shared, while it lasts; else null."
+    )
+
+
+class ChannelList(BaseModel):
+    channels: list[ChannelOut]

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from iwork_mc.apps import App
 from iwork_mc.audit import AuditQuery, AuditRecord
+from iwork_mc.breaker import ChannelOpening
 from iwork_mc.messages import (
     AcceptResult,
     Activity,
@@ -439,6 +440,20 @@ class Store(Protocol):
         Their receipt never came; the worker moves them to ``expired`` (a
         guarded transition, so a receipt that lands meanwhile wins).
         """
+
+    # -- channel breakers shared by the workers (breaker.py) -----------------
+
+    async def open_channel(self, opening: ChannelOpening) -> None:
+        """Every worker skips ``opening.channel`` until its ``open_until_ms``.
+
+        An opening older than the one recorded changes nothing.
+        """
+
+    async def close_channel(self, channel: str, *, closed_at_ms: int) -> None:
+        """A worker's probes closed the breaker: an opening from before ``closed_at_ms`` ends."""
+
+    async def open_channels(self, *, now_ms: int) -> list[ChannelOpening]:
+        """The channels some worker opened and whose opening lasts past ``now_ms``."""
 
     # -- status callbacks -----------------------------------------------------
     #

@@ -75,6 +75,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from iwork_mc.apps import App
 from iwork_mc.audit import AuditQuery, AuditRecord
+from iwork_mc.breaker import ChannelOpening
 from iwork_mc.messages import (
     AcceptOutcome,
     AcceptResult,
@@ -206,6 +207,9 @@ class _Queries:
     sign_in_failed: LiteralString
     sign_in_succeeded: LiteralString
     activity: LiteralString
+    open_channel: LiteralString
+    close_channel: LiteralString
+    open_channels: LiteralString
 
 
 _Q = sql.load("postgres", _Queries)
@@ -789,6 +793,17 @@ class PostgresStore:
             await _note(
                 conn, row["message_id"], now_ms=now_ms, kind="callback_delivered", detail=detail
             )
+
+    async def open_channel(self, opening: ChannelOpening) -> None:
+        await self._fetch_one(_Q.open_channel, rows.params_of(opening))
+
+    async def close_channel(self, channel: str, *, closed_at_ms: int) -> None:
+        params = {"channel": channel, "closed_at_ms": closed_at_ms}
+        await self._fetch_one(_Q.close_channel, params)
+
+    async def open_channels(self, *, now_ms: int) -> list[ChannelOpening]:
+        found = await self._fetch_all(_Q.open_channels, {"now_ms": now_ms})
+        return [rows.opening_from_row(row) for row in found]
 
     async def status_event_failed(
         self,

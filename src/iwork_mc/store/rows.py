@@ -17,6 +17,7 @@ from typing import Any
 from iwork_mc import retention
 from iwork_mc.apps import App
 from iwork_mc.audit import AuditAction, AuditQuery, AuditRecord
+from iwork_mc.breaker import ChannelOpening
 from iwork_mc.events import MobileReceiverMessageEvent
 from iwork_mc.messages import (
     REQUEUE_FROM,
@@ -126,12 +127,23 @@ def bucket_params(app_key: str, grant: Grant) -> dict[str, Any]:
     }
 
 
-def params_of(value: App | Template | OptOut | Operator) -> dict[str, Any]:
-    """Parameters of the insert/update queries of an app, template, opt-out or operator.
+def params_of(
+    value: App | Template | OptOut | Operator | ChannelOpening,
+) -> dict[str, Any]:
+    """Parameters of the insert/update queries of an app, template, opt-out, operator or opening.
 
     Each is a flat dataclass whose fields are its table's columns, by name.
     """
     return dataclasses.asdict(value)
+
+
+def opening_from_row(row: Row) -> ChannelOpening:
+    return ChannelOpening(
+        channel=row["channel"],
+        opened_at_ms=row["opened_at_ms"],
+        open_until_ms=row["open_until_ms"],
+        opened_by=row["opened_by"],
+    )
 
 
 def message_from_row(row: Row) -> Message:

@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Literal, LiteralString, TypeVar, cast
 
 from iwork_mc.apps import App
 from iwork_mc.audit import AuditQuery, AuditRecord
+from iwork_mc.breaker import ChannelOpening
 from iwork_mc.messages import (
     AcceptOutcome,
     AcceptResult,
@@ -168,6 +169,9 @@ class _Queries:
     sign_in_failed: LiteralString
     sign_in_succeeded: LiteralString
     activity: LiteralString
+    open_channel: LiteralString
+    close_channel: LiteralString
+    open_channels: LiteralString
 
 
 _Q = sql.load("sqlite", _Queries)
@@ -799,6 +803,17 @@ class SQLiteStore:
             _note(conn, row["message_id"], now_ms=now_ms, kind="callback_delivered", detail=detail)
 
         await self._submit("write", job)
+
+    async def open_channel(self, opening: ChannelOpening) -> None:
+        await self._submit("write", _fetch_one(_Q.open_channel, rows.params_of(opening)))
+
+    async def close_channel(self, channel: str, *, closed_at_ms: int) -> None:
+        params = {"channel": channel, "closed_at_ms": closed_at_ms}
+        await self._submit("write", _fetch_one(_Q.close_channel, params))
+
+    async def open_channels(self, *, now_ms: int) -> list[ChannelOpening]:
+        found = await self._submit("read", _fetch_all(_Q.open_channels, {"now_ms": now_ms}))
+        return [rows.opening_from_row(row) for row in found]
 
     async def status_event_failed(
         self,

@@ -667,3 +667,24 @@ SELECT bucket, sum(accepted)::bigint AS accepted, sum(delivered)::bigint AS deli
 ) AS counted
 GROUP BY bucket
 ORDER BY bucket;
+
+-- open_channel --
+-- A worker's breaker opened: every worker skips the channel until %(open_until_ms)s.
+-- The later opening wins.
+INSERT INTO channel_breakers (channel, opened_at_ms, open_until_ms, opened_by)
+VALUES (%(channel)s, %(opened_at_ms)s, %(open_until_ms)s, %(opened_by)s)
+ON CONFLICT (channel) DO UPDATE SET
+    opened_at_ms = excluded.opened_at_ms,
+    open_until_ms = excluded.open_until_ms,
+    opened_by = excluded.opened_by
+WHERE excluded.opened_at_ms >= channel_breakers.opened_at_ms
+RETURNING channel;
+
+-- close_channel --
+-- A worker's probes closed the breaker: an opening from before then is over.
+DELETE FROM channel_breakers WHERE channel = %(channel)s AND opened_at_ms <= %(closed_at_ms)s
+RETURNING channel;
+
+-- open_channels --
+SELECT channel, opened_at_ms, open_until_ms, opened_by FROM channel_breakers
+WHERE open_until_ms > %(now_ms)s ORDER BY channel;

@@ -544,3 +544,24 @@ SELECT bucket, sum(accepted) AS accepted, sum(delivered) AS delivered FROM (
 ) AS counted
 GROUP BY bucket
 ORDER BY bucket;
+
+-- open_channel --
+-- A worker's breaker opened: every worker skips the channel until :open_until_ms.
+-- The later opening wins.
+INSERT INTO channel_breakers (channel, opened_at_ms, open_until_ms, opened_by)
+VALUES (:channel, :opened_at_ms, :open_until_ms, :opened_by)
+ON CONFLICT (channel) DO UPDATE SET
+    opened_at_ms = excluded.opened_at_ms,
+    open_until_ms = excluded.open_until_ms,
+    opened_by = excluded.opened_by
+WHERE excluded.opened_at_ms >= channel_breakers.opened_at_ms
+RETURNING channel;
+
+-- close_channel --
+-- A worker's probes closed the breaker: an opening from before then is over.
+DELETE FROM channel_breakers WHERE channel = :channel AND opened_at_ms <= :closed_at_ms
+RETURNING channel;
+
+-- open_channels --
+SELECT channel, opened_at_ms, open_until_ms, opened_by FROM channel_breakers
+WHERE open_until_ms > :now_ms ORDER BY channel;
