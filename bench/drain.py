@@ -84,16 +84,19 @@ def cloud_emulator(kind: str) -> tuple[CloudEmulator, dict[str, object]]:
     }
 
 
-async def fill(url: str, count: int) -> None:
+async def fill(url: str, count: int, *, app_key: str | None = None) -> None:
+    """``count`` queued messages; for ``app_key``'s app, else for a new one."""
     store = create_store(url)
     await store.open()
     try:
         await store.migrate()
         now = int(time.time() * 1000)
         app = App(
-            app_key="10000001", name="bench", secret="s" * 32, enabled=True, created_at_ms=now
-        )
-        await store.insert_app(app)
+            app_key=app_key or "10000001", name="bench", secret="s" * 32, enabled=True,
+            created_at_ms=now,
+        )  # fmt: skip
+        if app_key is None:
+            await store.insert_app(app)
         rules = AcceptRules.from_settings(Settings())
         batch = []
         for n in range(count):

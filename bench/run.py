@@ -14,7 +14,9 @@ server, not pinned.
 Scenarios (see docs/benchmarks.md for the figures): the bare ceiling
 (bench/ceiling.py); accept on SQLite and PostgreSQL with 1 and N gateway
 processes at several concurrency levels; the drain rate of 1 and N workers
-(sandbox and SMPP channels); end to end through SMPP to a FakeSMSC while
+(sandbox and SMPP channels; the webhook and both cloud SMS providers
+against their local emulators, each on a backlog of its own); end to end
+through SMPP to a FakeSMSC while
 accepting; Kannel, the reference peer (bench/kannel.py), against the same
 FakeSMSC; overload (2x the sustainable rate against flow control); and
 the gateway's RSS over a 60 s run.  After every accept run the store is
@@ -57,7 +59,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 from accept import CLI, ROOT, SEED  # noqa: E402
-from drain import WebhookReceiver  # noqa: E402
+from drain import CLOUD, WebhookReceiver, cloud_emulator, fill  # noqa: E402
 
 from iwork_mc.apps import App  # noqa: E402
 from iwork_mc.store import create_store  # noqa: E402
@@ -83,6 +85,8 @@ PG_DSN = (
 #: Distinct calls prepared per second of run, at least.
 MIN_RATE = 5000.0
 TWO_CORES = os.cpu_count() == 2 and shutil.which("taskset") is not None
+#: Messages per drain second queued for an HTTP channel's drain (several times its rate).
+HTTP_DRAIN_BACKLOG_PER_S = 1500
 #: Where a single server process runs, and where N of them may run.
 ONE_CPU, ALL_CPUS, LOAD_CPU = "0", "0,1", "1"
 
@@ -871,11 +875,22 @@ class Bench:
                 self.check_stored(db, tag, r, f"accept {kind} {processes}p c{level}")
         return db
 
+    def backlog(self, channel: str) -> Database:
+        """A fresh SQLite store holding a backlog the drain cannot use up in its time."""
+        db = Database("sqlite", self.workdir, f"drain-{channel}")
+        count = int(HTTP_DRAIN_BACKLOG_PER_S * self.plan.drain_s)
+        asyncio.run(fill(db.url, count, app_key=APP_KEY))
+        return db
+
     def drain(
         self, db: Database, workers: int, channel: str, smsc: SMSCThread | None,
-        receiver: WebhookReceiver | None = None,
+        receiver: WebhookReceiver | None = None, table: dict[str, object] | None = None,
     ) -> None:  # fmt: skip
-        """Messages handed to the channel per second by ``workers`` worker processes."""
+        """Messages handed to the channel per second by ``workers`` worker processes.
+
+        ``table``: a ``[channels.NAME]`` table for an HTTP channel pointed at its
+        emulator on 127.0.0.1 (the cloud SMS providers).
+        """
         settings: dict[str, Any] = {"worker_concurrency": 64, "poll_interval_s": 0.05}
         if channel == "smpp":
             assert smsc is not None
@@ -884,6 +899,8 @@ class Bench:
             assert receiver is not None  # a local receiver that verifies every signature
             hook = {"kind": "webhook", "url": receiver.url, "secret": receiver.secret}
             settings["channels"] = json.dumps({"hook": hook})
+        if table is not None:
+            settings["channels"] = json.dumps({channel: table})
         env = db.env(**settings)
         command = self.iwork("worker")
         self.command(f"drain, {channel}", command, env)
@@ -1178,12 +1195,22 @@ class Bench:
             if plan.drains and plan.smpp_drain and sqlite_n is not None:
                 self.drain(sqlite_n, 1, "smpp", smsc)
                 self.drain(sqlite_n, n, "smpp", smsc)
-            if plan.drains and plan.webhook_drain and sqlite_n is not None:
+            if plan.drains and plan.webhook_drain:
+                # Each HTTP channel drains a backlog of its own (the accept runs' is
+                # used up by now): the webhook to a receiver that verifies every
+                # signature, each cloud SMS provider through its official SDK to its
+                # emulator, which verifies every request's signature.
                 receiver = WebhookReceiver()
                 try:
-                    self.drain(sqlite_n, 1, "webhook", None, receiver)
+                    self.drain(self.backlog("webhook"), 1, "webhook", None, receiver)
                 finally:
                     receiver.close()
+                for kind in CLOUD:
+                    emulator, table = cloud_emulator(kind)
+                    try:
+                        self.drain(self.backlog(kind), 1, kind, None, table=table)
+                    finally:
+                        emulator.stop()
             if plan.postgres:
                 self.postgres(smsc)
             self.log("end to end through SMPP")
