@@ -9,6 +9,7 @@ milliseconds so backends never read a clock of their own.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from iwork_mc.apps import App
@@ -28,6 +29,7 @@ from iwork_mc.templates import Template
 __all__ = [
     "AppExists",
     "MessageNotFound",
+    "QueueSnapshot",
     "Store",
     "StoreError",
     "StoreUnavailable",
@@ -53,6 +55,18 @@ class MessageNotFound(StoreError):
 
 class TemplateExists(StoreError):
     """A template with that name, or with the same (app, source, action, event_type), exists."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSnapshot:
+    """What ``/metrics`` reads from the store when it is scraped."""
+
+    #: Messages by ``(status, channel)``; the channel is ``""`` before a first attempt.
+    by_status_channel: Mapping[tuple[str, str], int]
+    #: Outbox rows due now and not leased to a worker.
+    due: int
+    #: The due time of the oldest of them (``None``: none is due).
+    oldest_due_at_ms: int | None
 
 
 class Store(Protocol):
@@ -161,6 +175,9 @@ class Store(Protocol):
         accepted_from_ms: int | None = None,
         accepted_until_ms: int | None = None,
     ) -> dict[MessageStatus, int]: ...
+
+    async def queue_snapshot(self, now_ms: int) -> QueueSnapshot:
+        """Messages by status and channel, and the queue due at ``now_ms`` (for /metrics)."""
 
     async def find_messages(self, query: MessageQuery) -> list[Message]:
         """Messages matching every filter, newest (highest id) first, ``query.limit`` at most.

@@ -70,11 +70,13 @@ from iwork_mc.store import migrations, rows, sql
 from iwork_mc.store.base import (
     AppExists,
     MessageNotFound,
+    QueueSnapshot,
     Store,
     StoreError,
     StoreUnavailable,
     TemplateExists,
 )
+from iwork_mc.store.outage import OutageLog
 from iwork_mc.templates import Template
 
 __all__ = ["PostgresStore"]
@@ -100,6 +102,8 @@ class _Queries:
     timeline: LiteralString
     count_by_status: LiteralString
     count_by_status_for_app: LiteralString
+    count_by_status_and_channel: LiteralString
+    due_queue: LiteralString
     find_messages: LiteralString
     find_messages_for_app: LiteralString
     requeue: LiteralString
@@ -171,6 +175,7 @@ class PostgresStore:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._pool: AsyncConnectionPool[_Connection] | None = None
+        self._outage = OutageLog("postgres")
 
     def __repr__(self) -> str:
         # The DSN may hold a password: never print it.
@@ -347,6 +352,12 @@ class PostgresStore:
         counts = dict.fromkeys(MessageStatus, 0)
         counts.update({MessageStatus(row["status"]): row["n"] for row in found})
         return counts
+
+    async def queue_snapshot(self, now_ms: int) -> QueueSnapshot:
+        async with self._connection() as conn:
+            counts = await (await conn.execute(_Q.count_by_status_and_channel)).fetchall()
+            due = await (await conn.execute(_Q.due_queue, {"now_ms": now_ms})).fetchone()
+        return rows.queue_snapshot(counts, due)
 
     async def find_messages(self, query: MessageQuery) -> list[Message]:
         params = rows.find_params(query)
@@ -594,13 +605,18 @@ class PostgresStore:
             async with self._pool.connection() as conn:
                 yield conn
         except PoolTimeout as exc:
-            raise StoreUnavailable(f"no PostgreSQL connection available: {exc}") from exc
+            error = StoreUnavailable(f"no PostgreSQL connection available: {exc}")
+            self._outage.failed(error)
+            raise error from exc
         except psycopg.OperationalError as exc:
             # Connection lost or refused, server shutting down, deadlock or
             # serialization failure: all worth a retry later.
-            raise StoreUnavailable(f"PostgreSQL unavailable: {exc}") from exc
+            error = StoreUnavailable(f"PostgreSQL unavailable: {exc}")
+            self._outage.failed(error)
+            raise error from exc
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL error: {exc}") from exc
+        self._outage.succeeded()
 
     async def _fetch_one(self, query: LiteralString, params: Mapping[str, Any]) -> DictRow | None:
         async with self._connection() as conn:

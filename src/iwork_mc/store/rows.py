@@ -31,7 +31,7 @@ from iwork_mc.messages import (
 )
 from iwork_mc.policies import AcceptChecks, CountQuery, OptOut, ReceiverFacts
 from iwork_mc.segments import FINAL_SEGMENT_STATES, Segment, SegmentState, aggregate
-from iwork_mc.store.base import StoreError
+from iwork_mc.store.base import QueueSnapshot, StoreError
 from iwork_mc.templates import Template
 
 __all__ = [
@@ -53,6 +53,7 @@ __all__ = [
     "not_inserted",
     "opt_out_from_row",
     "params_of",
+    "queue_snapshot",
     "receipt_detail",
     "receiver_facts",
     "receiver_facts_params",
@@ -511,4 +512,13 @@ def conclusion(latest: Sequence[Segment]) -> Conclusion | None:
     error = culprit.error or culprit.state.value
     return Conclusion(
         status=status, error=error, detail={**detail, "part": culprit.part, "error": error}
+    )
+
+
+def queue_snapshot(counts: Sequence[Row], due: Row | None) -> QueueSnapshot:
+    """The rows of ``count_by_status_and_channel`` and ``due_queue`` as one snapshot."""
+    return QueueSnapshot(
+        by_status_channel={(row["status"], row["channel"]): row["n"] for row in counts},
+        due=due["n"] if due is not None else 0,
+        oldest_due_at_ms=due["oldest_due_at_ms"] if due is not None else None,
     )

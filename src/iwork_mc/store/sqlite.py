@@ -43,12 +43,14 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, LiteralString, TypeVar, cast
 
+from iwork_mc import metrics
 from iwork_mc.apps import App
 from iwork_mc.messages import (
     AcceptOutcome,
@@ -66,11 +68,13 @@ from iwork_mc.store import migrations, rows, sql
 from iwork_mc.store.base import (
     AppExists,
     MessageNotFound,
+    QueueSnapshot,
     Store,
     StoreError,
     StoreUnavailable,
     TemplateExists,
 )
+from iwork_mc.store.outage import OutageLog
 from iwork_mc.templates import Template
 
 __all__ = ["SQLiteStore"]
@@ -97,6 +101,8 @@ class _Queries:
     timeline: LiteralString
     count_by_status: LiteralString
     count_by_status_for_app: LiteralString
+    count_by_status_and_channel: LiteralString
+    due_queue: LiteralString
     find_messages: LiteralString
     find_messages_for_app: LiteralString
     receiver_facts: LiteralString
@@ -180,6 +186,7 @@ class SQLiteStore:
         #: Write transactions committed, and the jobs they carried (for tests and metrics).
         self.commits = 0
         self.committed_jobs = 0
+        self._outage = OutageLog("sqlite")
         self._queue: queue.SimpleQueue[_Job | _Stop] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._stopped: concurrent.futures.Future[None] | None = None
@@ -371,6 +378,14 @@ class SQLiteStore:
         counts = dict.fromkeys(MessageStatus, 0)
         counts.update({MessageStatus(row["status"]): row["n"] for row in found})
         return counts
+
+    async def queue_snapshot(self, now_ms: int) -> QueueSnapshot:
+        def job(conn: sqlite3.Connection) -> QueueSnapshot:
+            counts = conn.execute(_Q.count_by_status_and_channel).fetchall()
+            due = _one(conn, _Q.due_queue, {"now_ms": now_ms})
+            return rows.queue_snapshot(counts, due)
+
+        return await self._submit("read", job)
 
     async def find_messages(self, query: MessageQuery) -> list[Message]:
         params = rows.find_params(query)
@@ -661,9 +676,14 @@ class SQLiteStore:
         future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
         self._queue.put(_Job(run, kind, future))
         try:
-            return await future
+            result = await future
         except sqlite3.Error as exc:
-            raise _store_error(exc) from exc
+            error = _store_error(exc)
+            if isinstance(error, StoreUnavailable):
+                self._outage.failed(error)
+            raise error from exc
+        self._outage.succeeded()
+        return result
 
     def _thread_main(
         self, ready: concurrent.futures.Future[None], stopped: concurrent.futures.Future[None]
@@ -739,6 +759,7 @@ class SQLiteStore:
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[_Outcome]:
         writes = any(job.kind == "write" for job in batch)
         outcomes: list[_Outcome] = []
+        started = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE" if writes else "BEGIN")
             for job in batch:
@@ -766,6 +787,8 @@ class SQLiteStore:
         if writes:
             self.commits += 1
             self.committed_jobs += len(batch)
+            metrics.GROUP_COMMIT_JOBS.labels("sqlite").observe(len(batch))
+            metrics.GROUP_COMMIT_SECONDS.labels("sqlite").observe(time.perf_counter() - started)
         return outcomes
 
     def _settle(self, outcomes: list[_Outcome]) -> None:

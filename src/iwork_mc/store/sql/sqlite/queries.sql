@@ -391,3 +391,13 @@ SELECT id FROM messages
 WHERE status = 'submitted' AND expires_at_ms < :before_ms
 ORDER BY expires_at_ms, id
 LIMIT :limit;
+
+-- count_by_status_and_channel --
+-- For /metrics: every message by status and by the channel it last used ('' before one).
+SELECT status, coalesce(channel, '') AS channel, count(*) AS n FROM messages
+GROUP BY status, coalesce(channel, '');
+
+-- due_queue --
+-- For /metrics: outbox rows due now and not leased, and the oldest one's due time.
+SELECT count(*) AS n, min(due_at_ms) AS oldest_due_at_ms FROM outbox
+WHERE lease_owner IS NULL AND due_at_ms <= :now_ms;
