@@ -301,9 +301,7 @@ def apps_clear_callback(ctx: typer.Context, app_key: str, json_output: JsonFlag 
 # -- running ------------------------------------------------------------------
 
 
-def _server(
-    settings: Settings, store: Store, host: str, port: int, channel_health: Any = None
-) -> Any:
+def _server(settings: Settings, store: Store, host: str, port: int, delivery: Any = None) -> Any:
     import contextlib
     from collections.abc import Iterator
 
@@ -319,13 +317,20 @@ def _server(
             yield
 
     config = uvicorn.Config(
-        create_app(settings, store, channel_health=channel_health),
+        create_app(
+            settings,
+            store,
+            channel_health=delivery.health if delivery is not None else None,
+            channels_ready=delivery.channels_ready if delivery is not None else None,
+        ),
         host=host,
         port=port,
         # uvicorn's access log prints query strings, which carry app keys,
         # signatures and (on GET) phone numbers; the gateway logs its own line.
         access_log=False,
         log_level="warning",
+        # uvicorn's lines go to the root logger, which logs.py formats like ours.
+        log_config=None,
         lifespan="off",
         http="httptools",
         loop="uvloop" if sys.platform != "win32" else "asyncio",
@@ -380,6 +385,10 @@ async def _serve(
     settings: Settings, *, host: str, port: int, gateway: bool, worker: bool, echo: bool,
     dev_app: bool, reuse_port: bool = False,
 ) -> None:  # fmt: skip
+    from iwork_mc import metrics
+
+    # Before anything is counted: every process of this host adds to one /metrics.
+    metrics.share_directory(settings.effective_metrics_dir)
     store = _create_store(settings)
     await store.open()
     try:
@@ -390,8 +399,7 @@ async def _serve(
         await cli_common.require_migrated(store)
         stop = asyncio.Event()
         delivery = _worker(settings, store, echo=echo) if worker else None
-        health = delivery.health if delivery is not None else None
-        server = _server(settings, store, host, port, health) if gateway else None
+        server = _server(settings, store, host, port, delivery) if gateway else None
 
         def on_signal() -> None:
             # First SIGINT/SIGTERM: stop accepting, finish open requests, drain

@@ -166,6 +166,9 @@ class Settings:
     #: Non-public hosts callbacks may reach anyway: comma-separated IPs, CIDR networks
     #: and host names (e.g. ``10.20.0.0/16, hooks.corp.internal``); empty: public hosts only.
     callback_allow_hosts: str = ""
+    #: Where this host's iwork-mc processes share their Prometheus counters
+    #: (``PROMETHEUS_MULTIPROC_DIR``); empty: ``<data_dir>/metrics``.
+    metrics_dir: str = ""
     #: ``console`` (human) or ``json`` (one object per line).
     log_format: str = "console"
     log_level: str = "info"
@@ -175,6 +178,10 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'iwork-mc.db'}"
+
+    @property
+    def effective_metrics_dir(self) -> Path:
+        return Path(self.metrics_dir) if self.metrics_dir else self.data_dir / "metrics"
 
     @property
     def store_options(self) -> dict[str, Any]:
