@@ -20,6 +20,7 @@ back to the next, each step written to the timeline.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 import socket
@@ -29,6 +30,7 @@ from typing import Any
 
 import structlog
 
+from iwork_mc import metrics
 from iwork_mc.channels.base import (
     Channel,
     Delivered,
@@ -39,15 +41,27 @@ from iwork_mc.channels.base import (
 )
 from iwork_mc.messages import Message, MessageStatus
 from iwork_mc.policies import QuietHours
-from iwork_mc.privacy import mask_phone
+from iwork_mc.privacy import mask_digits, mask_phone
 from iwork_mc.retry import RetryPolicy
 from iwork_mc.routing import DEFAULT_ROUTE, Route, choose_route
+from iwork_mc.store import outage
 from iwork_mc.store.base import Store, StoreError
 from iwork_mc.templates import default_text
 
 __all__ = ["Worker", "default_worker_id"]
 
 log = structlog.get_logger("iwork_mc.worker")
+
+#: The log level of each outcome a worker records (``delivery_<kind>`` events); a
+#: submit or a delivery is the ``message_sent`` line.
+_STEP_LOG_LEVELS = {
+    "failed": logging.WARNING,
+    "expired": logging.WARNING,
+    "fallback": logging.WARNING,
+    "in_doubt": logging.WARNING,
+    "retry_scheduled": logging.INFO,
+    "rejected": logging.INFO,
+}
 
 
 def default_worker_id() -> str:
@@ -105,6 +119,10 @@ class Worker:
             return next(iter(self.channels.values())).health()
         return {name: channel.health() for name, channel in self.channels.items()}
 
+    def channels_ready(self) -> dict[str, bool]:
+        """What /readyz checks: whether each named channel could send now."""
+        return {name: channel.ready() for name, channel in self.channels.items()}
+
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
@@ -133,10 +151,13 @@ class Worker:
         def finished(task: asyncio.Task[None]) -> None:
             in_flight.discard(task)
             slot_freed.set()
-            if not task.cancelled() and task.exception() is not None:
+            error = None if task.cancelled() else task.exception()
+            if isinstance(error, StoreError):
                 # The store failed while recording: the lease will expire and the
                 # message will be claimed again; nothing is lost.
-                log.warning("delivery_not_recorded", error=type(task.exception()).__name__)
+                outage.log_failure(log, "delivery_not_recorded", error)
+            elif error is not None:
+                log.error("delivery_crashed", error=type(error).__name__)
 
         failures = 0
         next_sweep = 0.0
@@ -145,8 +166,8 @@ class Worker:
                 next_sweep = time.monotonic() + self.sweep_interval
                 try:
                     await self.expire_overdue()
-                except StoreError:
-                    log.warning("store_unavailable", worker_id=self.worker_id, exc_info=True)
+                except StoreError as exc:
+                    outage.log_failure(log, "expiry_sweep_failed", exc, worker_id=self.worker_id)
             slot_freed.clear()  # before counting, so a finish from here on is not missed
             free = self.concurrency - len(in_flight)
             claimed: list[Message] = []
@@ -159,9 +180,9 @@ class Worker:
                         lease_ms=self.lease_ms, limit=free,
                     )  # fmt: skip
                     failures = 0
-                except StoreError:
+                except StoreError as exc:
                     failures += 1
-                    log.warning("store_unavailable", worker_id=self.worker_id, exc_info=True)
+                    outage.log_failure(log, "claim_failed", exc, worker_id=self.worker_id)
             for message in claimed:
                 task = asyncio.create_task(self._deliver(message))
                 in_flight.add(task)
@@ -204,7 +225,8 @@ class Worker:
             if moved:
                 expired += 1
         if expired:
-            log.info("receipts_overdue", worker_id=self.worker_id, expired=expired)
+            metrics.DELIVERY_STEPS.labels("", "expired").inc(expired)
+            log.warning("receipts_overdue", worker_id=self.worker_id, expired=expired)
         return expired
 
     async def _deliver(self, message: Message) -> None:
@@ -341,7 +363,16 @@ class Worker:
             error=error,
             route_step=route_step,
         )
-        if not changed:
+        if changed:
+            metrics.DELIVERY_STEPS.labels(where.get("channel") or "", kind).inc()
+            level = _STEP_LOG_LEVELS.get(kind)
+            if level is not None:
+                log.log(
+                    level, f"delivery_{kind}", message_id=message.id,
+                    to=mask_phone(message.event.mobile_receiver),
+                    **{k: mask_digits(v) if isinstance(v, str) else v for k, v in detail.items()},
+                )  # fmt: skip
+        else:
             # Our lease expired and another worker owns the message now: the
             # channel may have it twice.  Say so where the message's owner looks.
             log.warning("lease_lost", message_id=message.id, worker_id=self.worker_id)

@@ -187,6 +187,9 @@ class SandboxChannel:
         self._closing = asyncio.Event()
         self._receipts: set[asyncio.Task[None]] = set()
 
+    def ready(self) -> bool:
+        return True
+
     def health(self) -> dict[str, Any]:
         return {
             "channel": self.name,

@@ -1,26 +1,42 @@
-"""The ASGI application: ``/router/rest`` (TOP), ``/healthz`` and the ``/v1`` REST API."""
+"""The ASGI application: ``/router/rest`` (TOP), health, ``/metrics`` and the ``/v1`` REST API.
+
+Health comes in three depths:
+
+- ``/livez``: the process answers (no I/O at all), for a liveness probe;
+- ``/readyz``: the store answers within :data:`PROBE_TIMEOUT_S` and every
+  channel of an in-process worker could send, for a readiness probe;
+- ``/healthz``: the detailed view (each channel's sessions), with the same
+  bounded store probe.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from iwork_mc import metrics
 from iwork_mc.config import Settings
 from iwork_mc.gateway.directory import AppDirectory
 from iwork_mc.gateway.flowcontrol import FlowControl
 from iwork_mc.gateway.methods import build_methods
 from iwork_mc.gateway.rest import create_rest_app
 from iwork_mc.gateway.top_endpoint import TopEndpoint
-from iwork_mc.store.base import Store, StoreError
+from iwork_mc.store.base import QueueSnapshot, Store, StoreError
 
-__all__ = ["create_app"]
+__all__ = ["PROBE_TIMEOUT_S", "SCRAPE_TIMEOUT_S", "create_app"]
+
+#: How long /readyz and /healthz wait for the store: a probe answers well within 1 s.
+PROBE_TIMEOUT_S = 0.5
+#: How long /metrics waits for the store's counts before answering without them.
+SCRAPE_TIMEOUT_S = 2.0
 
 
 def create_app(
@@ -29,11 +45,12 @@ def create_app(
     *,
     clock: Callable[[], float] = time.time,
     channel_health: Callable[[], dict[str, Any]] | None = None,
+    channels_ready: Callable[[], Mapping[str, bool]] | None = None,
 ) -> ASGIApp:
     """Build the gateway around an opened ``store``; the caller owns the store's lifetime.
 
-    ``channel_health`` (a worker in the same process) adds its sessions' states
-    to ``/healthz``.
+    ``channel_health`` and ``channels_ready`` (a worker in the same process)
+    add its channels to ``/healthz`` and ``/readyz``.
     """
     # One app cache for both APIs: each app is read from the store once per ttl.
     apps = AppDirectory(store, settings.app_cache_ttl_s)
@@ -46,18 +63,47 @@ def create_app(
         clock=clock,
     )
 
-    async def healthz(request: Request) -> JSONResponse:
+    async def store_answers() -> bool:
         try:
-            await store.get_app("")
-        except StoreError:
+            await asyncio.wait_for(store.get_app(""), PROBE_TIMEOUT_S)
+        except (StoreError, TimeoutError):
+            return False
+        return True
+
+    async def livez(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(request: Request) -> JSONResponse:
+        ready = {"store": await store_answers()}
+        if channels_ready is not None:
+            ready.update({f"channel:{name}": up for name, up in channels_ready().items()})
+        status = "ready" if all(ready.values()) else "not ready"
+        return JSONResponse(
+            {"status": status, **ready}, status_code=200 if status == "ready" else 503
+        )
+
+    async def healthz(request: Request) -> JSONResponse:
+        if not await store_answers():
             return JSONResponse({"status": "unavailable", "store": "unreachable"}, status_code=503)
         if channel_health is None:
             return JSONResponse({"status": "ok"})
         return JSONResponse({"status": "ok", "channel": channel_health()})
 
+    async def metrics_page(request: Request) -> Response:
+        now_ms = int(clock() * 1000)
+        snapshot: QueueSnapshot | None
+        try:
+            snapshot = await asyncio.wait_for(store.queue_snapshot(now_ms), SCRAPE_TIMEOUT_S)
+        except (StoreError, TimeoutError):
+            snapshot = None  # iwork_mc_store_up 0; the process's own counters still count
+        return Response(metrics.exposition(snapshot, now_ms), media_type=metrics.CONTENT_TYPE)
+
     rest = Starlette(
         routes=[
+            Route("/livez", livez, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics_page, methods=["GET"]),
             # /v1/..., /openapi.json and /docs (FastAPI); everything else is its 404.
             Mount("/", app=create_rest_app(settings, store, clock=clock, apps=apps)),
         ]
