@@ -74,13 +74,15 @@ def create_app(
         return PlainTextResponse("ok")
 
     async def readyz(request: Request) -> JSONResponse:
-        ready = {"store": await store_answers()}
-        if channels_ready is not None:
-            ready.update({f"channel:{name}": up for name, up in channels_ready().items()})
-        status = "ready" if all(ready.values()) else "not ready"
-        return JSONResponse(
-            {"status": status, **ready}, status_code=200 if status == "ready" else 503
-        )
+        store_up = await store_answers()
+        channels = dict(channels_ready()) if channels_ready is not None else {}
+        ready = store_up and all(channels.values())
+        body = {
+            "status": "ready" if ready else "not ready",
+            "store": store_up,
+            "channels": channels,
+        }
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     async def healthz(request: Request) -> JSONResponse:
         if not await store_answers():
