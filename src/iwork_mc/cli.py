@@ -385,10 +385,14 @@ async def _serve(
     settings: Settings, *, host: str, port: int, gateway: bool, worker: bool, echo: bool,
     dev_app: bool, reuse_port: bool = False,
 ) -> None:  # fmt: skip
-    from iwork_mc import metrics
+    from iwork_mc import metrics, tracing
 
     # Before anything is counted: every process of this host adds to one /metrics.
     metrics.share_directory(settings.effective_metrics_dir)
+    try:
+        tracing.configure(settings.tracing_otlp_endpoint, settings.tracing_service_name)
+    except tracing.TracingUnavailable as exc:
+        raise _fail(str(exc), 2) from None
     store = _create_store(settings)
     await store.open()
     try:
@@ -431,6 +435,7 @@ async def _serve(
             await delivery.close_channels()
     finally:
         await store.close()
+        tracing.shutdown()
 
 
 def _print_banner(settings: Settings, host: str, port: int, dev: devapp.DevApp) -> None:

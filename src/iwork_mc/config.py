@@ -169,6 +169,11 @@ class Settings:
     #: Where this host's iwork-mc processes share their Prometheus counters
     #: (``PROMETHEUS_MULTIPROC_DIR``); empty: ``<data_dir>/metrics``.
     metrics_dir: str = ""
+    #: OTLP/HTTP traces endpoint (e.g. ``http://127.0.0.1:4318/v1/traces``); empty: no
+    #: tracing.  Needs the ``tracing`` extra.
+    tracing_otlp_endpoint: str = ""
+    #: The ``service.name`` of the spans this process exports.
+    tracing_service_name: str = "iwork-mc"
     #: ``console`` (human) or ``json`` (one object per line).
     log_format: str = "console"
     log_level: str = "info"

@@ -30,7 +30,7 @@ from typing import Any
 
 import structlog
 
-from iwork_mc import metrics
+from iwork_mc import metrics, tracing
 from iwork_mc.channels.base import (
     Channel,
     Delivered,
@@ -230,6 +230,14 @@ class Worker:
         return expired
 
     async def _deliver(self, message: Message) -> None:
+        if not tracing.enabled():
+            await self._attempt(message)
+            return
+        attributes = {"iwork_mc.message_id": message.id, "iwork_mc.attempt": message.attempts}
+        with tracing.span("deliver", parent=message.trace_parent, attributes=attributes):
+            await self._attempt(message)
+
+    async def _attempt(self, message: Message) -> None:
         now_ms = self._now_ms()
         if message.expires_at_ms is not None and now_ms >= message.expires_at_ms:
             await self._record(
@@ -365,6 +373,9 @@ class Worker:
         )
         if changed:
             metrics.DELIVERY_STEPS.labels(where.get("channel") or "", kind).inc()
+            tracing.annotate(
+                {"iwork_mc.outcome": kind, "iwork_mc.channel": where.get("channel") or ""}
+            )
             level = _STEP_LOG_LEVELS.get(kind)
             if level is not None:
                 log.log(

@@ -25,8 +25,9 @@ from iwork_mc.store.migrations import Migration
 INITIAL = "0001_initial"
 SEGMENTS = "0002_segments"
 ENGINE = "0003_engine"
-ALL = [INITIAL, SEGMENTS, ENGINE]
-LEDGER = [(1, INITIAL), (2, SEGMENTS), (3, ENGINE)]
+TRACE_CONTEXT = "0004_trace_context"
+ALL = [INITIAL, SEGMENTS, ENGINE, TRACE_CONTEXT]
+LEDGER = [(1, INITIAL), (2, SEGMENTS), (3, ENGINE), (4, TRACE_CONTEXT)]
 
 
 def ledger(database_url: str) -> list[tuple[int, str]]:

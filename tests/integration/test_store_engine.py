@@ -933,7 +933,7 @@ async def test_migration_0003_over_a_database_with_messages(
     store = create_store(database_url)
     await store.open()
     try:
-        assert ["0003_engine"] == await store.migrate()
+        assert ["0003_engine", "0004_trace_context"] == await store.migrate()
         message = await store.get_message("12345678", "old-1")
         app = await store.get_app("12345678")
         fresh = await store.accept(make(msg_key="new-1"), checks(CapRule("app", "hour", 2)))

@@ -61,6 +61,7 @@ from typing import Any, TextIO
 
 import structlog
 
+from iwork_mc import tracing
 from iwork_mc.channels.base import (
     Delivered,
     InDoubt,
@@ -72,6 +73,7 @@ from iwork_mc.channels.base import (
 from iwork_mc.messages import Message
 from iwork_mc.privacy import mask_phone
 from iwork_mc.segments import SegmentState
+from iwork_mc.store import outage
 from iwork_mc.store.base import Store, StoreError
 
 __all__ = [
@@ -292,7 +294,7 @@ class SandboxChannel:
             await asyncio.wait_for(self._closing.wait(), timeout=self.receipt_delay_s)
         for state, error in receipts:
             try:
-                await store.apply_receipt(
+                outcome = await store.apply_receipt(
                     channel=self.name,
                     carrier_id=ref,
                     state=state,
@@ -300,8 +302,11 @@ class SandboxChannel:
                     now_ms=self._now_ms(),
                     detail={"source": "sandbox", "stat": state.value},
                 )
-            except StoreError:
-                log.warning("sandbox_receipt_not_stored", carrier_id=ref, state=state.value)
+            except StoreError as exc:
+                outcome_log = {"carrier_id": ref, "state": state.value}
+                outage.log_failure(log, "sandbox_receipt_not_stored", exc, **outcome_log)
+                continue
+            await tracing.receipt(store, self.name, outcome, state.value)
 
     async def _deliver(self, message: Message, text: str, ref: str, *, outcome: str) -> None:
         line = json.dumps(

@@ -37,7 +37,7 @@ from typing import Any
 import phonenumbers
 import structlog
 
-from iwork_mc import metrics, smpp
+from iwork_mc import metrics, smpp, tracing
 from iwork_mc.channels.base import (
     InDoubt,
     PermanentChannelError,
@@ -556,6 +556,7 @@ class SMPPChannel:
             # Temporary application error: the SMSC keeps the receipt and retries.
             return smpp.CommandStatus.ESME_RX_T_APPN
         self._count("receipts")
+        await tracing.receipt(self.store, self.name, outcome, receipt.state.name)
         if not outcome.matched:
             self._count("unmatched_receipts")
             log.info("smpp_receipt_unmatched", carrier_id=receipt.message_id)

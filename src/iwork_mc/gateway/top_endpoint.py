@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 import structlog
 from starlette.types import Receive, Scope, Send
 
-from iwork_mc import metrics
+from iwork_mc import metrics, tracing
 from iwork_mc.gateway import wire
 from iwork_mc.gateway.directory import AppDirectory
 from iwork_mc.gateway.flowcontrol import FlowControl
@@ -87,6 +87,17 @@ class TopEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
+        if tracing.enabled():
+            with tracing.span("top.call", server=True):
+                method, outcome = await self._serve(scope, receive, send)
+                tracing.annotate({"top.method": method, "top.outcome": outcome})
+        else:
+            method, outcome = await self._serve(scope, receive, send)
+        metrics.count_call(method, outcome, time.perf_counter() - started)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> tuple[str, str]:
+        """Answer one call; returns its method label and outcome code."""
+        started = time.perf_counter()
         request_id = new_request_id()
         fmt: Format = "xml"
         simplify = False
@@ -130,8 +141,7 @@ class TopEndpoint:
             body = envelope.render_error(_UNEXPECTED, request_id, fmt)
             outcome = str(int(_UNEXPECTED.code))
         await _answer(send, body, fmt)
-        metrics.CALLS.labels(method, outcome).inc()
-        metrics.CALL_SECONDS.labels(method).observe(time.perf_counter() - started)
+        return method, outcome
 
     async def _read_params(
         self, query: dict[str, str], scope: Scope, receive: Receive

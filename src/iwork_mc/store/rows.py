@@ -131,6 +131,7 @@ def message_from_row(row: Row) -> Message:
         route_step=row["route_step"],
         step_attempts=row["step_attempts"],
         receiver_opted_out=bool(row.get("receiver_opted_out", False)),
+        trace_parent=row["trace_parent"],
     )
 
 
@@ -169,6 +170,7 @@ def accept_params(message: NewMessage, checks: AcceptChecks | None = None) -> di
         "urgent": message.urgent,
         "expires_at_ms": message.expires_at_ms,
         "text_digest": "" if checks is None else checks.text_digest,
+        "trace_parent": message.trace_parent,
         # With checks, the insert itself refuses an opted-out receiver (see queries.sql).
         "check_opt_out": checks is not None,
         "due_at_ms": message.accepted_at_ms if message.due_at_ms is None else message.due_at_ms,

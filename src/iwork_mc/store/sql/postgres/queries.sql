@@ -64,14 +64,14 @@ WITH inserted AS (
         app_key, msg_key, fingerprint, request_id, status, accepted_at_ms, updated_at_ms,
         event_time_millis, source, action, mobile_receiver, event_type, json_data, sender,
         resource_id, resource_url, text, template, encoding, segments, urgent, expires_at_ms,
-        text_digest
+        text_digest, trace_parent
     )
     SELECT
         %(app_key)s, %(msg_key)s, %(fingerprint)s, %(request_id)s, %(status)s, %(now_ms)s,
         %(now_ms)s, %(event_time_millis)s, %(source)s, %(action)s, %(mobile_receiver)s,
         %(event_type)s, %(json_data)s, %(sender)s, %(resource_id)s, %(resource_url)s,
         %(text)s, %(template)s, %(encoding)s, %(segments)s, %(urgent)s, %(expires_at_ms)s,
-        %(text_digest)s
+        %(text_digest)s, %(trace_parent)s
     WHERE NOT (%(check_opt_out)s::boolean AND EXISTS (
         SELECT 1 FROM opt_outs
         WHERE receiver = %(mobile_receiver)s AND app_key IN (%(app_key)s::text, '*')

@@ -56,13 +56,13 @@ INSERT INTO messages (
     app_key, msg_key, fingerprint, request_id, status, accepted_at_ms, updated_at_ms,
     event_time_millis, source, action, mobile_receiver, event_type, json_data, sender,
     resource_id, resource_url, text, template, encoding, segments, urgent, expires_at_ms,
-    text_digest
+    text_digest, trace_parent
 )
 SELECT
     :app_key, :msg_key, :fingerprint, :request_id, :status, :now_ms, :now_ms,
     :event_time_millis, :source, :action, :mobile_receiver, :event_type, :json_data, :sender,
     :resource_id, :resource_url, :text, :template, :encoding, :segments, :urgent, :expires_at_ms,
-    :text_digest
+    :text_digest, :trace_parent
 WHERE NOT (:check_opt_out AND EXISTS (
     SELECT 1 FROM opt_outs WHERE receiver = :mobile_receiver AND app_key IN (:app_key, '*')
 ))
