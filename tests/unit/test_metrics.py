@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +85,19 @@ def test_mask_digits_hides_phone_like_runs() -> None:
     """A driver's message keeps its words; numbers of seven digits or more are masked."""
     text = "duplicate key (+8613888888888, 13912345678) in table 42 port 5432"
     assert "duplicate key (138****8888, 139****5678) in table 42 port 5432" == mask_digits(text)
+
+
+def test_the_grafana_dashboard_uses_only_exported_metrics() -> None:
+    """Every metric the dashboard in docs/ queries is one /metrics exports."""
+    dashboard = Path(__file__).parents[2] / "docs" / "grafana" / "iwork-mc.json"
+    panels = json.loads(dashboard.read_text(encoding="utf-8"))["panels"]
+    queried = {
+        re.sub(r"_(total|bucket|sum|count)$", "", name)
+        for panel in panels
+        for target in panel.get("targets", [])
+        for name in re.findall(r"iwork_mc_\w+", target["expr"])
+    }
+    snapshot = QueueSnapshot(by_status_channel={}, due=0, oldest_due_at_ms=None)
+    exported = set(families(metrics.exposition(snapshot, now_ms=0)))
+    assert len(queried) >= 10
+    assert set() == queried - exported
