@@ -42,6 +42,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:  # the store counts its commits here: no import cycle at run time
+    from iwork_mc.segments import ReceiptOutcome
     from iwork_mc.store.base import QueueSnapshot
 
 __all__ = [
@@ -53,9 +54,12 @@ __all__ = [
     "DELIVERY_STEPS",
     "GROUP_COMMIT_JOBS",
     "GROUP_COMMIT_SECONDS",
+    "RECEIPTS",
+    "RECEIPT_SECONDS",
     "SMPP_EVENTS",
     "SMPP_WINDOW_IN_USE",
     "count_call",
+    "count_receipt",
     "exposition",
     "share_directory",
 ]
@@ -113,12 +117,36 @@ SMPP_WINDOW_IN_USE = Gauge(
     ["channel"],
     multiprocess_mode="livesum",
 )
+#: Receipts by channel: matched (the first for its segment), duplicate, unmatched.
+RECEIPTS = Counter(
+    "iwork_mc_receipts",
+    "Delivery receipts recorded, by channel and result",
+    ["channel", "result"],
+)
+RECEIPT_SECONDS = Histogram(
+    "iwork_mc_receipt_seconds",
+    "Time from a segment's submission (or interim receipt) to its receipt, by channel",
+    ["channel"],
+    buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400),
+)
 #: Status callbacks: delivered, retry (will be sent again), given_up.
 CALLBACKS = Counter(
     "iwork_mc_callbacks",
     "Status callback attempts by outcome",
     ["outcome"],
 )
+
+
+def count_receipt(channel: str, outcome: ReceiptOutcome, now_ms: int) -> None:
+    """Count one recorded receipt, and its latency when it is the first for its segment."""
+    if not outcome.matched:
+        RECEIPTS.labels(channel, "unmatched").inc()
+    elif outcome.duplicate:
+        RECEIPTS.labels(channel, "duplicate").inc()
+    else:
+        RECEIPTS.labels(channel, "matched").inc()
+        if outcome.since_ms is not None:
+            RECEIPT_SECONDS.labels(channel).observe(max(0, now_ms - outcome.since_ms) / 1000)
 
 
 def count_call(method: str, code: str, seconds: float) -> None:

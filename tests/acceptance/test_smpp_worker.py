@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from iwork_mc.apps import App
 from iwork_mc.events import MobileReceiverMessageEvent
@@ -177,6 +178,14 @@ async def test_run_on_smpp_reports_sessions_and_delivers(tmp_path: Path) -> None
                 metrics = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
             assert 'iwork_mc_smpp_events_total{channel="smpp",event="submitted"} 1.0' in metrics
             assert 'iwork_mc_smpp_events_total{channel="smpp",event="receipts"} 1.0' in metrics
+            # A receipt faster than the recording of its submit is kept as unmatched first.
+            receipts = [
+                (sample.labels["result"], sample.value)
+                for family in text_string_to_metric_families(metrics)
+                for sample in family.samples
+                if sample.name == "iwork_mc_receipts_total" and sample.value
+            ]
+            assert receipts in ([("matched", 1.0)], [("unmatched", 1.0)])
             assert ["iwork-action: name: 张三 http://www.aaa.com"] == smsc.messages("8613888888888")
         finally:
             process.send_signal(signal.SIGTERM)

@@ -61,7 +61,7 @@ from typing import Any, TextIO
 
 import structlog
 
-from iwork_mc import tracing
+from iwork_mc import metrics, tracing
 from iwork_mc.channels.base import (
     Delivered,
     InDoubt,
@@ -293,19 +293,21 @@ class SandboxChannel:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._closing.wait(), timeout=self.receipt_delay_s)
         for state, error in receipts:
+            now_ms = self._now_ms()
             try:
                 outcome = await store.apply_receipt(
                     channel=self.name,
                     carrier_id=ref,
                     state=state,
                     error=error,
-                    now_ms=self._now_ms(),
+                    now_ms=now_ms,
                     detail={"source": "sandbox", "stat": state.value},
                 )
             except StoreError as exc:
-                outcome_log = {"carrier_id": ref, "state": state.value}
-                outage.log_failure(log, "sandbox_receipt_not_stored", exc, **outcome_log)
+                fields = {"carrier_id": ref, "state": state.value}
+                outage.log_failure(log, "sandbox_receipt_not_stored", exc, **fields)
                 continue
+            metrics.count_receipt(self.name, outcome, now_ms)
             await tracing.receipt(store, self.name, outcome, state.value)
 
     async def _deliver(self, message: Message, text: str, ref: str, *, outcome: str) -> None:

@@ -542,13 +542,14 @@ class SMPPChannel:
             # A mobile-originated message: not handled yet, acknowledged so it is not resent.
             log.info("smpp_mo_ignored", source=mask_phone(deliver.source_addr))
             return smpp.CommandStatus.ESME_ROK
+        now_ms = self._now_ms()
         try:
             outcome = await self.store.apply_receipt(
                 channel=self.name,
                 carrier_id=receipt.message_id,
                 state=_RECEIPT_STATES.get(receipt.state, SegmentState.UNKNOWN),
                 error=receipt.error or None,
-                now_ms=self._now_ms(),
+                now_ms=now_ms,
                 detail={"stat": receipt.state.name, "err": receipt.error},
             )
         except StoreError as exc:
@@ -556,6 +557,7 @@ class SMPPChannel:
             # Temporary application error: the SMSC keeps the receipt and retries.
             return smpp.CommandStatus.ESME_RX_T_APPN
         self._count("receipts")
+        metrics.count_receipt(self.name, outcome, now_ms)
         await tracing.receipt(self.store, self.name, outcome, receipt.state.name)
         if not outcome.matched:
             self._count("unmatched_receipts")

@@ -692,7 +692,10 @@ async def _apply_receipt(
     entry = rows.receipt_detail(segment, state=state, error=error, detail=detail)
     await _note(conn, message_id, now_ms=now_ms, kind="receipt", detail=entry)
     concluded = await _conclude(conn, message_id, status, now_ms)
-    return ReceiptOutcome(matched=True, message_id=message_id, message_status=concluded)
+    return ReceiptOutcome(
+        matched=True, message_id=message_id, message_status=concluded,
+        since_ms=segment.updated_at_ms,
+    )  # fmt: skip
 
 
 async def _conclude(

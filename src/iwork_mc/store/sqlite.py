@@ -906,7 +906,9 @@ def _apply_receipt(
     entry = rows.receipt_detail(segment, state=state, error=error, detail=detail)
     _note(conn, message_id, now_ms=now_ms, kind="receipt", detail=entry)
     status = _conclude(conn, message_id, now_ms)
-    return ReceiptOutcome(matched=True, message_id=message_id, message_status=status)
+    return ReceiptOutcome(
+        matched=True, message_id=message_id, message_status=status, since_ms=segment.updated_at_ms
+    )
 
 
 def _segment(conn: sqlite3.Connection, key: Mapping[str, Any]) -> Segment:
