@@ -8,9 +8,11 @@ traceback) per call.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
@@ -19,6 +21,7 @@ import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
 from iwork_mc.config import Settings
+from iwork_mc.store import StoreUnavailable, create_store
 
 from servers import GatewayThread
 from topcalls import event_json, java_layout, signed
@@ -100,3 +103,72 @@ def test_a_store_outage_logs_one_warning_with_its_cause(tmp_path: Path) -> None:
     assert not any("exc_info" in entry or "exception" in entry for entry in logs)
     assert 1 == sum(entry["event"] == "store_recovered" for entry in logs)
     assert "13912345678" not in repr(logs)
+
+
+class TCPProxy:
+    """A loopback TCP forwarder to PostgreSQL that a test can take down and bring back."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def up(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def down(self) -> None:
+        """Refuse new connections and cut the open ones."""
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.close()
+        await self._server.wait_closed()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self._writers |= {writer, up_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers -= {writer, up_writer}
+
+
+@pytest.mark.postgres
+async def test_a_postgres_outage_is_logged_once_with_its_cause(pg_url: str) -> None:
+    """PostgreSQL unreachable for several calls: one store_unavailable with the cause, then
+    store_recovered once it answers again; no traceback."""
+    parts = urlsplit(pg_url)
+    proxy = TCPProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    await proxy.up()
+    netloc = parts.netloc.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{proxy.port}")
+    store = create_store(urlunsplit(parts._replace(netloc=netloc)), timeout=0.3)
+    await store.open()
+    try:
+        await store.migrate()
+        with structlog.testing.capture_logs() as logs:
+            await proxy.down()
+            for _ in range(3):
+                with pytest.raises(StoreUnavailable):
+                    await store.get_app("12345678")
+            await proxy.up()
+            assert None is await store.get_app("12345678")
+    finally:
+        await store.close()
+        await proxy.down()
+    warnings = [entry for entry in logs if entry["log_level"] in ("warning", "error")]
+    assert ["store_unavailable"] == [entry["event"] for entry in warnings]
+    assert "postgres" == warnings[0]["backend"]
+    assert "PostgreSQL" in warnings[0]["reason"]
+    assert 1 == sum(entry["event"] == "store_recovered" for entry in logs)
+    assert not any("exc_info" in entry or "exception" in entry for entry in logs)
