@@ -6,7 +6,9 @@ scrape adds them all up, so the counters are the same from either one.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -76,6 +78,21 @@ def test_counters_move_across_two_gateways_and_a_worker(
     servers.append(gateway)
     gateway.wait_ready()
     assert not stale.exists()
+    gateway_children = children_of(gateway.process.pid)
+    try:
+        check_counters(tmp_path, app, gateway, gateway_children, servers)
+    finally:
+        # A failing test must not leave the gateway's children behind its killed parent.
+        for pid in gateway_children:
+            with contextlib.suppress(OSError):
+                if b"iwork_mc" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGKILL)
+
+
+def check_counters(
+    tmp_path: Path, app: Mapping[str, str], gateway: Server, gateway_children: list[int],
+    servers: list[Server],
+) -> None:  # fmt: skip
     before = scrape(gateway)
 
     keys = [f"m-{n}" for n in range(len(DELIVERABLE))]
@@ -118,8 +135,8 @@ def test_counters_move_across_two_gateways_and_a_worker(
     # Each gateway process reports every process's counters, not only its own.
     for name in (calls, steps):
         assert total(after, name) == total(again, name)
-    owners = {int(f.stem.rpartition("_")[2]) for f in metrics_dir.glob("*_*.db")}
-    assert {worker.process.pid, *children_of(gateway.process.pid)} <= owners
+    owners = {int(f.stem.rpartition("_")[2]) for f in (tmp_path / "metrics").glob("*_*.db")}
+    assert {worker.process.pid, *gateway_children} <= owners
 
     # A request uvicorn itself refuses is logged by uvicorn: as JSON too.
     with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as raw:
