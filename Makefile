@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 IWORK_MC_TEST_PG_DSN ?= postgresql://postgres@127.0.0.1:5432/test
 export IWORK_MC_TEST_PG_DSN
 
-.PHONY: install run test lint typecheck unit bench bench-quick bench-deps clean
+.PHONY: install run test test-ha lint typecheck unit bench bench-quick bench-deps clean
 
 install: $(VENV)/.installed
 
@@ -16,6 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# Another port or address: IWORK_MC_PORT=8081 make run (IWORK_MC_HOST for the address).
 run: install
 	$(BIN)/iwork-mc db upgrade
 	$(BIN)/iwork-mc run --dev-app
@@ -29,6 +30,11 @@ typecheck: install
 
 test: install lint typecheck
 	$(BIN)/pytest
+
+# The HA tier on a real pg_auto_failover cluster: switchover and node crash under load
+# (installs pg_auto_failover with apt-get where missing; `make test` runs the switchover only).
+test-ha: install
+	$(BIN)/pytest tests/ha -m ha -s
 
 unit: install
 	$(BIN)/pytest tests/unit -q

@@ -51,7 +51,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def _listen(host: str, port: int) -> socket.socket:
-    # As iwork_mc.cli._listen: each process binds the same port, the kernel spreads connections.
+    # As iwork_mc.cli.server.listen: each process binds the port, the kernel spreads connections.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -61,7 +61,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def serve(host: str, port: int, *, reuse_port: bool = False) -> None:
-    """Serve :func:`app` with uvicorn configured as ``iwork_mc.cli._server`` configures it."""
+    """Serve :func:`app` with uvicorn configured as ``iwork_mc.cli.server`` configures it."""
     import uvicorn
 
     config = uvicorn.Config(

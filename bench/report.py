@@ -433,7 +433,8 @@ def _drain_section(results: dict[str, Any]) -> list[str]:
         f"(worker concurrency 64) for {results['plan']['drain_s']:g} s: messages leaving "
         "`queued` per second (the sandbox appends and fsyncs one line per message; SMPP "
         "submits to the FakeSMSC with a window of 10 on one bind per worker, and the receipts "
-        "come back on the same bind).",
+        "come back on the same bind; the webhook channel POSTs each message, signed, to a "
+        "local uvicorn receiver that verifies every signature).",
         "",
     ]
     rows = []
@@ -552,7 +553,7 @@ def _overload_section(results: dict[str, Any]) -> list[str]:
     return [
         "## Overload",
         "",
-        f"`IWORK_MC_APP_RATE_LIMIT={r['rate_limit']:g}` on one gateway process (SQLite): "
+        f"`iwork-mc apps set-rate --rate {r['rate_limit']:g}` on one gateway process (SQLite): "
         f"{results['plan'].get('limit_share', 0.8):.0%} of the sustainable rate, the "
         f"1-process accept rate at c{results['plan']['main_level']} "
         f"({_rate(r['sustainable'])}/s). Then {r['concurrency']} connections, each pausing "

@@ -57,6 +57,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 from accept import CLI, ROOT, SEED  # noqa: E402
+from drain import WebhookReceiver  # noqa: E402
 
 from iwork_mc.apps import App  # noqa: E402
 from iwork_mc.store import create_store  # noqa: E402
@@ -67,6 +68,11 @@ T = TypeVar("T")
 
 REPLAY = BENCH / "replay.lua"
 APP_KEY = "20250001"
+#: The overload run's burst (the app's rate is a share of the sustainable rate).
+OVERLOAD_BURST = 100
+#: The bench app's own flow control (rate, burst): far above anything measured, set
+#: explicitly so that the default per-app rate never throttles a benchmark.
+BENCH_RATE = (1_000_000.0, 1_000_000)
 SECRET = "benchbenchbenchbenchbenchbench00"
 SMSC_ID = SMSC_PASSWORD = "bench"
 PG_DSN = (
@@ -96,6 +102,7 @@ class Plan:
     drain_s: float = 5.0
     pg_drain: bool = True
     smpp_drain: bool = True
+    webhook_drain: bool = True
     e2e_s: int = 5
     kannel: bool = True
     overload_s: int = 20
@@ -546,7 +553,9 @@ def with_search_path(dsn: str, schema: str) -> str:
 class Database:
     """A fresh store for one configuration: a SQLite file, or a PostgreSQL schema."""
 
-    def __init__(self, kind: str, workdir: Path, name: str) -> None:
+    def __init__(
+        self, kind: str, workdir: Path, name: str, *, rate: tuple[float, int] = BENCH_RATE
+    ) -> None:
         self.kind = kind
         self.data_dir = workdir / name
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -563,7 +572,7 @@ class Database:
             self.url = with_search_path(PG_DSN, self.schema)
         self.upgrade_command = [*CLI, "--database-url", self.url, "db", "upgrade"]
         subprocess.run(self.upgrade_command, check=True, capture_output=True, env=self.env())
-        asyncio.run(_insert_app(self.url))
+        asyncio.run(_insert_app(self.url, rate))
 
     def env(self, **settings: Any) -> dict[str, str]:
         """The environment of an iwork-mc process on this store, with ``settings`` as IWORK_MC_*."""
@@ -611,7 +620,7 @@ class Database:
                 admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(self.schema)))
 
 
-async def _insert_app(url: str) -> None:
+async def _insert_app(url: str, rate: tuple[float, int]) -> None:
     store = create_store(url)
     await store.open()
     try:
@@ -622,6 +631,8 @@ async def _insert_app(url: str) -> None:
                 secret=SECRET,
                 enabled=True,
                 created_at_ms=int(time.time() * 1000),
+                rate_limit=rate[0],
+                rate_burst=rate[1],
             )
         )
     finally:
@@ -860,12 +871,19 @@ class Bench:
                 self.check_stored(db, tag, r, f"accept {kind} {processes}p c{level}")
         return db
 
-    def drain(self, db: Database, workers: int, channel: str, smsc: SMSCThread | None) -> None:
+    def drain(
+        self, db: Database, workers: int, channel: str, smsc: SMSCThread | None,
+        receiver: WebhookReceiver | None = None,
+    ) -> None:  # fmt: skip
         """Messages handed to the channel per second by ``workers`` worker processes."""
         settings: dict[str, Any] = {"worker_concurrency": 64, "poll_interval_s": 0.05}
         if channel == "smpp":
             assert smsc is not None
             settings = smpp_settings(smsc.smsc.port)
+        if channel == "webhook":
+            assert receiver is not None  # a local receiver that verifies every signature
+            hook = {"kind": "webhook", "url": receiver.url, "secret": receiver.secret}
+            settings["channels"] = json.dumps({"hook": hook})
         env = db.env(**settings)
         command = self.iwork("worker")
         self.command(f"drain, {channel}", command, env)
@@ -1050,10 +1068,10 @@ class Bench:
 
     def overload(self, sustainable: float) -> None:
         """Flow control at about the sustainable rate, driven at twice that for overload_s."""
-        db = Database("sqlite", self.workdir, "overload")
         limit = max(50, int(round(sustainable * self.plan.limit_share, -1)))
+        db = Database("sqlite", self.workdir, "overload", rate=(limit, OVERLOAD_BURST))
         port = free_port()
-        env = db.env(app_rate_limit=limit)
+        env = db.env()
         command = self.iwork("serve", "--port", str(port))
         self.command("overload", command, env)
         concurrency, seconds = 256, self.plan.overload_s
@@ -1160,6 +1178,12 @@ class Bench:
             if plan.drains and plan.smpp_drain and sqlite_n is not None:
                 self.drain(sqlite_n, 1, "smpp", smsc)
                 self.drain(sqlite_n, n, "smpp", smsc)
+            if plan.drains and plan.webhook_drain and sqlite_n is not None:
+                receiver = WebhookReceiver()
+                try:
+                    self.drain(sqlite_n, 1, "webhook", None, receiver)
+                finally:
+                    receiver.close()
             if plan.postgres:
                 self.postgres(smsc)
             self.log("end to end through SMPP")

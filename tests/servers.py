@@ -15,6 +15,7 @@ import uvicorn
 from iwork_mc.apps import App, new_app_key, new_secret
 from iwork_mc.config import Settings
 from iwork_mc.gateway.app import create_app
+from iwork_mc.gateway.server import HttpImplementation, server_config
 from iwork_mc.store import create_store
 from iwork_mc.store.base import Store
 
@@ -22,10 +23,11 @@ T = TypeVar("T")
 
 
 class GatewayThread:
-    """``create_app`` served by uvicorn on its own loop and thread, with a migrated store."""
+    """``create_app`` served as the CLI serves it, on its own loop and thread, with a migrated store."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, http: HttpImplementation = "httptools") -> None:
         self.settings = settings
+        self.http = http
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
@@ -61,11 +63,8 @@ class GatewayThread:
             )
             await self.store.open()
             await self.store.migrate()
-            config = uvicorn.Config(
-                create_app(self.settings, self.store),
-                lifespan="off",
-                access_log=False,
-                log_level="warning",
+            config = server_config(
+                create_app(self.settings, self.store), self.settings, implementation=self.http
             )
             self._server = uvicorn.Server(config)
         except BaseException as exc:

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 
-__all__ = ["App", "new_app_key", "new_secret"]
+__all__ = ["MAX_APP_KEY_LENGTH", "App", "is_app_key_shaped", "new_app_key", "new_secret"]
+
+#: The longest app_key any app can have.  TOP's keys are 8 digits and ours are
+#: made the same way; the margin lets keys imported from elsewhere fit.
+MAX_APP_KEY_LENGTH = 64
+_APP_KEY_SHAPE = re.compile(rf"[0-9A-Za-z_.\-]{{1,{MAX_APP_KEY_LENGTH}}}")
+
+
+def is_app_key_shaped(app_key: str) -> bool:
+    """Whether ``app_key`` could name an app: 1 to 64 letters, digits, ``_``, ``.`` or ``-``.
+
+    A key of any other shape cannot exist, so callers answer "no such app"
+    without asking the store (or filling a cache) for it.
+    """
+    return _APP_KEY_SHAPE.fullmatch(app_key) is not None
 
 
 def new_app_key() -> str:
@@ -30,6 +45,11 @@ class App:
     previous_secret_expires_at_ms: int | None = None
     #: Where each status change of the app's messages is POSTed (signed); None: nowhere.
     callback_url: str | None = None
+    #: Calls per second this app may make, over every gateway process (0: no limit);
+    #: None: the ``app_rate_limit`` setting.
+    rate_limit: float | None = None
+    #: Calls it may burst above its rate; None: the ``app_rate_burst`` setting.
+    rate_burst: int | None = None
 
     def valid_secrets(self, now_ms: int) -> tuple[str, ...]:
         """The secrets a signature may be made with at ``now_ms``, current first."""

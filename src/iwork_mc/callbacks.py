@@ -247,11 +247,7 @@ def next_retry_at_ms(
     A receiver's ``Retry-After`` (on 429 or 503) can push the next try later,
     never earlier, and never past the policy's longest delay.
     """
-    at_ms = policy.next_attempt_at_ms(attempts, now_ms, rng)
-    if at_ms is None or retry_after_s is None:
-        return at_ms
-    asked_ms = now_ms + int(min(retry_after_s, policy.max_delay_s) * 1000)
-    return max(at_ms, asked_ms)
+    return policy.next_attempt_at_ms(attempts, now_ms, rng, retry_after_s=retry_after_s)
 
 
 def check_callback_url(url: str, allow: AllowList | None = None) -> str:

@@ -21,6 +21,7 @@ from iwork_mc.messages import NewMessage, Rejection
 from iwork_mc.policies import AcceptChecks, CapRule, QuietHours, is_urgent, parse_limits
 from iwork_mc.routing import NO_ROUTE, Route, choose_route
 from iwork_mc.smpp import Encoding, SplitMethod, sms_encoding
+from iwork_mc.template_sandbox import Limits
 from iwork_mc.templates import RENDER_FAILED, Renderer, RenderError, Template, select_template
 from iwork_mc.templates import text_digest as digest
 
@@ -51,7 +52,9 @@ class AcceptRules:
     @classmethod
     def from_settings(cls, settings: Settings) -> AcceptRules:
         return cls(
-            renderer=Renderer(settings.timezone),
+            renderer=Renderer(
+                settings.timezone, limits=Limits(seconds=settings.template_render_timeout_s)
+            ),
             default_template=settings.default_template,
             max_segments=settings.max_segments,
             long_messages=settings.smpp.long_messages,
@@ -82,14 +85,19 @@ class Composed:
 
 
 def render_text(
-    rules: AcceptRules, body: str, event: MobileReceiverMessageEvent
+    rules: AcceptRules,
+    body: str,
+    event: MobileReceiverMessageEvent,
+    *,
+    trial_seconds: float | None = None,
 ) -> Rendered | Rejection:
     """``body`` rendered for ``event`` and measured, or why it cannot be rendered.
 
     The one step the accept path and both dry runs (CLI and REST) share.
+    ``trial_seconds``: see :meth:`Renderer.render` (raises ``RenderTooSlow``).
     """
     try:
-        text = rules.renderer.render(body, event)
+        text = rules.renderer.render(body, event, trial_seconds=trial_seconds)
     except RenderError as exc:
         return Rejection(code=RENDER_FAILED, reason=str(exc))
     encoding = sms_encoding(text, method=rules.long_messages)
@@ -110,10 +118,12 @@ def compose(
     now_ms: int,
     *,
     request_id: str,
+    trial_seconds: float | None = None,
 ) -> Composed | Rejection:
     template = select_template(templates, app_key, event)
     name = template.name if template else ""
-    rendered = render_text(rules, template.body if template else rules.default_template, event)
+    body = template.body if template else rules.default_template
+    rendered = render_text(rules, body, event, trial_seconds=trial_seconds)
     if isinstance(rendered, Rendered) and rendered.problem is not None:
         return rendered.problem
     if isinstance(rendered, Rejection):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
+from iwork_mc import audit
 from iwork_mc.apps import App, new_app_key, new_secret
 from iwork_mc.client import MobileReceiverMessageEvent
 from iwork_mc.store.base import AppExists, Store
@@ -53,7 +54,10 @@ async def ensure_dev_app(store: Store, data_dir: Path, now_ms: int) -> DevApp:
             created_at_ms=now_ms,
         )  # fmt: skip
         try:
-            await store.insert_app(app)
+            record = audit.app_created(
+                audit.operator_actor(), now_ms, app_key=app.app_key, name=app.name
+            )
+            await store.insert_app(app, audit=record)
             break
         except AppExists:
             continue
@@ -65,9 +69,12 @@ def load_saved(path: Path) -> tuple[str, str] | None:
     """The (app_key, secret) recorded by :func:`ensure_dev_app`, if any."""
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
+        return str(saved["app_key"]), str(saved["secret"])
     except FileNotFoundError:
         return None
-    return saved["app_key"], saved["secret"]
+    except (OSError, ValueError, KeyError, TypeError):
+        # Unreadable or edited by hand: as if there were none (`make run` writes a new one).
+        return None
 
 
 def _save(path: Path, app_key: str, secret: str) -> None:

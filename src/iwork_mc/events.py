@@ -41,6 +41,7 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 # A lone surrogate can only enter json_data as a \uD800-\uDFFF escape (the text
 # itself came from UTF-8); only texts with such an escape need the full check.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_NUL_ESCAPE = re.compile(r"\\u0000")
 
 
 class EventFieldError(ValueError):
@@ -206,6 +207,9 @@ def _json_object_text(
         raise EventFieldError(field, "is not valid JSON") from None
     if not isinstance(parsed, dict):
         raise EventFieldError(field, "must be a JSON object")
+    if _NUL_ESCAPE.search(text) and _holds_nul(parsed):
+        # A NUL can reach the message text through a template; no store keeps one.
+        raise EventFieldError(field, "must not contain NUL characters (\\u0000)")
     if _SURROGATE_ESCAPE.search(text):
         try:
             # Escaped lone surrogates parse, but could never be stored or sent as UTF-8.
@@ -213,6 +217,22 @@ def _json_object_text(
         except UnicodeEncodeError:
             raise EventFieldError(field, "must not contain lone surrogates") from None
     return text, parsed
+
+
+def _holds_nul(parsed: dict[str, Any]) -> bool:
+    """Whether any key or string value, at any depth, holds a NUL character."""
+    pending: list[Any] = [parsed]
+    while pending:  # a loop, not recursion: nesting is as deep as json.loads allowed
+        value = pending.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return True
+        elif isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
 
 
 def _reject_constant(name: str) -> Any:

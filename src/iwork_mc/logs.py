@@ -15,9 +15,11 @@ import structlog
 
 __all__ = ["LIBRARY_LEVELS", "configure_logging"]
 
-#: The least level logged for these libraries' own loggers.  The store reports
-#: an outage once, with its cause; psycopg's pool would add a line per retry.
-LIBRARY_LEVELS = {"psycopg": logging.ERROR}
+#: The least level logged for these libraries' own loggers: the one policy for them.
+#: The store reports an outage once, with its cause (store_unavailable, then
+#: store_recovered); psycopg's pool warns on every failed connect, several times a
+#: second while PostgreSQL is down (it retries without backoff).
+LIBRARY_LEVELS = {"psycopg": logging.ERROR, "psycopg.pool": logging.ERROR}
 
 
 def configure_logging(log_format: str = "console", level: str = "info") -> None:

@@ -26,6 +26,7 @@ from iwork_mc.events import MobileReceiverMessageEvent
 
 __all__ = [
     "FINAL_STATUSES",
+    "MAX_ID",
     "REQUEUE_FROM",
     "TRANSITIONS",
     "AcceptOutcome",
@@ -41,6 +42,9 @@ __all__ = [
     "check_transition",
     "parse_instant",
 ]
+
+#: The largest message id: both stores keep ids as signed 64-bit integers.
+MAX_ID = 2**63 - 1
 
 
 class MessageStatus(StrEnum):
@@ -184,6 +188,8 @@ class Message:
     receiver_opted_out: bool = False
     #: The W3C traceparent stored at accept time; ``""``: not traced.
     trace_parent: str = ""
+    #: When retention redacted its personal data (see retention.py); ``None``: not redacted.
+    redacted_at_ms: int | None = None
 
     @property
     def msg_key(self) -> str:

@@ -105,7 +105,7 @@ DELIVERY_STEPS = Counter(
     ["channel", "kind"],
 )
 #: SMPP session events: submitted, throttled, in_doubt, receipts, unmatched_receipts,
-#: duplicate_receipts, possible_duplicates.
+#: duplicate_receipts, possible_duplicates, late_answers, duplicates.
 SMPP_EVENTS = Counter(
     "iwork_mc_smpp_events",
     "SMPP submits, throttles, in-doubt submits and receipts, by channel",

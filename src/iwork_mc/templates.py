@@ -23,8 +23,11 @@ Filter ``plain``: strings as they are, other values as compact JSON.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,10 +36,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from iwork_mc.events import MobileReceiverMessageEvent
+from iwork_mc.template_sandbox import (
+    LIMITS,
+    BoundedSandbox,
+    BudgetExceeded,
+    DeadlineExceeded,
+    Limits,
+    TemplateLimitError,
+    budget,
+)
 
 __all__ = [
     "DEFAULT_TEMPLATE",
@@ -45,9 +55,11 @@ __all__ = [
     "NAME_PATTERN",
     "RENDER_FAILED",
     "RenderError",
+    "RenderTooSlow",
     "Renderer",
     "Template",
     "TemplateError",
+    "TemplateTooComplex",
     "default_text",
     "select_template",
     "text_digest",
@@ -58,7 +70,7 @@ RENDER_FAILED = "TEMPLATE_RENDER_FAILED"
 #: What a template may be called: a letter or digit, then up to 63 of ``A-Za-z0-9._-``.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 #: The longest template text, and the longest ``limits`` text.
-MAX_BODY = 8192
+MAX_BODY = LIMITS.source
 MAX_LIMITS = 200
 
 #: What an event with no matching template reads like:
@@ -73,6 +85,16 @@ DEFAULT_TEMPLATE = (
 
 class TemplateError(ValueError):
     """A template text that is not valid Jinja2; the message gives the line."""
+
+
+class TemplateTooComplex(TemplateError):
+    """A template refused because it cannot be bounded: too long, nested too deeply,
+    include/import/extends, a recursive loop (see :mod:`iwork_mc.template_sandbox`)."""
+
+
+class RenderTooSlow(Exception):
+    """A trial render (see :meth:`Renderer.render`) did not finish in its short time:
+    render again with the full time limit, off the event loop."""
 
 
 class RenderError(ValueError):
@@ -127,57 +149,45 @@ def _plain(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-#: The longest string or list a template may build with ``*`` (an SMS is far shorter).
-_MAX_REPEAT = 10_000
-
-
-class _BoundedSandbox(ImmutableSandboxedEnvironment):
-    """Jinja2's immutable sandbox (a template can change nothing, not even the event's
-    data), plus bounds on ``*`` and ``**``, which the sandbox leaves unbounded.
-
-    Templates come from apps through the REST API too: ``{{ 'a' * 10**9 }}``
-    must not take the gateway's memory, nor ``{{ 10**10**10 }}`` its CPU.
-    """
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, int) and abs(right) > 64:
-            raise SecurityError("exponents above 64 are not allowed in templates")
-        if operator == "*":
-            for sequence, count in ((left, right), (right, left)):
-                repeat = isinstance(sequence, str | list | tuple) and isinstance(count, int)
-                if repeat and len(sequence) * count > _MAX_REPEAT:
-                    raise SecurityError(f"a repeat longer than {_MAX_REPEAT} is not allowed")
-        return super().call_binop(context, operator, left, right)
-
-
 class Renderer:
-    """Compiles template texts once (an LRU of ``cache_size``) and renders events."""
+    """Compiles template texts once (an LRU of ``cache_size``) and renders events,
+    each render bounded by ``limits`` (see :mod:`iwork_mc.template_sandbox`)."""
 
-    def __init__(self, zone: str = "Asia/Shanghai", *, cache_size: int = 512) -> None:
+    def __init__(
+        self, zone: str = "Asia/Shanghai", *, cache_size: int = 512, limits: Limits = LIMITS
+    ) -> None:
         self._zone = ZoneInfo(zone)
-        self._env = _BoundedSandbox(
-            undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
-        )
-        self._env.filters["plain"] = _plain
+        self._limits = limits
+        self._env = BoundedSandbox(limits)
+        self._env.add_filter("plain", _plain)
         self._compiled: OrderedDict[str, jinja2.Template] = OrderedDict()
         self._cache_size = cache_size
+        # Renders run on the event loop and in worker threads.
+        self._lock = threading.Lock()
 
     def compile(self, body: str) -> jinja2.Template:
-        """The compiled template; raises :class:`TemplateError` on a syntax error."""
-        compiled = self._compiled.get(body)
-        if compiled is not None:
-            self._compiled.move_to_end(body)
-            return compiled
+        """The compiled template; raises :class:`TemplateError` on a syntax error and
+        :class:`TemplateTooComplex` for what cannot be bounded."""
+        with self._lock:
+            compiled = self._compiled.get(body)
+            if compiled is not None:
+                self._compiled.move_to_end(body)
+                return compiled
         try:
-            compiled = self._env.from_string(body)
+            compiled = self._env.compile_bounded(body)
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"line {exc.lineno}: {exc.message}") from None
-        self._compiled[body] = compiled
-        if len(self._compiled) > self._cache_size:
-            self._compiled.popitem(last=False)
+        except TemplateLimitError as exc:
+            raise TemplateTooComplex(str(exc)) from None
+        with self._lock:
+            self._compiled[body] = compiled
+            if len(self._compiled) > self._cache_size:
+                self._compiled.popitem(last=False)
         return compiled
+
+    @functools.lru_cache(maxsize=4)  # noqa: B019 - a few values, for the renderer's life
+    def _trial_limits(self, seconds: float) -> Limits:
+        return dataclasses.replace(self._limits, seconds=min(seconds, self._limits.seconds))
 
     def variables(self, event: MobileReceiverMessageEvent) -> dict[str, Any]:
         data = event.data()
@@ -195,21 +205,44 @@ class Renderer:
             "event_time_millis": event.event_time_millis,
         }
 
-    def render(self, body: str, event: MobileReceiverMessageEvent) -> str:
-        """The text for ``event``, whitespace-trimmed; raises :class:`RenderError`."""
+    def render(
+        self, body: str, event: MobileReceiverMessageEvent, *, trial_seconds: float | None = None
+    ) -> str:
+        """The text for ``event``, whitespace-trimmed; raises :class:`RenderError`.
+
+        With ``trial_seconds``, a trial: :class:`RenderTooSlow` if ``body`` is not
+        compiled yet or its render takes longer than that, so that an event loop
+        can try inline and hand only slow renders to a thread.
+        """
+        limits = self._limits
+        if trial_seconds is not None:
+            if body not in self._compiled:
+                raise RenderTooSlow
+            limits = self._trial_limits(trial_seconds)
         try:
             compiled = self.compile(body)
         except TemplateError as exc:
             raise RenderError(f"the template is not valid: {exc}") from None
         try:
-            text = compiled.render(self.variables(event)).strip()
+            with budget(limits):
+                text = compiled.render(self.variables(event)).strip()
+        except DeadlineExceeded as exc:
+            if trial_seconds is not None and limits.seconds < self._limits.seconds:
+                raise RenderTooSlow from None
+            raise RenderError(f"the template went over a limit: {exc}") from None
+        except BudgetExceeded as exc:
+            raise RenderError(f"the template went over a limit: {exc}") from None
         except jinja2.UndefinedError as exc:
             raise RenderError(f"the template needs {_undefined_name(exc)}") from None
         except jinja2.TemplateError as exc:
             raise RenderError(f"the template failed: {exc}") from None
-        except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
+        except (ArithmeticError, AttributeError, LookupError, TypeError, ValueError) as exc:
             # Errors of the template's own logic, e.g. {{ count / 0 }}.
             raise RenderError(f"the template failed: {type(exc).__name__}: {exc}") from None
+        except RecursionError:
+            raise RenderError("the template's calls nest too deeply") from None
+        except MemoryError:
+            raise RenderError("the template needs too much memory") from None
         if not text:
             raise RenderError("the template rendered an empty text")
         return text

@@ -15,6 +15,12 @@ opted out since the message was accepted gets nothing (``rejected``).  The
 message's route (routing.py) names its channels in order; retries are counted
 per channel, and a permanent failure or retries run out on one channel fall
 back to the next, each step written to the timeline.
+
+Two channel answers are not plain failures.  ``Unavailable`` (nothing could be
+tried: no SMPP session bound) gives the message back without counting the
+attempt, so an outage only delays it (up to its validity).  ``InDoubt`` (sent,
+never answered) counts as an attempt; with none left the message is
+``submitted`` and the copies already out decide it by their receipts.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -38,17 +44,19 @@ from iwork_mc.channels.base import (
     PermanentChannelError,
     SendResult,
     TransientChannelError,
+    Unavailable,
 )
 from iwork_mc.messages import Message, MessageStatus
 from iwork_mc.policies import QuietHours
 from iwork_mc.privacy import mask_digits, mask_phone
+from iwork_mc.retention import EndedSelection, RetentionPolicy
 from iwork_mc.retry import RetryPolicy
 from iwork_mc.routing import DEFAULT_ROUTE, Route, choose_route
 from iwork_mc.store import outage
-from iwork_mc.store.base import Store, StoreError
+from iwork_mc.store.base import Store, StoreError, StoreUnavailable
 from iwork_mc.templates import default_text
 
-__all__ = ["Worker", "default_worker_id"]
+__all__ = ["STORE_RETRY_S", "Worker", "default_worker_id"]
 
 log = structlog.get_logger("iwork_mc.worker")
 
@@ -62,6 +70,11 @@ _STEP_LOG_LEVELS = {
     "retry_scheduled": logging.INFO,
     "rejected": logging.INFO,
 }
+
+#: How long the worker pauses after the store failed before it claims again.
+STORE_RETRY_S = 0.5
+#: Part of the lease during which a result is still recorded through a store outage.
+LEASE_MARGIN = 0.8
 
 
 def default_worker_id() -> str:
@@ -83,6 +96,7 @@ class Worker:
         receipt_wait_ms: int = 3_600_000,
         sweep_interval: float = 30.0,
         quiet: QuietHours | None = None,
+        retention: RetentionPolicy | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
@@ -102,8 +116,12 @@ class Worker:
         self.sweep_interval = sweep_interval
         #: Retries of non-urgent messages that fall in quiet hours wait for their end.
         self.quiet = quiet
+        #: What the periodic sweep redacts and deletes; ``None``: nothing.
+        self.retention = retention
         self._clock = clock
         self._rng = rng or random.Random()
+        #: When each message in hand must have its result recorded by (monotonic seconds).
+        self._lease_ends: dict[int, float] = {}
 
     async def open_channels(self) -> None:
         for channel in self.channels.values():
@@ -159,15 +177,16 @@ class Worker:
             elif error is not None:
                 log.error("delivery_crashed", error=type(error).__name__)
 
-        failures = 0
+        store_failed = False
         next_sweep = 0.0
         while not stop.is_set():
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + self.sweep_interval
                 try:
                     await self.expire_overdue()
+                    await self.apply_retention()
                 except StoreError as exc:
-                    outage.log_failure(log, "expiry_sweep_failed", exc, worker_id=self.worker_id)
+                    outage.log_failure(log, "sweep_failed", exc, worker_id=self.worker_id)
             slot_freed.clear()  # before counting, so a finish from here on is not missed
             free = self.concurrency - len(in_flight)
             claimed: list[Message] = []
@@ -179,9 +198,9 @@ class Worker:
                         worker_id=self.worker_id, now_ms=self._now_ms(),
                         lease_ms=self.lease_ms, limit=free,
                     )  # fmt: skip
-                    failures = 0
+                    store_failed = False
                 except StoreError as exc:
-                    failures += 1
+                    store_failed = True
                     outage.log_failure(log, "claim_failed", exc, worker_id=self.worker_id)
             for message in claimed:
                 task = asyncio.create_task(self._deliver(message))
@@ -189,7 +208,10 @@ class Worker:
                 task.add_done_callback(finished)
             if claimed and len(claimed) == free:
                 continue  # more may be due: claim again as soon as a slot frees
-            pause = self.poll_interval if failures == 0 else min(30.0, 2.0**failures)
+            # No growing backoff after a store failure: each failed claim already
+            # waited up to the store's timeout, and delivery must resume within a
+            # second of the database's return.
+            pause = max(self.poll_interval, STORE_RETRY_S) if store_failed else self.poll_interval
             waiters = [asyncio.ensure_future(stop.wait())]
             if in_flight:
                 waiters.append(asyncio.ensure_future(slot_freed.wait()))
@@ -229,7 +251,59 @@ class Worker:
             log.warning("receipts_overdue", worker_id=self.worker_id, expired=expired)
         return expired
 
+    async def apply_retention(self, max_batches: int = 20) -> tuple[int, int]:
+        """Redact, then delete, what the retention policy says is due; ``(redacted, deleted)``.
+
+        Each batch is one bounded transaction; at most ``max_batches`` of each
+        per sweep, so a large backlog is worked off over several sweeps
+        without starving delivery.  Several workers may sweep at once: a
+        message is redacted or deleted once.
+        """
+        policy = self.retention
+        if policy is None or not policy.active:
+            return 0, 0
+        now_ms = self._now_ms()
+        redacted = deleted = 0
+        redact_before = policy.redact_before_ms(now_ms)
+        if redact_before is not None:
+            for _ in range(max_batches):
+                done = await self.store.redact_ended(
+                    ended_before_ms=redact_before, now_ms=now_ms, limit=policy.batch,
+                    by="retention",
+                )  # fmt: skip
+                redacted += done
+                if done < policy.batch:
+                    break
+        delete_before = policy.delete_before_ms(now_ms)
+        if delete_before is not None:
+            selection = EndedSelection(ended_before_ms=delete_before)
+            for _ in range(max_batches):
+                done = await self.store.delete_ended(selection, limit=policy.batch)
+                deleted += done
+                if done < policy.batch:
+                    break
+            # Receipts that never matched a message name a handset too: they go as old.
+            for _ in range(max_batches):
+                dropped = await self.store.drop_unmatched_receipts(
+                    received_before_ms=delete_before, limit=policy.batch
+                )
+                if dropped < policy.batch:
+                    break
+        if redacted or deleted:
+            log.info("retention_applied", worker_id=self.worker_id, redacted=redacted,
+                     deleted=deleted)  # fmt: skip
+        return redacted, deleted
+
     async def _deliver(self, message: Message) -> None:
+        # Results are recorded through a store outage until shortly before the lease
+        # ends (see _record); past that, another worker may own the message.
+        self._lease_ends[message.id] = time.monotonic() + self.lease_ms / 1000 * LEASE_MARGIN
+        try:
+            await self._deliver_leased(message)
+        finally:
+            self._lease_ends.pop(message.id, None)
+
+    async def _deliver_leased(self, message: Message) -> None:
         if not tracing.enabled():
             await self._attempt(message)
             return
@@ -267,20 +341,56 @@ class Worker:
         except PermanentChannelError as exc:
             await self._fall_back_or_fail(message, route, where, exc.reason)
         except InDoubt as exc:
-            # Not a failure to back off from: the carrier may have it.  Wait long
-            # enough for a late receipt, then send again, marked as such.
-            due_at = self._now_ms() + int(exc.retry_after_s * 1000)
-            await self._record(
-                message, MessageStatus.QUEUED, "in_doubt", where, error=exc.reason, due_at_ms=due_at
-            )
+            await self._in_doubt(message, where, exc)
+        except Unavailable as exc:
+            await self._wait_for_channel(message, where, exc)
         except TransientChannelError as exc:
-            await self._retry_or_fall_back(message, route, where, exc.reason)
+            await self._retry_or_fall_back(
+                message, route, where, exc.reason, retry_after_s=exc.retry_after_s
+            )
         except Exception as exc:
             log.exception("channel_crashed", message_id=message.id, channel=channel.name)
             reason = f"channel error: {type(exc).__name__}"
             await self._retry_or_fall_back(message, route, where, reason)
         else:
             await self._record_result(message, where, result)
+
+    async def _in_doubt(self, message: Message, where: dict[str, Any], exc: InDoubt) -> None:
+        """The carrier may have the message: an attempt like any other, but no failure.
+
+        With attempts left it waits long enough for a late answer or receipt,
+        then the channel resends only what is still in doubt, marked as such.
+        With none left nothing more is sent: the copies already out may arrive,
+        so the message is ``submitted`` and their receipts (or their absence,
+        past the validity) decide it.
+        """
+        now_ms = self._now_ms()
+        if self.retry.next_attempt_at_ms(message.step_attempts, now_ms, self._rng) is None:
+            await self._record(
+                message, MessageStatus.SUBMITTED, "submitted_in_doubt", where,
+                error=f"retries exhausted while in doubt: {exc.reason}",
+            )  # fmt: skip
+            return
+        due_at = now_ms + int(exc.retry_after_s * 1000)
+        await self._record(
+            message, MessageStatus.QUEUED, "in_doubt", where, error=exc.reason, due_at_ms=due_at
+        )
+
+    async def _wait_for_channel(
+        self, message: Message, where: dict[str, Any], exc: Unavailable
+    ) -> None:
+        """Nothing was tried: queue the message again without counting this claim.
+
+        It waits as long as the outage lasts, bounded only by its validity
+        (claimed at its end, it expires then).
+        """
+        due_at = self._now_ms() + int(exc.retry_after_s * 1000)
+        if message.expires_at_ms is not None:
+            due_at = min(due_at, message.expires_at_ms)
+        await self._record(
+            message, MessageStatus.QUEUED, "channel_unavailable", where,
+            error=exc.reason, due_at_ms=due_at, attempt_not_made=True,
+        )  # fmt: skip
 
     async def _record_result(
         self, message: Message, where: dict[str, Any], result: SendResult
@@ -303,10 +413,20 @@ class Worker:
         )
 
     async def _retry_or_fall_back(
-        self, message: Message, route: Route, where: dict[str, Any], reason: str
+        self,
+        message: Message,
+        route: Route,
+        where: dict[str, Any],
+        reason: str,
+        *,
+        retry_after_s: float | None = None,
     ) -> None:
         now_ms = self._now_ms()
-        due_at = self.retry.next_attempt_at_ms(message.step_attempts, now_ms, self._rng)
+        due_at = self.retry.next_attempt_at_ms(
+            message.step_attempts, now_ms, self._rng, retry_after_s=retry_after_s
+        )
+        if retry_after_s is not None:
+            where = {**where, "retry_after_s": retry_after_s}
         if due_at is not None and self.quiet is not None and not message.urgent:
             # A retry that would wake someone at night waits for the morning too.
             quiet_end = self.quiet.deferral(due_at)
@@ -339,6 +459,25 @@ class Worker:
             error=reason, due_at_ms=self._now_ms(), route_step=next_step,
         )  # fmt: skip
 
+    async def _through_outage(
+        self, message: Message, record: Callable[[], Awaitable[bool]]
+    ) -> bool:
+        """``record()``, tried again through a store outage while our lease lasts.
+
+        What the channel answered is known only to this worker: dropped, the
+        message would be claimed again when its lease ends and sent twice. Kept
+        and recorded once the database is back (a failover takes seconds), it is
+        sent once. The transition stays guarded by the lease in the store.
+        """
+        lease_ends = self._lease_ends.get(message.id, 0.0)
+        while True:
+            try:
+                return await record()
+            except StoreUnavailable:
+                if time.monotonic() + STORE_RETRY_S >= lease_ends:
+                    raise
+                await asyncio.sleep(STORE_RETRY_S)
+
     async def _record(
         self,
         message: Message,
@@ -350,26 +489,33 @@ class Worker:
         error: str | None = None,
         due_at_ms: int | None = None,
         route_step: int | None = None,
+        attempt_not_made: bool = False,
     ) -> bool:
         detail: dict[str, object] = {**where, "attempt": message.attempts}
+        if attempt_not_made:
+            detail["attempt_not_made"] = True
         if channel_ref is not None:
             detail["ref"] = channel_ref
         if error is not None:
             detail["error"] = error
         if due_at_ms is not None:
             detail["due_at_ms"] = due_at_ms
-        changed = await self.store.transition(
-            message.id,
-            to=to,
-            now_ms=self._now_ms(),
-            kind=kind,
-            detail=detail,
-            worker_id=self.worker_id,
-            due_at_ms=due_at_ms,
-            channel=where.get("channel"),
-            channel_ref=channel_ref,
-            error=error,
-            route_step=route_step,
+        changed = await self._through_outage(
+            message,
+            lambda: self.store.transition(
+                message.id,
+                to=to,
+                now_ms=self._now_ms(),
+                kind=kind,
+                detail=detail,
+                worker_id=self.worker_id,
+                due_at_ms=due_at_ms,
+                channel=where.get("channel"),
+                channel_ref=channel_ref,
+                error=error,
+                route_step=route_step,
+                attempt_not_made=attempt_not_made,
+            ),
         )
         if changed:
             metrics.DELIVERY_STEPS.labels(where.get("channel") or "", kind).inc()

@@ -16,9 +16,9 @@ import pytest
 import structlog
 from typer.testing import CliRunner, Result
 
-from iwork_mc import cli_common
 from iwork_mc.apps import App
 from iwork_mc.cli import app as cli_app
+from iwork_mc.cli import common as cli_common
 from iwork_mc.events import MobileReceiverMessageEvent
 from iwork_mc.messages import MessageStatus, NewMessage
 from iwork_mc.store import Store, create_store

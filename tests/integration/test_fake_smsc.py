@@ -443,3 +443,56 @@ async def test_smsc_down_at_start_comes_up_on_the_same_port() -> None:
         await esme.close()
 
     assert (port, S.ESME_ROK) == (smsc.port, resp.command_status)
+
+
+async def test_refuse_binds_refuses_even_the_right_credentials() -> None:
+    """refuse_binds=True answers ESME_RBINDFAIL to every bind, as an SMSC in maintenance."""
+    async with FakeSMSC(SMSCPolicy(refuse_binds=True)) as smsc:
+        esme = await Esme.connect(smsc)
+        resp = await esme.bind()
+        await esme.close()
+
+    assert (S.ESME_RBINDFAIL, 0, 1) == (resp.command_status, smsc.binds, smsc.binds_refused)
+
+
+async def test_max_outstanding_counts_unanswered_submits_per_session() -> None:
+    """Three submit_sm held by resp_delay on one session, two on another: the most is three."""
+    async with running(resp_delay=0.1) as (smsc, esme):
+        other = await Esme.connect(smsc)
+        await other.bind()
+        first = [esme.send(smpp.SubmitSm(destination_addr="8613800138000")) for _ in range(3)]
+        second = [other.send(smpp.SubmitSm(destination_addr="8613800138000")) for _ in range(2)]
+        await asyncio.wait_for(asyncio.gather(*first, *second), TIMEOUT)
+        await other.close()
+
+    assert 3 == smsc.max_outstanding
+    assert [1, 1, 1, 2, 2] == sorted(s.session for s in smsc.submissions)
+
+
+async def test_restart_can_reuse_message_ids() -> None:
+    """restart(reuse_ids=True) numbers messages from 1 again and forgets the old ones."""
+    async with running() as (smsc, esme):
+        before = await esme.submit(registered_delivery=0)
+        await smsc.restart(reuse_ids=True)
+        await asyncio.wait_for(esme.closed.wait(), TIMEOUT)
+        again = await Esme.connect(smsc)
+        await again.bind()
+        after = await again.submit(registered_delivery=0)
+        await again.close()
+
+    assert (before.message_id, 2) == (after.message_id, smsc.connections)
+
+
+async def test_a_stray_receipt_names_an_id_never_given() -> None:
+    """send_stray_receipt sends a receipt for any id, about any handset, to a bound receiver."""
+    async with running() as (smsc, esme):
+        smsc.send_stray_receipt("0000abcd", M.UNDELIVERABLE, destination="8613900000001",
+                                system_id=SYSTEM_ID)  # fmt: skip
+        deliver = await asyncio.wait_for(esme.inbox.get(), TIMEOUT)
+        await smsc.wait_for(lambda: smsc.receipts_acked == 1)
+
+    receipt = smpp.parse_receipt(deliver)
+    assert receipt is not None
+    assert ("0000abcd", M.UNDELIVERABLE, "8613900000001", 0) == (
+        receipt.message_id, receipt.state, deliver.source_addr, smsc.submits
+    )  # fmt: skip

@@ -63,7 +63,7 @@ async def test_unexpected_error_answers_10(store: Store, app: App) -> None:
     endpoint = TopEndpoint(
         methods={"alibaba.iwork.mc.msg.sendmobile": Crashing()},
         apps=AppDirectory(store, ttl=0),
-        flow_control=FlowControl(0, 1),
+        flow_control=FlowControl(store, 0, 1),
         timestamp_tolerance_ms=600_000,
         max_body_bytes=65_536,
     )

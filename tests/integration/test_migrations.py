@@ -25,9 +25,19 @@ from iwork_mc.store.migrations import Migration
 INITIAL = "0001_initial"
 SEGMENTS = "0002_segments"
 ENGINE = "0003_engine"
-TRACE_CONTEXT = "0004_trace_context"
-ALL = [INITIAL, SEGMENTS, ENGINE, TRACE_CONTEXT]
-LEDGER = [(1, INITIAL), (2, SEGMENTS), (3, ENGINE), (4, TRACE_CONTEXT)]
+RECEIPT_DESTINATION = "0004_receipt_destination"
+FLOW_CONTROL = "0005_flow_control"
+AUDIT_RETENTION = "0006_audit_retention"
+AWAITING = "0007_awaiting_receipts"
+TRACE_CONTEXT = "0008_trace_context"
+ALL = [
+    INITIAL, SEGMENTS, ENGINE, RECEIPT_DESTINATION, FLOW_CONTROL, AUDIT_RETENTION, AWAITING,
+    TRACE_CONTEXT,
+]  # fmt: skip
+LEDGER = [
+    (1, INITIAL), (2, SEGMENTS), (3, ENGINE), (4, RECEIPT_DESTINATION), (5, FLOW_CONTROL),
+    (6, AUDIT_RETENTION), (7, AWAITING), (8, TRACE_CONTEXT),
+]  # fmt: skip
 
 
 def ledger(database_url: str) -> list[tuple[int, str]]:

@@ -20,6 +20,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from iwork_mc.apps import App
+from iwork_mc.audit import AuditQuery
 from iwork_mc.client import Client, RestAPIError, RestClient
 from iwork_mc.config import Settings
 from iwork_mc.events import MobileReceiverMessageEvent
@@ -422,6 +423,8 @@ def test_find_filters_by_status_receiver_and_time_and_pages(
         ({"limit": 0}, "limit"),
         ({"limit": "many"}, "limit"),
         ({"before_id": 0}, "before_id"),
+        ({"before_id": 2**63}, "before_id"),
+        ({"before_id": -(2**63) - 1}, "before_id"),
         ({"status": "lost"}, "status"),
         ({"status": ["failed", "lost"]}, "status"),
         ({"accepted_from": "yesterday"}, "accepted_from"),
@@ -469,6 +472,29 @@ def test_a_malformed_json_body_is_422(
     error = response.json()["error"]
     assert "invalid_request" == error["code"]
     assert error["message"]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda client: client.get_message("a\x00b"),
+        lambda client: client.retry_message("a\x00b"),
+        lambda client: client.find_messages(receiver="138\x0088888888"),
+        lambda client: client.create_template("nul", "hi \x00"),
+        lambda client: client.create_template("nul", "hi", source="\x00"),
+        lambda client: client.opt_out("13912345678", reason="\x00"),
+        lambda client: client.set_callback_url("https://a.example/\x00"),
+    ],
+    ids=["path", "retry-path", "query", "template-body", "template-source", "reason", "url"],
+)
+def test_a_nul_anywhere_is_422_on_every_backend(
+    client: RestClient, call: Callable[[RestClient], object]
+) -> None:
+    """A NUL in the path, a query value or a body string is bad input (422), not a store error."""
+    with pytest.raises(RestAPIError) as excinfo:
+        call(client)
+    assert 422 == excinfo.value.status_code
+    assert "NUL" in excinfo.value.message
 
 
 def test_unknown_messages_are_404(client: RestClient) -> None:
@@ -791,3 +817,36 @@ def test_a_message_sent_through_top_is_read_through_rest(
         message["request_id"], message["event"]["mobile_receiver"],
     )  # fmt: skip
     assert "accepted" == message["timeline"][0]["kind"]
+
+
+# -- the audit trail ------------------------------------------------------------------
+
+
+def test_changes_by_an_app_are_audited(
+    gateway: GatewayThread, client: RestClient, app: App
+) -> None:
+    """Callback, opt-outs, templates and retries through /v1 are recorded as the app."""
+    assert gateway.store is not None
+    client.set_callback_url("https://hooks.example/iwork?token=t0ps3cret")
+    client.opt_out("13912345678")
+    client.opt_in("13912345678")
+    name = f"audited-{app.app_key}"
+    client.create_template(name, "{{ name }} 到了", source="visitor")
+    client.delete_template(name)
+    failed = f"failed-{time.time_ns()}"
+    add_message(gateway, app, msg_key=failed, status=MessageStatus.FAILED)
+    client.retry_message(failed)
+    client.clear_callback_url()
+
+    records = gateway.run(gateway.store.list_audit(AuditQuery(actor=f"app:{app.app_key}")))
+    assert [
+        ("app.callback_clear", f"app:{app.app_key}"),
+        ("message.retry", f"message:{app.app_key}/{failed}"),
+        ("template.delete", f"template:{name}"),
+        ("template.create", f"template:{name}"),
+        ("opt_out.remove", f"opt_out:{app.app_key}/139****5678"),
+        ("opt_out.add", f"opt_out:{app.app_key}/139****5678"),
+        ("app.callback_set", f"app:{app.app_key}"),
+    ] == [(r.action.value, r.target) for r in records]
+    assert "t0ps3cret" not in repr(records) and "13912345678" not in repr(records)
+    assert all(r.at_ms >= NOW_MS for r in records)

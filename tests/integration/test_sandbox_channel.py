@@ -7,10 +7,13 @@ its final status, attempt count and timeline, on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import random
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -462,3 +465,77 @@ async def test_the_always_transient_number_expires_when_its_validity_ends_first(
     assert message.last_error is not None
     assert "simulated transient failure" in message.last_error
     assert ["accepted", "claimed", "expired"] == await kinds(store, message_id)
+
+
+# -- a full disk ----------------------------------------------------------------
+
+#: Runs one worker round with the file size limit just past the end of deliveries.jsonl,
+#: so the line of the message crosses it: the write stops mid-line (EFBIG), as on a
+#: full disk.  argv: database URL, sandbox directory, clock (epoch seconds).
+_FULL_DISK_ROUND = """
+import asyncio, random, resource, signal, sys
+from pathlib import Path
+from iwork_mc.channels.sandbox import SandboxChannel
+from iwork_mc.retry import RetryPolicy
+from iwork_mc.store import create_store
+from iwork_mc.worker import Worker
+
+url, directory, now = sys.argv[1], Path(sys.argv[2]), float(sys.argv[3])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, EFBIG
+size = (directory / "deliveries.jsonl").stat().st_size
+resource.setrlimit(resource.RLIMIT_FSIZE, (size + 20, resource.RLIM_INFINITY))
+
+async def main() -> None:
+    store = create_store(url)
+    await store.open()
+    channel = SandboxChannel(directory, store=store, clock=lambda: now)
+    await channel.open()
+    worker = Worker(store, channel, clock=lambda: now, rng=random.Random(7), worker_id="w1",
+                    retry=RetryPolicy(base_s=1, max_delay_s=4, max_attempts=5))
+    print(await worker.run_once())
+    await channel.close()
+    await store.close()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.slow
+async def test_a_full_disk_tears_no_line_and_the_message_is_retried(
+    store: Store,
+    database_url: str,
+    app: App,
+    message_factory: Callable[..., NewMessage],
+    channel: SandboxChannel,
+    clock: Clock,
+) -> None:
+    """A line that does not fit is cut off whole; the message is retried, then delivered."""
+    # Earlier deliveries, more bytes than the database files will grow to, so the
+    # limit just past their end stops only the sandbox's write.
+    padding = json.dumps({"ref": "earlier", "outcome": "delivered", "text": "x" * 200})
+    with channel.path.open("a", encoding="utf-8") as handle:
+        handle.write((padding + "\n") * 20_000)
+    before = channel.path.read_bytes()
+    message_id = await accept_to(store, message_factory, ORDINARY)
+
+    child = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", _FULL_DISK_ROUND, database_url, str(channel.path.parent),
+         str(clock.now)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert 0 == child.returncode, child.stderr
+    assert "1" == child.stdout.strip().splitlines()[-1]  # one message claimed
+
+    assert before == channel.path.read_bytes()  # no partial line left behind
+    message = await stored(store, message_id)
+    assert MessageStatus.QUEUED == message.status
+    assert message.last_error is not None
+    assert "deliveries.jsonl" in message.last_error
+    assert "delivered" not in await kinds(store, message_id)
+
+    clock.now += 60
+    await run_until_idle(worker_for(store, channel, clock), clock)
+    assert MessageStatus.DELIVERED == (await stored(store, message_id)).status
+    written = deliveries(channel)  # every line is whole JSON
+    assert [ORDINARY] == [d["to"] for d in written if d["ref"] != "earlier"]

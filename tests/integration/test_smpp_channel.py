@@ -10,6 +10,7 @@ import asyncio
 import json
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -22,6 +23,7 @@ from iwork_mc.apps import App
 from iwork_mc.channels.smpp import SMPPChannel
 from iwork_mc.channels.smpp_config import SMPPConfig
 from iwork_mc.messages import MessageStatus, NewMessage
+from iwork_mc.retry import RetryPolicy
 from iwork_mc.store import Store, create_store
 from iwork_mc.templates import default_text
 from iwork_mc.testing import FakeSMSC, SMSCPolicy
@@ -258,6 +260,35 @@ async def test_smsc_down_at_start(
     assert [MessageStatus.DELIVERED] * 4 == done
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("outage", ["down", "refusing_binds"])
+async def test_an_smsc_outage_uses_up_no_attempts(
+    store: Store, app: App, message_factory: Callable[..., NewMessage], outage: str
+) -> None:
+    """Messages claimed while no session is bound wait without using attempts, then go."""
+    ids = await accept(store, message_factory, 3)
+    refusing = outage == "refusing_binds"
+    async with FakeSMSC(policy(refuse_binds=refusing), started=refusing) as smsc:
+        channel = SMPPChannel(config(smsc, bind_wait_s=0.1, reconnect_max_s=0.3), store)
+        retry = RetryPolicy(max_attempts=2, base_s=0.05, max_delay_s=0.1)
+        async with delivering(store, channel, retry=retry):
+            # Long enough for many claims: each would have been a failed attempt.
+            await asyncio.sleep(1.0)
+            waiting = [m for m in [await store.get_message_by_id(i) for i in ids] if m]
+            assert {MessageStatus.QUEUED, MessageStatus.SENDING} >= {m.status for m in waiting}
+            if refusing:
+                smsc.policy = policy()
+            else:
+                await smsc.start()
+            done = await wait_until(store, ids, {MessageStatus.DELIVERED})
+    assert [MessageStatus.DELIVERED] * 3 == done
+    for message_id in ids:
+        message = await store.get_message_by_id(message_id)
+        assert message is not None
+        assert 1 == message.attempts
+        assert 2 <= (await kinds(store, message_id)).count("channel_unavailable")
+
+
 async def test_connection_dropped_mid_window_loses_nothing(
     store: Store, app: App, message_factory: Callable[..., NewMessage]
 ) -> None:
@@ -280,6 +311,108 @@ async def test_connection_dropped_mid_window_loses_nothing(
         per_destination[submission.destination] = per_destination.get(submission.destination, 0) + 1
     assert 20 == len(per_destination)
     assert sum(per_destination.values()) - 20 <= len(in_doubt)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("query_sm", [False, True], ids=["no-query_sm", "query_sm"])
+async def test_an_smsc_slower_than_the_response_timeout_gets_each_part_once(
+    store: Store, app: App, message_factory: Callable[..., NewMessage], query_sm: bool
+) -> None:
+    """Answers come after the timeout: they are still recorded, so nothing is resent.
+
+    The parts are in doubt for a while (the message is queued again, marked); the late
+    submit_sm_resp names each part's id, its receipt matches, and the message is
+    delivered.  With query_sm, the SMSC is asked before anything is resent.
+    """
+    [message_id] = await accept(store, message_factory, 1, text=CHINESE)
+    async with FakeSMSC(policy(resp_delay=0.6)) as smsc:
+        options = {"response_timeout_s": 0.3, "in_doubt_resend_s": 1.0, "query_sm": query_sm}
+        channel = SMPPChannel(config(smsc, **options), store)
+        retry = RetryPolicy(max_attempts=2, base_s=0.05, max_delay_s=0.1)
+        async with delivering(store, channel, retry=retry):
+            done = await wait_until(store, [message_id], {MessageStatus.DELIVERED}, within=10)
+        accepted = len(smsc.accepted)
+        queries = smsc.queries
+    assert [MessageStatus.DELIVERED] == done
+    assert 2 == accepted, "a part was sent twice"
+    assert 0 == await store.unmatched_receipts("smpp")
+    timeline = await kinds(store, message_id)
+    assert {"in_doubt", "late_submit_resp", "already_submitted"} <= set(timeline)
+    assert (queries >= 1) if query_sm else (queries == 0)
+
+
+@pytest.mark.slow
+async def test_in_doubt_resends_count_as_attempts(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """An SMSC that never answers submit_sm in time: retry_max_attempts=2 means two sends, no more."""
+    [message_id] = await accept(store, message_factory, 1)
+    async with FakeSMSC(policy(resp_delay=30.0)) as smsc:
+        options = {"response_timeout_s": 0.2, "in_doubt_resend_s": 0.1}
+        channel = SMPPChannel(config(smsc, **options), store)
+        retry = RetryPolicy(max_attempts=2, base_s=0.05, max_delay_s=0.1)
+        async with delivering(store, channel, retry=retry):
+            done = await wait_until(store, [message_id], {MessageStatus.SUBMITTED}, within=10)
+            await asyncio.sleep(1.0)  # today it keeps resending: give it the time to
+        sent = smsc.submits
+    message = await store.get_message_by_id(message_id)
+    assert message is not None
+    # Both copies may have reached the handset: the message waits for a receipt of either.
+    assert [MessageStatus.SUBMITTED] == done
+    assert (2, 2) == (sent, message.attempts)
+    assert MessageStatus.SUBMITTED == message.status
+    timeline = await kinds(store, message_id)
+    assert 2 == timeline.count("in_doubt") + timeline.count("submitted_in_doubt")
+    assert 1 == timeline.count("possible_duplicate")
+
+
+@pytest.mark.slow
+async def test_every_copy_of_a_resent_part_is_matched_and_the_duplicate_counted(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """Resent before the first answer came: both copies are taken, both receipts match.
+
+    The first copy's late answer is recorded, its DELIVRD receipt delivers the
+    message, and the second copy's late answer is marked as a duplicate.
+    """
+    [message_id] = await accept(store, message_factory, 1)
+    async with FakeSMSC(policy(resp_delay=1.0)) as smsc:
+        options = {"response_timeout_s": 0.2, "in_doubt_resend_s": 0.05}
+        channel = SMPPChannel(config(smsc, **options), store)
+        retry = RetryPolicy(max_attempts=2, base_s=0.05, max_delay_s=0.1)
+        async with delivering(store, channel, retry=retry):
+            done = await wait_until(store, [message_id], {MessageStatus.DELIVERED}, within=10)
+            await smsc.wait_for(lambda: smsc.receipts_acked == 2)
+            await asyncio.sleep(0.3)  # the second late answer is being recorded
+        sent = len(smsc.accepted)
+    assert [MessageStatus.DELIVERED] == done
+    assert 2 == sent
+    assert 0 == await store.unmatched_receipts("smpp")
+    assert [True, True] == [s.carrier_id is not None for s in await store.segments(message_id)]
+    late = [e for e in await store.timeline(message_id) if e.kind == "late_submit_resp"]
+    assert 2 == len(late)
+    assert [1] == late[1].detail["duplicate_of_attempts"]
+    assert 1 == channel.stats["duplicates"]
+
+
+async def test_only_the_parts_in_doubt_are_resent(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """Part 1 answered, part 2 lost with the connection: only part 2 goes again, and reassembles."""
+    [message_id] = await accept(store, message_factory, 1, text=LATIN)
+    message = await store.get_message_by_id(message_id)
+    assert message is not None
+    async with FakeSMSC(policy(drop_after=1)) as smsc:
+        channel = SMPPChannel(config(smsc), store)
+        async with delivering(store, channel):
+            done = await wait_until(store, [message_id], {MessageStatus.DELIVERED})
+        parts = [s.concatenation.seqnum for s in smsc.accepted if s.concatenation]
+        texts = smsc.messages("8613900000000")
+    assert [MessageStatus.DELIVERED] == done
+    assert [1, 2] == parts
+    assert [default_text(message.event)] == texts
+    [duplicate] = [e for e in await store.timeline(message_id) if e.kind == "possible_duplicate"]
+    assert [2] == duplicate.detail["in_doubt_parts"]
 
 
 async def test_crash_after_submit_resp_is_not_resent_and_is_queried(
@@ -305,6 +438,33 @@ async def test_crash_after_submit_resp_is_not_resent_and_is_queried(
     assert {"already_submitted", "delivered"} <= set(timeline)
     assert "possible_duplicate" not in timeline
     assert 2 == smsc.queries
+
+
+@pytest.mark.slow
+async def test_a_stale_receipt_from_before_an_smsc_restart_decides_nothing(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """The SMSC restarts and reuses ids: receipts kept from before never fail the new messages."""
+    async with FakeSMSC(policy()) as smsc:
+        channel = SMPPChannel(config(smsc), store)
+        async with delivering(store, channel):
+            await smsc.wait_for(lambda: smsc.binds == 1)
+            # Receipts the old SMSC sent for ids we never learned, to the very handsets
+            # the next messages go to: kept as unmatched.
+            for i in range(5):
+                smsc.send_stray_receipt(f"{i + 1:08x}", smpp.MessageState.UNDELIVERABLE,
+                                        destination=f"86139{i:08d}", system_id="park01")  # fmt: skip
+            await smsc.wait_for(lambda: smsc.receipts_acked == 5)
+            assert 5 == await store.unmatched_receipts("smpp")
+            await asyncio.sleep(2.2)  # longer than the clock skew a kept receipt is allowed
+            await smsc.restart(reuse_ids=True)
+            ids = await accept(store, message_factory, 5)
+            done = await wait_until(store, ids, set(MessageStatus) - {
+                MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.SUBMITTED})  # fmt: skip
+        reused = sorted(s.message_id for s in smsc.accepted)
+    assert [f"{i:08x}" for i in range(1, 6)] == reused
+    assert [MessageStatus.DELIVERED] * 5 == done
+    assert 5 == await store.unmatched_receipts("smpp")
 
 
 async def test_separate_transmitter_and_receiver_sessions(
@@ -342,16 +502,34 @@ async def test_national_destination_format(
 async def test_several_binds_share_the_load(
     store: Store, app: App, message_factory: Callable[..., NewMessage]
 ) -> None:
-    """binds=2 opens two sessions and submits on both."""
-    ids = await accept(store, message_factory, 20)
+    """binds=3 opens three sessions and each carries a share of the submits."""
     async with FakeSMSC(policy()) as smsc:
-        channel = SMPPChannel(config(smsc, binds=2), store)
+        channel = SMPPChannel(config(smsc, binds=3), store)
         async with delivering(store, channel):
+            # Every session bound before the first message: the share is the channel's doing.
+            await smsc.wait_for(lambda: smsc.binds == 3, within=5)
+            ids = await accept(store, message_factory, 30)
             done = await wait_until(store, ids, {MessageStatus.DELIVERED})
-            assert ["bound", "bound"] == channel.health()["sessions"]
-        binds = smsc.binds
-    assert [MessageStatus.DELIVERED] * 20 == done
-    assert 2 == binds
+            assert ["bound"] * 3 == channel.health()["sessions"]
+        per_session = Counter(s.session for s in smsc.accepted)
+    assert [MessageStatus.DELIVERED] * 30 == done
+    assert 3 == smsc.binds
+    assert {1, 2, 3} == set(per_session)
+    assert min(per_session.values()) >= 5, per_session  # round robin gives 10 each
+
+
+async def test_the_window_caps_unanswered_submits_per_session(
+    store: Store, app: App, message_factory: Callable[..., NewMessage]
+) -> None:
+    """window=4: under load a session has exactly 4 submit_sm unanswered at most, never more."""
+    ids = await accept(store, message_factory, 40)
+    async with FakeSMSC(policy(resp_delay=0.05)) as smsc:
+        channel = SMPPChannel(config(smsc, window=4), store)
+        async with delivering(store, channel, concurrency=16):
+            done = await wait_until(store, ids, {MessageStatus.DELIVERED})
+        outstanding = smsc.max_outstanding
+    assert [MessageStatus.DELIVERED] * 40 == done
+    assert 4 == outstanding  # 16 messages in flight: only the window holds them back
 
 
 async def test_rate_cap_spaces_submits(

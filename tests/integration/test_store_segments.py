@@ -672,10 +672,10 @@ async def test_final_message_is_never_downgraded(
     assert ("receipt", MessageStatus.FAILED) == (await kinds_after_submitted(store, message_id))[-1]
 
 
-async def test_only_the_latest_attempt_counts(
+async def test_an_attempt_cut_into_other_parts_replaces_the_older_one(
     store: Store, app: App, message_factory: MessageFactory
 ) -> None:
-    """Receipts completing an older attempt do not conclude; the latest attempt's do."""
+    """A new cut of the text (other parts): only the latest attempt's receipts conclude."""
     message_id = await sending(store, message_factory(), parts=1)
     await submit_all(store, message_id, parts=1)
     # The first attempt's part was in doubt; the second attempt sends two parts again.
@@ -695,6 +695,45 @@ async def test_only_the_latest_attempt_counts(
     assert {"attempt": 2, "states": ["delivered", "delivered"]} == (
         await store.timeline(message_id)
     )[-1].detail
+
+
+async def test_a_delivered_copy_of_a_resent_part_delivers_the_message(
+    store: Store, app: App, message_factory: MessageFactory
+) -> None:
+    """Part 1 in doubt and resent: the first copy's late id and DELIVRD receipt decide it."""
+    message_id = await sending(store, message_factory(), parts=1)
+    await store.add_segments(message_id, attempt=2, channel=SMPP, total=1, now_ms=T0 + 2)
+    await submit_all(store, message_id, parts=1, attempt=2)
+    await record_submitted(store, message_id)
+    # The first copy's submit_sm_resp came late, then its receipt.
+    await store.segment_submitted(message_id, attempt=1, part=1,
+                                  carrier_id=carrier(message_id, 1, 1), now_ms=T0 + 4)  # fmt: skip
+
+    outcome = await receipt(store, carrier(message_id, 1, 1), SegmentState.DELIVERED, at=T0 + 5)
+
+    assert MessageStatus.DELIVERED == outcome.message_status
+    assert MessageStatus.DELIVERED == await status_of(store, message_id)
+
+
+async def test_a_partial_resend_completes_the_parts_of_the_first_attempt(
+    store: Store, app: App, message_factory: MessageFactory
+) -> None:
+    """Attempt 2 resent only part 2: parts 1 (attempt 1) and 2 (attempt 2) make the message."""
+    message_id = await sending(store, message_factory(), parts=2)
+    await store.segment_submitted(message_id, attempt=1, part=1,
+                                  carrier_id=carrier(message_id, 1, 1), now_ms=T0 + 2)  # fmt: skip
+    await store.add_segments(message_id, attempt=2, channel=SMPP, total=2, now_ms=T0 + 3,
+                             parts=[2])  # fmt: skip
+    await store.segment_submitted(message_id, attempt=2, part=2,
+                                  carrier_id=carrier(message_id, 2, 2), now_ms=T0 + 3)  # fmt: skip
+    await record_submitted(store, message_id)
+    first = await receipt(store, carrier(message_id, 1, 1), SegmentState.DELIVERED, at=T0 + 4)
+    second = await receipt(store, carrier(message_id, 2, 2), SegmentState.DELIVERED, at=T0 + 5)
+
+    assert [(1, 1), (1, 2), (2, 2)] == [
+        (s.attempt, s.part) for s in await store.segments(message_id)
+    ]
+    assert (None, MessageStatus.DELIVERED) == (first.message_status, second.message_status)
 
 
 # -- concurrency -------------------------------------------------------------------------------
@@ -848,3 +887,63 @@ async def test_a_refused_segment_is_not_in_doubt(
     await store.segment_refused(message_id, attempt=1, part=2, error="ESME_RSYSERR", now_ms=T0 + 2)
     states = [(s.part, s.state, s.error) for s in await store.segments(message_id)]
     assert [(1, SegmentState.PENDING, None), (2, SegmentState.REFUSED, "ESME_RSYSERR")] == states
+
+
+# -- receipts kept across an SMSC restart (ids reused) ------------------------------------------
+
+
+async def test_a_receipt_kept_before_the_segment_existed_is_not_applied_to_it(
+    store: Store, app: App, message_factory: MessageFactory
+) -> None:
+    """A restarted SMSC reuses id 42: the old session's kept receipt is not the new segment's."""
+    stale = T0 + 1 - 60_000  # kept a minute before the segment was added
+    await store.apply_receipt(channel=SMPP, carrier_id="42", state=SegmentState.UNDELIVERABLE,
+                              error="001", now_ms=stale, destination="8613888888888")  # fmt: skip
+    message_id = await sending(store, message_factory(), parts=1)
+
+    outcome = await store.segment_submitted(
+        message_id, attempt=1, part=1, carrier_id="42", now_ms=T0 + 2
+    )
+    await record_submitted(store, message_id)
+    delivered = await receipt(store, "42", SegmentState.DELIVERED, at=T0 + 4)
+
+    assert outcome is None
+    assert 1 == await store.unmatched_receipts(SMPP)  # still kept, still counted
+    assert MessageStatus.DELIVERED == delivered.message_status
+    assert MessageStatus.DELIVERED == await status_of(store, message_id)
+
+
+@pytest.mark.parametrize(
+    ("address", "applied"),
+    [("8613888888888", True), ("13888888888", True), ("", True), ("8613900000000", False)],
+    ids=["international", "national", "no-address", "another-handset"],
+)
+async def test_a_kept_receipt_is_applied_only_if_it_names_the_receiver(
+    store: Store, app: App, message_factory: MessageFactory, address: str, applied: bool
+) -> None:
+    """A receipt that overtook its submit_sm_resp fits only a message to the number it names."""
+    message_id = await sending(store, message_factory(), parts=1)  # to +8613888888888
+    await store.apply_receipt(channel=SMPP, carrier_id="7", state=SegmentState.DELIVERED,
+                              error=None, now_ms=T0 + 2, destination=address)  # fmt: skip
+
+    await store.segment_submitted(message_id, attempt=1, part=1, carrier_id="7", now_ms=T0 + 3)
+
+    state = SegmentState.DELIVERED if applied else SegmentState.SUBMITTED
+    assert [state] == await states_of(store, message_id)
+    assert (0 if applied else 1) == await store.unmatched_receipts(SMPP)
+
+
+async def test_a_receipt_about_another_handset_does_not_match_by_id(
+    store: Store, app: App, message_factory: MessageFactory
+) -> None:
+    """A stale receipt with a reused id that names another number is kept, not applied."""
+    message_id = await submitted(store, message_factory(), parts=1)
+
+    outcome = await store.apply_receipt(
+        channel=SMPP, carrier_id=carrier(message_id, 1), state=SegmentState.UNDELIVERABLE,
+        error="001", now_ms=T0 + 4, destination="8613900000000",
+    )  # fmt: skip
+
+    assert ReceiptOutcome(matched=False) == outcome
+    assert [SegmentState.SUBMITTED] == await states_of(store, message_id)
+    assert MessageStatus.SUBMITTED == await status_of(store, message_id)

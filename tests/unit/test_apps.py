@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from iwork_mc.apps import App, new_app_key, new_secret
+from iwork_mc.apps import App, is_app_key_shaped, new_app_key, new_secret
 
 CURRENT = "c" * 32
 PREVIOUS = "p" * 32
@@ -87,3 +87,9 @@ def test_new_values_are_random() -> None:
         len({new_secret() for _ in range(100)}),
         len({new_app_key() for _ in range(100)}) > 1,
     )
+
+
+@pytest.mark.parametrize("text", ["", "1234\x005678", "12\n34", "12\x7f", "\ud800"])
+def test_a_key_with_control_characters_cannot_be_an_app_key(text: str) -> None:
+    """Empty keys and keys holding NUL or other control characters are impossible app_keys."""
+    assert not is_app_key_shaped(text)

@@ -53,7 +53,7 @@ def test_database_url_and_store_options() -> None:
     pg = Settings.load(
         {"IWORK_MC_DATABASE_URL": "postgresql://db/mc", "IWORK_MC_PG_POOL_SIZE": "4"}
     )
-    assert {"max_size": 4} == pg.store_options
+    assert {"max_size": 4, "timeout": 2.0} == pg.store_options
 
 
 @pytest.mark.parametrize(
@@ -91,13 +91,13 @@ def test_bad_files_are_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"IWORK_MC_DEFAULT_REGION": "XX"}, "default_region: 'XX' is not a region code"),
-        ({"IWORK_MC_ALLOWED_REGIONS": "CN,ZZ"}, "allowed_regions: ZZ are not region codes"),
+        ({"IWORK_MC_DEFAULT_REGION": "XX"}, "setting default_region: 'XX' is not a region code"),
+        ({"IWORK_MC_ALLOWED_REGIONS": "CN,ZZ"}, "setting allowed_regions: ZZ are not region codes"),
         (
             {"IWORK_MC_ALLOWED_REGIONS": ","},
             "setting allowed_regions: ',' is not a valid comma-separated list (* for every region)",
         ),
-        ({"IWORK_MC_LOG_FORMAT": "xml"}, "log_format: 'xml' is neither console nor json"),
+        ({"IWORK_MC_LOG_FORMAT": "xml"}, "setting log_format: 'xml' is not one of console, json"),
     ],
     ids=["default-region", "allowed-regions", "empty-regions", "log-format"],
 )
@@ -106,6 +106,68 @@ def test_values_are_checked(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.load(env)
     assert message == str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"IWORK_MC_SMPP_REGISTERED_DELIVERY": "maybe"},
+            "setting smpp_registered_delivery: 'maybe' is not a boolean: "
+            "use true/false, 1/0, yes/no or on/off",
+        ),
+        ({"IWORK_MC_WORKER_CONCURRENCY": "0"}, "setting worker_concurrency: must be at least 1 (got 0)"),
+        ({"IWORK_MC_LEASE_S": "-5"}, "setting lease_s: must be more than 0 (got -5)"),
+        ({"IWORK_MC_POLL_INTERVAL_S": "0"}, "setting poll_interval_s: must be more than 0 (got 0)"),
+        ({"IWORK_MC_PORT": "0"}, "setting port: must be at least 1 (got 0)"),
+        ({"IWORK_MC_PORT": "65536"}, "setting port: must be at most 65535 (got 65536)"),
+        ({"IWORK_MC_SMPP_PORT": "70000"}, "setting smpp_port: must be at most 65535 (got 70000)"),
+        (
+            {"IWORK_MC_TIMEZONE": "Mars/Olympus"},
+            "setting timezone: 'Mars/Olympus' is an unknown time zone (e.g. Asia/Shanghai, UTC)",
+        ),
+        ({"IWORK_MC_LOG_LEVEL": "loud"}, "setting log_level: 'loud' is not one of debug, info, warning, error, critical"),
+        ({"IWORK_MC_SMPP_BIND_MODE": "both"}, "setting smpp_bind_mode: 'both' is not one of transceiver, separate"),
+    ],
+)  # fmt: skip
+def test_bounds_and_choices_are_checked(env: dict[str, str], message: str) -> None:
+    """Booleans, counts, durations, ports, time zones and choices outside their range are refused."""
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(env)
+    assert message == str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [("on", True), ("ON", True), ("yes", True), ("1", True), ("true", True),
+     ("off", False), ("no", False), ("0", False), ("False", False)],
+)  # fmt: skip
+def test_boolean_words(word: str, expected: bool) -> None:
+    """on/off, yes/no, 1/0 and true/false all count: `on` is true, not silently false."""
+    assert (
+        expected
+        is Settings.load({"IWORK_MC_SMPP_REGISTERED_DELIVERY": word}).smpp.registered_delivery
+    )
+    assert expected is Settings.load({}, {"smpp_query_sm": word}).smpp_query_sm
+
+
+def test_a_bad_value_in_the_file_names_the_setting(tmp_path: Path) -> None:
+    """A TOML value is checked like an environment one."""
+    config = tmp_path / "iwork-mc.toml"
+    config.write_text("worker_concurrency = 0\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"^setting worker_concurrency: must be at least 1"):
+        Settings.load({}, config_file=config)
+
+
+def test_settings_are_a_frozen_value_read_from_nothing_but_the_arguments(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Built directly, settings ignore the process environment and cannot be changed."""
+    monkeypatch.setenv("IWORK_MC_PORT", "9999")
+    settings = Settings(host="127.0.0.2")
+    assert (8080, "127.0.0.2") == (settings.port, settings.host)
+    with pytest.raises(ValueError, match="frozen"):
+        settings.port = 1  # type: ignore[misc]
 
 
 def test_region_codes_are_upper_cased() -> None:
@@ -211,6 +273,10 @@ def test_an_empty_route_list_means_the_default_route(routes: str) -> None:
         ({"IWORK_MC_RECEIVER_LIMITS_PER_APP": "week=3"}, "minute, hour or day"),
         ({"IWORK_MC_DEFAULT_TEMPLATE": "{% if %}"}, "default_template: line 1"),
         ({"IWORK_MC_MAX_SEGMENTS": "0"}, "max_segments: must be at least 1"),
+        ({"IWORK_MC_HTTP_MAX_HEAD_BYTES": "0"}, "http_max_head_bytes: must be at least 1"),
+        ({"IWORK_MC_HTTP_HEAD_TIMEOUT_S": "0"}, "http_head_timeout_s: must be more than 0"),
+        ({"IWORK_MC_APP_RATE_BURST": "0"}, "app_rate_burst: must be at least 1"),
+        ({"IWORK_MC_APP_RATE_LIMIT": "-1"}, "app_rate_limit: must be at least 0"),
     ],
 )
 def test_delivery_settings_are_checked(env: dict[str, str], message: str) -> None:
@@ -251,4 +317,6 @@ def test_callback_allow_hosts_is_parsed_and_checked() -> None:
     assert AllowList.parse("127.0.0.1/32,hooks.corp.internal") == settings.callback_allow_list
     with pytest.raises(ConfigError) as caught:
         Settings.load({"IWORK_MC_CALLBACK_ALLOW_HOSTS": "10.0.0.0/33"})
-    assert str(caught.value).startswith("callback_allow_hosts: '10.0.0.0/33' is not a network")
+    assert str(caught.value).startswith(
+        "setting callback_allow_hosts: '10.0.0.0/33' is not a network"
+    )

@@ -497,8 +497,10 @@ _text = st.text(
     alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=20
 ).filter(lambda s: s.strip() != "")
 _int64 = st.integers(min_value=0, max_value=2**63 - 1)
+# NUL is refused anywhere in json_data (it cannot be stored on PostgreSQL).
+_json_text = st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=5)
 _json_object = st.dictionaries(
-    st.text(max_size=5), st.one_of(st.text(max_size=5), st.integers(), st.booleans()), max_size=4
+    _json_text, st.one_of(_json_text, st.integers(), st.booleans()), max_size=4
 )
 
 

@@ -2,8 +2,9 @@
 
 A channel answers with a :class:`Submitted` (the carrier took it; a receipt
 will follow) or a :class:`Delivered` (the carrier confirmed delivery at once),
-or raises :class:`TransientChannelError` (try again later) or
-:class:`PermanentChannelError` (never try again).  The worker owns retries,
+or raises :class:`TransientChannelError` (try again later; :class:`Unavailable`
+when nothing could be tried at all) or :class:`PermanentChannelError` (never
+try again).  The worker owns retries,
 leases and status; channels only talk to carriers.
 """
 
@@ -23,6 +24,7 @@ __all__ = [
     "SendResult",
     "Submitted",
     "TransientChannelError",
+    "Unavailable",
 ]
 
 
@@ -52,7 +54,16 @@ class ChannelError(Exception):
 
 
 class TransientChannelError(ChannelError):
-    """The carrier may accept the message later (throttled, unreachable, busy)."""
+    """The carrier may accept the message later (throttled, unreachable, busy).
+
+    ``retry_after_s``: how long the carrier asked us to wait (an HTTP
+    ``Retry-After``); the retry is scheduled no earlier, within the retry
+    policy's longest delay.
+    """
+
+    def __init__(self, reason: str, retry_after_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s
 
 
 class InDoubt(TransientChannelError):
@@ -63,8 +74,21 @@ class InDoubt(TransientChannelError):
     """
 
     def __init__(self, reason: str, retry_after_s: float) -> None:
+        super().__init__(reason, retry_after_s)
+        self.retry_after_s: float = retry_after_s
+
+
+class Unavailable(TransientChannelError):
+    """The channel cannot reach its carrier at all (no session bound): nothing was tried.
+
+    Not a failed attempt: the worker gives the message back without counting
+    one and claims it again after ``retry_after_s``, so an outage makes
+    messages wait (bounded only by their validity) instead of failing them.
+    """
+
+    def __init__(self, reason: str, retry_after_s: float) -> None:
         super().__init__(reason)
-        self.retry_after_s = retry_after_s
+        self.retry_after_s: float = retry_after_s
 
 
 class PermanentChannelError(ChannelError):

@@ -1,8 +1,13 @@
 """The sandbox channel: delivers to a local file instead of a phone.
 
 Each submission is appended as one JSON line to ``<data_dir>/sandbox/deliveries.jsonl``
-(flushed and fsynced, so a test or a person can read exactly what was sent), and,
-when ``echo`` is on, printed with the receiver masked.  The file stands in for the
+(fsynced, so a test or a person can read exactly what was sent).  A line is written
+whole or not at all: when the disk is full (or the file too large) the partial line
+is cut off again and the send fails transiently, so the worker retries it and never
+records as delivered a message whose line is not in the file.  The file is bounded:
+past ``max_bytes`` it becomes ``deliveries.jsonl.1`` (older ones shift up to
+``.<backups>``, the oldest is dropped) and a new one is started.  With ``echo`` on,
+each line is also printed with the receiver masked.  The file stands in for the
 handset, so it holds the full number; logs never do.
 
 Magic receiver numbers.  Like a carrier's test numbers, a few reserved, valid
@@ -49,6 +54,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import fcntl
 import json
 import os
 import sys
@@ -82,6 +89,7 @@ __all__ = [
     "TRANSIENT_FAILURES",
     "Behaviour",
     "SandboxChannel",
+    "append_line",
 ]
 
 log = structlog.get_logger("iwork_mc.channels.sandbox")
@@ -176,9 +184,15 @@ class SandboxChannel:
         receipt_delay_s: float = 2.0,
         in_doubt_retry_s: float = 1.0,
         clock: Callable[[], float] = time.time,
+        max_bytes: int = 10_000_000,
+        backups: int = 3,
     ) -> None:
+        if max_bytes < 1 or backups < 0:
+            raise ValueError("max_bytes must be positive and backups not negative")
         self.name = name
         self.path = directory / "deliveries.jsonl"
+        self.max_bytes = max_bytes
+        self.backups = backups
         self.store = store
         self.receipt_delay_s = receipt_delay_s
         self.in_doubt_retry_s = in_doubt_retry_s
@@ -323,16 +337,71 @@ class SandboxChannel:
             },
             ensure_ascii=False,
         )
-        async with self._lock:
-            await asyncio.to_thread(self._append, line)
+        try:
+            async with self._lock:
+                await asyncio.to_thread(self._append, line)
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            message_text = f"sandbox: cannot write {self.path.name}: {reason}"
+            raise TransientChannelError(message_text) from exc
         if self._echo:
             print(f"sandbox ▸ {mask_phone(message.event.mobile_receiver)} ← {text}", file=self._out)
 
     def _append(self, line: str) -> None:
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        # Workers in other processes may share the file: the lock file serialises
+        # their appends and rotations (the lock's inode never moves, unlike the file's).
+        lock_fd = os.open(
+            self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600
+        )
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            try:
+                size = self.path.stat().st_size
+            except FileNotFoundError:
+                size = 0
+            if size and size + len(line.encode("utf-8")) + 1 > self.max_bytes:
+                _rotate(self.path, self.backups)
+            append_line(self.path, line)
+        finally:
+            os.close(lock_fd)  # releases the lock
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append ``line`` and a newline to ``path`` and fsync it, or leave the file as it was.
+
+    One ``write`` of the whole line; a short write (disk full, file size limit)
+    or a failed fsync cuts the file back to its previous size, so the next line
+    never starts glued to the tail of a torn one.
+
+    Raises:
+        OSError: the line could not be written whole (the file is unchanged).
+    """
+    data = (line + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)")
+            os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
+
+
+def _rotate(path: Path, backups: int) -> None:
+    """``path`` → ``path.1`` → … → ``path.<backups>`` (the oldest is dropped); 0: just cut it."""
+    if backups == 0:
+        path.unlink(missing_ok=True)
+        return
+    for number in range(backups - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{number}")
+        if older.exists():
+            older.replace(path.with_name(f"{path.name}.{number + 1}"))
+    path.replace(path.with_name(f"{path.name}.1"))

@@ -17,10 +17,15 @@ states, text encoding and splitting, receipt parsing) lives in the sans-I/O core
 * Receipts (deliver_sm) are written to the store before deliver_sm_resp is sent:
   if the store cannot take one, the SMSC is answered ESME_RX_T_APPN and resends
   it later.  Nothing acknowledged to the SMSC is ever only in memory.
-* A submit_sm whose session drops before its response is *in doubt*: the
-  carrier may or may not have it.  The message is given back to the worker to
-  be sent again after ``in_doubt_resend_s``, and the resend is marked in the
-  timeline as a possible duplicate.  Nothing is resent silently.
+* A submit_sm whose session drops before its response, or whose response is
+  late, is *in doubt*: the carrier may or may not have it.  On a timeout the
+  session is probed with enquire_link rather than dropped, so a slow SMSC's late
+  response still names the part.  The message is given back to the worker (an
+  attempt like any other); the next attempt sends only the parts no copy of
+  which the SMSC took, marked in the timeline as a possible duplicate.  Nothing
+  is resent silently.
+* With no session bound, nothing is tried: :class:`Unavailable` tells the
+  worker to give the message back without counting an attempt.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import dataclasses
 import itertools
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import phonenumbers
@@ -43,11 +48,12 @@ from iwork_mc.channels.base import (
     PermanentChannelError,
     Submitted,
     TransientChannelError,
+    Unavailable,
 )
 from iwork_mc.channels.smpp_config import SMPPConfig, is_permanent
 from iwork_mc.messages import Message
 from iwork_mc.privacy import mask_phone
-from iwork_mc.segments import SegmentState
+from iwork_mc.segments import SegmentState, plan_parts
 from iwork_mc.store import outage
 from iwork_mc.store.base import Store, StoreError
 
@@ -65,6 +71,12 @@ _RECEIPT_STATES: dict[smpp.MessageState, SegmentState] = {
     smpp.MessageState.REJECTED: SegmentState.REJECTED,
     smpp.MessageState.UNKNOWN: SegmentState.UNKNOWN,
 }
+
+
+#: How many timed-out requests a session keeps waiting for a late answer.
+_LATE_KEPT = 10_000
+#: What to do with a response that comes after its request timed out.
+_LateAnswer = Callable[[smpp.Pdu], Coroutine[Any, Any, None]]
 
 
 class _SessionLost(Exception):
@@ -125,6 +137,10 @@ class _Session:
         self._conn: smpp.Connection | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[int, asyncio.Future[smpp.Pdu]] = {}
+        #: Requests that timed out on a live session, by sequence number: what to do
+        #: with their answer if it still comes (oldest first, at most _LATE_KEPT).
+        self._late: dict[int, _LateAnswer] = {}
+        self._probe: asyncio.Future[bool] | None = None
         self._window = asyncio.Semaphore(self.config.window)
         self._rate = _RateLimit(self.config.rate, clock)
         self._bound = asyncio.Event()
@@ -216,8 +232,18 @@ class _Session:
         assert pdu.sequence_number is not None
         return pdu.sequence_number
 
-    async def request(self, event: smpp.Pdu) -> smpp.Pdu:
-        """Send a request and wait for its response (or lose the session trying)."""
+    async def request(
+        self,
+        event: smpp.Pdu,
+        *,
+        on_late: _LateAnswer | None = None,
+    ) -> smpp.Pdu:
+        """Send a request and wait for its response (or lose the session trying).
+
+        With ``on_late``, a response that does not come in time is not given up
+        on if the session still answers enquire_link (the SMSC is slow, not
+        gone): ``on_late`` gets it if it comes while the session lasts.
+        """
         if self._conn is None or self._writer is None:
             raise _NotSent("the session is closed")
         future: asyncio.Future[smpp.Pdu] = asyncio.get_running_loop().create_future()
@@ -230,17 +256,21 @@ class _Session:
         try:
             await self._writer.drain()
             return await asyncio.wait_for(future, timeout=self.config.response_timeout_s)
+        except TimeoutError:  # before OSError: TimeoutError is one
+            reason = f"no response to {type(event).__name__} in time"
+            if on_late is not None and await self._alive():
+                self._expect_late(sequence, on_late)
+                raise _SessionLost(reason) from None
+            # No answer, and no sign of life: the session can no longer be trusted.
+            self._writer.close()
+            raise _SessionLost(reason) from None
         except OSError as exc:
             # The bytes may have left before the connection broke: in doubt.
             raise _SessionLost(f"connection lost: {type(exc).__name__}") from None
-        except TimeoutError:
-            # No answer in time: the session can no longer be trusted.
-            self._writer.close()
-            raise _SessionLost(f"no response to {type(event).__name__}") from None
         finally:
             self._pending.pop(sequence, None)
 
-    async def submit(self, pdu: smpp.SubmitSm) -> smpp.Pdu:
+    async def submit(self, pdu: smpp.SubmitSm, on_late: _LateAnswer) -> smpp.Pdu:
         """submit_sm within the window and the rate; raises _SessionLost if in doubt."""
         async with self._window:
             await self._rate.acquire()
@@ -250,9 +280,28 @@ class _Session:
             in_use = metrics.SMPP_WINDOW_IN_USE.labels(self.channel.name)
             in_use.inc()
             try:
-                return await self.request(pdu)
+                return await self.request(pdu, on_late=on_late)
             finally:
                 in_use.dec()
+
+    async def _alive(self) -> bool:
+        """Whether the SMSC answers an enquire_link; one probe serves every waiter."""
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.ensure_future(self._enquire())
+        return await asyncio.shield(self._probe)
+
+    async def _enquire(self) -> bool:
+        try:
+            await self.request(smpp.EnquireLink())
+        except _SessionLost:
+            return False
+        return True
+
+    def _expect_late(self, sequence: int, on_late: _LateAnswer) -> None:
+        self._late[sequence] = on_late
+        if len(self._late) > _LATE_KEPT:
+            # Bounded: the oldest stays in doubt, and is resent (marked) like any other.
+            del self._late[next(iter(self._late))]
 
     def throttled(self) -> None:
         now = self._clock()
@@ -310,8 +359,14 @@ class _Session:
             raise _SessionLost("the SMSC unbound")
         else:
             future = self._pending.get(event.sequence_number)
+            late = self._late.pop(event.sequence_number, None)
             if future is not None and not future.done():
                 future.set_result(event)
+            elif late is not None:
+                # Recorded concurrently, like a receipt: the reader keeps reading.
+                task = asyncio.create_task(late(event))
+                self._receipts.add(task)
+                task.add_done_callback(self._receipts.discard)
             elif not isinstance(event, smpp.EnquireLinkResp):
                 log.warning("smpp_unexpected_pdu", session=self.number, pdu=type(event).__name__)
 
@@ -325,6 +380,7 @@ class _Session:
     def _lose(self, reason: str) -> None:
         self._bound.clear()
         self._conn = None
+        self._late.clear()  # answers can no longer come: those parts stay in doubt
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(_SessionLost(reason))
@@ -348,7 +404,6 @@ class SMPPChannel:
         self._clock = clock
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._references = itertools.count(random.randrange(1, 0xFFFF))
         binds: list[type[smpp.BindTransceiver | smpp.BindTransmitter | smpp.BindReceiver]] = (
             [smpp.BindTransceiver]
             if config.bind_mode == "transceiver"
@@ -359,10 +414,12 @@ class SMPPChannel:
             for number, bind in enumerate(binds * config.binds, start=1)
         ]
         self._next_session = itertools.count()
+        #: When the channel last found no session bound (None: one is bound).
+        self._unbound_since: float | None = None
         #: Counters for metrics and tests.
         self.stats = {"submitted": 0, "throttled": 0, "in_doubt": 0, "receipts": 0,
                       "unmatched_receipts": 0, "duplicate_receipts": 0,
-                      "possible_duplicates": 0}  # fmt: skip
+                      "possible_duplicates": 0, "late_answers": 0, "duplicates": 0}  # fmt: skip
 
     def _count(self, event: str) -> None:
         self.stats[event] += 1
@@ -390,39 +447,40 @@ class SMPPChannel:
 
     async def send(self, message: Message, text: str) -> Submitted:
         now = self._now_ms()
+        # The reference comes from the message (split keeps the bits its header holds),
+        # so a part resent alone joins the parts sent before.
+        segments = smpp.split(text, method=self.config.long_messages, reference=message.id)
         # A first attempt has no history to check: skip the read on the common path.
         history = await self.store.segments(message.id) if message.attempts > 1 else []
-        earlier = [s for s in history if s.channel == self.name]
-        last = max((s.attempt for s in earlier), default=0)
-        last_parts = [s for s in earlier if s.attempt == last]
-        if last_parts and all(s.carrier_id for s in last_parts):
-            # Submitted before a crash, the status just never recorded: never resend.
-            ordered = sorted(last_parts, key=lambda s: s.part)
-            ids = ",".join(str(s.carrier_id) for s in ordered)
+        plan = plan_parts(history, channel=self.name, total=len(segments))
+        if not plan.to_send:
+            # Every part was taken (before a crash, or its answer came late): never resend.
+            ids = [plan.carrier_ids[part] for part in range(1, len(segments) + 1)]
             await self.store.note(message.id, now_ms=now, kind="already_submitted",
-                                  detail={"attempt": last, "carrier_ids": ids})  # fmt: skip
+                                  detail={"attempt": message.attempts,
+                                          "carrier_ids": ",".join(ids)})  # fmt: skip
             if self.config.query_sm:
-                await self._query(message, [str(s.carrier_id) for s in ordered])
-            return Submitted(ids)
+                await self._query(message, ids)
+            return Submitted(",".join(ids))
         # Waiting for a session first: no segment is recorded for an attempt never made.
         session = await self._session()
-        in_doubt = [s.part for s in last_parts if s.state is SegmentState.PENDING]
-        if in_doubt:
+        if plan.in_doubt:
             self._count("possible_duplicates")
             await self.store.note(
                 message.id, now_ms=now, kind="possible_duplicate",
-                detail={"attempt": message.attempts, "in_doubt_attempt": last,
-                        "in_doubt_parts": in_doubt,
+                detail={"attempt": message.attempts, "in_doubt_parts": plan.in_doubt,
                         "reason": "an earlier submit_sm got no answer; the SMSC may have it"},
             )  # fmt: skip
-        segments = smpp.split(text, method=self.config.long_messages,
-                              reference=next(self._references) & 0xFFFF)  # fmt: skip
+        resend = len(plan.to_send) < len(segments)
         await self.store.add_segments(message.id, attempt=message.attempts, channel=self.name,
-                                      total=len(segments), now_ms=now)  # fmt: skip
+                                      total=len(segments), now_ms=now,
+                                      parts=plan.to_send if resend else None)  # fmt: skip
         destination, dest_ton, dest_npi = self._destination(message.event.mobile_receiver)
         submits = [
-            self._submit_segment(session, message, part, segment, destination, dest_ton, dest_npi)
-            for part, segment in enumerate(segments, start=1)
+            self._submit_segment(
+                session, message, part, segments[part - 1], destination, dest_ton, dest_npi
+            )
+            for part in plan.to_send
         ]
         results = await asyncio.gather(*submits, return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
@@ -433,7 +491,8 @@ class SMPPChannel:
                     if isinstance(error, kind):
                         raise error
             raise errors[0]
-        return Submitted(",".join(str(r) for r in results))
+        named = {**plan.carrier_ids, **dict(zip(plan.to_send, map(str, results), strict=True))}
+        return Submitted(",".join(named[part] for part in range(1, len(segments) + 1)))
 
     async def _submit_segment(
         self,
@@ -458,9 +517,13 @@ class SMPPChannel:
             short_message=segment.short_message,
             tlvs=segment.tlvs,
         )
+
+        async def answered_late(resp: smpp.Pdu) -> None:
+            await self._late_answer(message, part, resp)
+
         for _ in range(self.config.throttle_retries + 1):
             try:
-                resp = await session.submit(pdu)
+                resp = await session.submit(pdu, on_late=answered_late)
             except _NotSent as exc:
                 await self._refused(message, part, str(exc))
                 raise TransientChannelError(f"segment {part}: {exc}") from None
@@ -488,19 +551,56 @@ class SMPPChannel:
         await self._refused(message, part, "ESME_RTHROTTLED, repeatedly")
         raise TransientChannelError("SMSC kept throttling")
 
+    async def _late_answer(self, message: Message, part: int, resp: smpp.Pdu) -> None:
+        """A submit_sm_resp that came after the timeout: the part is no longer in doubt."""
+        self._count("late_answers")
+        detail: dict[str, Any] = {"attempt": message.attempts, "part": part}
+        try:
+            if resp.command_status == smpp.CommandStatus.ESME_ROK and isinstance(
+                resp, smpp.SubmitSmResp
+            ):
+                # Its receipt, kept unmatched meanwhile, is applied now.
+                await self.store.segment_submitted(
+                    message.id, attempt=message.attempts, part=part,
+                    carrier_id=resp.message_id, now_ms=self._now_ms(),
+                )  # fmt: skip
+                detail["carrier_id"] = resp.message_id
+                copies = [
+                    s for s in await self.store.segments(message.id)
+                    if s.part == part and s.channel == self.name and s.carrier_id is not None
+                ]  # fmt: skip
+                if len(copies) > 1:
+                    # The part was resent meanwhile and both copies were taken: a duplicate.
+                    self._count("duplicates")
+                    detail["duplicate_of_attempts"] = [
+                        s.attempt for s in copies if s.attempt != message.attempts
+                    ]
+            else:
+                await self._refused(message, part, _phrase(resp.command_status))
+                detail["error"] = _phrase(resp.command_status)
+            await self.store.note(message.id, now_ms=self._now_ms(), kind="late_submit_resp",
+                                  detail=detail)  # fmt: skip
+        except StoreError:
+            # The part stays in doubt: resent, marked, like one that was never answered.
+            log.warning("smpp_late_answer_not_stored", message_id=message.id, part=part)
+
     async def _refused(self, message: Message, part: int, reason: str) -> None:
         await self.store.segment_refused(message.id, attempt=message.attempts, part=part,
                                          error=reason, now_ms=self._now_ms())  # fmt: skip
 
     async def _query(self, message: Message, carrier_ids: list[str]) -> None:
         """Ask the SMSC for parts whose receipts may have been missed (query_sm)."""
-        session = await self._session()
+        try:
+            session = await self._session()
+        except Unavailable:
+            return  # the receipts will still come once a session binds
         source = self.config.source_addr
         for carrier_id in carrier_ids:
             try:
                 resp = await session.request(
                     smpp.QuerySm(message_id=carrier_id, source_addr_ton=self.config.source_ton,
-                                 source_addr_npi=self.config.source_npi, source_addr=source)
+                                 source_addr_npi=self.config.source_npi, source_addr=source),
+                    on_late=_ignore,  # a slow answer is not a dead session; receipts still come
                 )  # fmt: skip
             except _SessionLost:
                 return  # receipts will still come; the SMSC resends them
@@ -522,9 +622,17 @@ class SMPPChannel:
         while True:
             bound = [s for s in submitters if s.bound]
             if bound:
+                self._unbound_since = None
                 return bound[next(self._next_session) % len(bound)]
-            if self._clock() >= deadline:
-                raise TransientChannelError("no SMPP session is bound")
+            now = self._clock()
+            if now >= deadline:
+                if self._unbound_since is None:
+                    self._unbound_since = now - self.config.bind_wait_s
+                # Nothing was submitted: the message waits.  The longer the outage,
+                # the longer between claims (workers do not spin), capped like reconnects.
+                outage = now - self._unbound_since
+                wait = min(self.config.reconnect_max_s, max(self.config.reconnect_min_s, outage))
+                raise Unavailable("no SMPP session is bound", wait)
             await asyncio.sleep(0.05)
 
     def _destination(self, e164: str) -> tuple[str, int, int]:
@@ -551,6 +659,7 @@ class SMPPChannel:
                 error=receipt.error or None,
                 now_ms=now_ms,
                 detail={"stat": receipt.state.name, "err": receipt.error},
+                destination=deliver.source_addr,
             )
         except StoreError as exc:
             outage.log_failure(log, "smpp_receipt_not_stored", exc, carrier_id=receipt.message_id)
@@ -568,6 +677,10 @@ class SMPPChannel:
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
+
+
+async def _ignore(_: smpp.Pdu) -> None:
+    """A late answer nobody waits for any more."""
 
 
 def _phrase(status: smpp.CommandStatus) -> str:

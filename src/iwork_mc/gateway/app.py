@@ -27,16 +27,45 @@ from iwork_mc.config import Settings
 from iwork_mc.gateway.directory import AppDirectory
 from iwork_mc.gateway.flowcontrol import FlowControl
 from iwork_mc.gateway.methods import build_methods
+from iwork_mc.gateway.receipts import receipt_route
 from iwork_mc.gateway.rest import create_rest_app
 from iwork_mc.gateway.top_endpoint import TopEndpoint
 from iwork_mc.store.base import QueueSnapshot, Store, StoreError
 
 __all__ = ["PROBE_TIMEOUT_S", "SCRAPE_TIMEOUT_S", "create_app"]
 
-#: How long /readyz and /healthz wait for the store: a probe answers well within 1 s.
+#: How long /readyz and /healthz wait for the store's answer (one probe serves
+#: both): they answer well within a second whatever the store does.
 PROBE_TIMEOUT_S = 0.5
 #: How long /metrics waits for the store's counts before answering without them.
 SCRAPE_TIMEOUT_S = 2.0
+
+
+class _StoreProbe:
+    """Asks the store whether it answers, waiting at most ``wait_s`` for the answer.
+
+    A probe that takes longer is not cancelled (that could wait on the driver)
+    but left to finish within the store's own timeout, and the next health
+    check waits on it rather than starting another: one probe at a time.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._pending: asyncio.Task[bool] | None = None
+
+    async def answers(self, wait_s: float) -> bool:
+        probe = self._pending
+        if probe is None or probe.done():
+            probe = self._pending = asyncio.create_task(self._probe())
+        done, _ = await asyncio.wait({probe}, timeout=wait_s)
+        return bool(done) and probe.result()
+
+    async def _probe(self) -> bool:
+        try:
+            await self._store.get_app("")
+        except StoreError:
+            return False
+        return True
 
 
 def create_app(
@@ -54,27 +83,24 @@ def create_app(
     """
     # One app cache for both APIs: each app is read from the store once per ttl.
     apps = AppDirectory(store, settings.app_cache_ttl_s)
+    # One budget per app for both APIs, shared with the other gateway processes.
+    flow_control = FlowControl(store, settings.app_rate_limit, settings.app_rate_burst)
     top = TopEndpoint(
         methods=build_methods(store, settings),
         apps=apps,
-        flow_control=FlowControl(settings.app_rate_limit, settings.app_rate_burst),
+        flow_control=flow_control,
         timestamp_tolerance_ms=settings.timestamp_tolerance_s * 1000,
         max_body_bytes=settings.max_body_bytes,
         clock=clock,
     )
 
-    async def store_answers() -> bool:
-        try:
-            await asyncio.wait_for(store.get_app(""), PROBE_TIMEOUT_S)
-        except (StoreError, TimeoutError):
-            return False
-        return True
+    probe = _StoreProbe(store)
 
     async def livez(request: Request) -> Response:
         return PlainTextResponse("ok")
 
     async def readyz(request: Request) -> JSONResponse:
-        store_up = await store_answers()
+        store_up = await probe.answers(PROBE_TIMEOUT_S)
         channels = dict(channels_ready()) if channels_ready is not None else {}
         ready = store_up and all(channels.values())
         body = {
@@ -85,7 +111,7 @@ def create_app(
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def healthz(request: Request) -> JSONResponse:
-        if not await store_answers():
+        if not await probe.answers(PROBE_TIMEOUT_S):
             return JSONResponse({"status": "unavailable", "store": "unreachable"}, status_code=503)
         if channel_health is None:
             return JSONResponse({"status": "ok"})
@@ -106,8 +132,14 @@ def create_app(
             Route("/readyz", readyz, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics_page, methods=["GET"]),
+            receipt_route(settings, store, clock),
             # /v1/..., /openapi.json and /docs (FastAPI); everything else is its 404.
-            Mount("/", app=create_rest_app(settings, store, clock=clock, apps=apps)),
+            Mount(
+                "/",
+                app=create_rest_app(
+                    settings, store, clock=clock, apps=apps, flow_control=flow_control
+                ),
+            ),
         ]
     )
 

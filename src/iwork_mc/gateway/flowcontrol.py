@@ -1,45 +1,72 @@
-"""Per-app flow control (TOP code 7), a token bucket per app_key (pure, time passed in).
+"""Per-app flow control shared by every gateway process on one store.
 
-Buckets live in the gateway process: with N gateway processes an app may make
-N × the configured rate.  The answer tells the caller how long to back off, in
-TOP's words: ``This ban will last for N more seconds``.
+Each app's token bucket lives in the store (:mod:`iwork_mc.ratelimits` has
+the arithmetic and the overshoot bound).  This process leases a slice of an
+app's tokens in one store write and admits calls from the slice without a
+store round trip; only when the slice is spent does it lease again.  When the
+shared bucket is empty the store says how long until the next token, and
+until then this process refuses the app's calls locally, so a flooding app
+costs the store one write per refusal period, not one per call.
+
+Only authenticated apps reach flow control, so this holds at most one small
+entry per app.  The answer says how long to back off, in whole seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from iwork_mc.apps import App
+from iwork_mc.ratelimits import Rate
+from iwork_mc.store.base import Store
 
 __all__ = ["FlowControl"]
 
 
 @dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    updated_at: float
+class _Slice:
+    """Tokens this process leased for one app, or when it may ask again."""
+
+    tokens: int = 0
+    refused_until: float = 0.0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class FlowControl:
-    """``rate`` calls per second per key with bursts of ``burst``; a rate of 0 disables it."""
+    """Admits calls per app against the app's rate, or the defaults ``rate``/``burst``."""
 
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = max(1, burst)
-        self._buckets: dict[str, _Bucket] = {}
+    def __init__(self, store: Store, rate: float, burst: int) -> None:
+        self._store = store
+        self.default = Rate(rate, max(1, burst))
+        self._slices: dict[str, _Slice] = {}
 
-    def admit(self, key: str, now: float) -> int:
-        """Take one token for ``key``: 0 if admitted, else whole seconds to wait (≥ 1)."""
-        if self.rate <= 0:
+    def rate_of(self, app: App) -> Rate:
+        """The app's own rate where the operator set one, else the defaults."""
+        return Rate(
+            self.default.per_second if app.rate_limit is None else app.rate_limit,
+            self.default.burst if app.rate_burst is None else max(1, app.rate_burst),
+        )
+
+    async def admit(self, app: App, now: float) -> int:
+        """Take one token for ``app``: 0 if admitted, else whole seconds to wait (≥ 1)."""
+        rate = self.rate_of(app)
+        if not rate.limited:
             return 0
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = self._buckets[key] = _Bucket(tokens=float(self.burst), updated_at=now)
-        # Concurrent calls may read the clock before awaiting and arrive here out of
-        # order: time never runs backwards for a bucket.
-        elapsed = max(0.0, now - bucket.updated_at)
-        bucket.tokens = min(self.burst, bucket.tokens + elapsed * self.rate)
-        bucket.updated_at = max(bucket.updated_at, now)
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
+        held = self._slices.get(app.app_key)
+        if held is None:
+            held = self._slices[app.app_key] = _Slice()
+        if held.tokens == 0 and now >= held.refused_until:
+            async with held.lock:
+                # Concurrent calls wait for one lease instead of each asking the store.
+                if held.tokens == 0 and now >= held.refused_until:
+                    grant = await self._store.take_tokens(
+                        app.app_key, rate.lease_size, rate, int(now * 1000)
+                    )
+                    held.tokens = grant.granted
+                    held.refused_until = now + grant.wait_s
+        if held.tokens > 0:
+            held.tokens -= 1
             return 0
-        return max(1, math.ceil((1 - bucket.tokens) / self.rate))
+        return max(1, math.ceil(held.refused_until - now))

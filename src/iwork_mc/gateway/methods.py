@@ -19,6 +19,7 @@ from iwork_mc.compose import AcceptRules, compose
 from iwork_mc.config import Settings
 from iwork_mc.events import EventFieldError, EventLimits, MobileReceiverMessageEvent, parse_event
 from iwork_mc.gateway.directory import TemplateCatalog
+from iwork_mc.gateway.rendering import render_off_loop_if_slow
 from iwork_mc.messages import AcceptOutcome, Rejection
 from iwork_mc.store.base import Store
 from iwork_mc.top.errors import PlatformCode, TopError, invalid_field, missing_field
@@ -97,8 +98,16 @@ class SendMobile:
             raise invalid_field(exc.field, exc.reason) from None
         app_key = call.app.app_key
         templates = await self._templates.current(call.now_ms / 1000)
-        composed = compose(
-            self._rules, app_key, event, templates, call.now_ms, request_id=call.request_id
+        composed = await render_off_loop_if_slow(
+            lambda trial_seconds: compose(
+                self._rules,
+                app_key,
+                event,
+                templates,
+                call.now_ms,
+                request_id=call.request_id,
+                trial_seconds=trial_seconds,
+            )
         )
         if isinstance(composed, Rejection):
             return await self._declined(app_key, event, composed)

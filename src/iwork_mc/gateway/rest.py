@@ -29,6 +29,7 @@ from iwork_mc.compose import AcceptRules
 from iwork_mc.config import Settings
 from iwork_mc.gateway import rest_account, rest_messages, rest_templates, wire
 from iwork_mc.gateway.directory import AppDirectory
+from iwork_mc.gateway.flowcontrol import FlowControl
 from iwork_mc.gateway.rest_auth import RestAuthenticator, RestError
 from iwork_mc.gateway.rest_common import RestContext
 from iwork_mc.gateway.rest_models import ErrorOut
@@ -53,6 +54,10 @@ Errors are `{"error": {"code": "...", "message": "..."}}`.
 _COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Missing or wrong credentials, or a stale timestamp."},
     422: {"model": ErrorOut, "description": "A parameter or the body is not valid."},
+    429: {
+        "model": ErrorOut,
+        "description": "The app is over its rate: retry after the seconds in Retry-After.",
+    },
 }
 
 
@@ -66,7 +71,10 @@ async def _on_rest_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RestError)
     if exc.status == 401:
         log.info("rest_refused", code=exc.code, app_key=request.headers.get("x-app-key"))
-    return _error(exc.status, exc.code, exc.message, **exc.extra)
+    response = _error(exc.status, exc.code, exc.message, **exc.extra)
+    if exc.status == 429:
+        response.headers["Retry-After"] = str(exc.extra["retry_after_s"])
+    return response
 
 
 async def _on_invalid(request: Request, exc: Exception) -> JSONResponse:
@@ -110,6 +118,7 @@ def create_rest_app(
     *,
     clock: Callable[[], float] = time.time,
     apps: AppDirectory | None = None,
+    flow_control: FlowControl | None = None,
 ) -> ASGIApp:
     """The ``/v1`` API around an opened ``store`` (the caller owns its lifetime).
 
@@ -118,6 +127,7 @@ def create_rest_app(
         store: the store, opened.
         clock: epoch seconds, for timestamps and the instants written.
         apps: the app cache to share with the TOP endpoint; a new one by default.
+        flow_control: the apps' rates, shared with the TOP endpoint; a new one by default.
 
     Returns:
         An ASGI app serving ``/v1/...``, ``/openapi.json`` and ``/docs``.
@@ -133,6 +143,7 @@ def create_rest_app(
         store=store,
         auth=RestAuthenticator(
             apps or AppDirectory(store, settings.app_cache_ttl_s),
+            flow_control or FlowControl(store, settings.app_rate_limit, settings.app_rate_burst),
             tolerance_ms=settings.timestamp_tolerance_s * 1000,
             clock=clock,
         ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from iwork_mc import audit
 from iwork_mc.callbacks import InvalidCallbackURL, check_callback_url
 from iwork_mc.gateway.rest_auth import RestError
 from iwork_mc.gateway.rest_common import CallerDep, ContextDep, normalise_receiver
@@ -60,7 +61,10 @@ async def add_opt_out(
         reason=opt_out.reason if opt_out is not None else "",
         created_at_ms=caller.now_ms,
     )
-    if await context.store.add_opt_out(record):
+    change = audit.opt_out_added(
+        audit.app_actor(caller.app_key), caller.now_ms, app_key=caller.app_key, receiver=number
+    )
+    if await context.store.add_opt_out(record, audit=change):
         response.status_code = 201
         return OptOutOut.of(record)
     for existing in await context.store.list_opt_outs(caller.app_key):
@@ -83,7 +87,10 @@ async def add_opt_out(
 async def remove_opt_out(receiver: str, caller: CallerDep, context: ContextDep) -> Response:
     """Remove the calling app's opt-out of ``receiver`` (an all-apps opt-out stays)."""
     number = normalise_receiver(receiver, context.settings.default_region)
-    if not await context.store.remove_opt_out(caller.app_key, number):
+    change = audit.opt_out_removed(
+        audit.app_actor(caller.app_key), caller.now_ms, app_key=caller.app_key, receiver=number
+    )
+    if not await context.store.remove_opt_out(caller.app_key, number, audit=change):
         raise RestError(404, "opt_out_not_found", "the receiver is not opted out of this app")
     return Response(status_code=204)
 
@@ -117,7 +124,10 @@ async def set_callback(callback: CallbackIn, caller: CallerDep, context: Context
         url = check_callback_url(callback.url, context.settings.callback_allow_list)
     except InvalidCallbackURL as exc:
         raise RestError(422, "invalid_url", f"url: {exc}") from None
-    app = await context.store.set_callback_url(caller.app_key, url)
+    change = audit.callback_url_set(
+        audit.app_actor(caller.app_key), caller.now_ms, app_key=caller.app_key, url=url
+    )
+    app = await context.store.set_callback_url(caller.app_key, url, audit=change)
     return CallbackOut(url=app.callback_url if app is not None else url)
 
 
@@ -130,5 +140,8 @@ async def set_callback(callback: CallbackIn, caller: CallerDep, context: Context
 )
 async def clear_callback(caller: CallerDep, context: ContextDep) -> Response:
     """Stop POSTing status changes of the calling app's messages."""
-    await context.store.set_callback_url(caller.app_key, None)
+    change = audit.callback_url_set(
+        audit.app_actor(caller.app_key), caller.now_ms, app_key=caller.app_key, url=None
+    )
+    await context.store.set_callback_url(caller.app_key, None, audit=change)
     return Response(status_code=204)

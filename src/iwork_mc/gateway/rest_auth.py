@@ -19,7 +19,8 @@ whole request, so a captured signature cannot be replayed on another message,
 another verb or another body, and only within the timestamp window.
 
 As in the TOP endpoint, a disabled app is refused only after its signature
-checks out, so only the app's owner learns that it is disabled.
+checks out, so only the app's owner learns that it is disabled; flow control
+comes last, on the same per-app budget as the TOP endpoint (429).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from iwork_mc.apps import App
 from iwork_mc.gateway.directory import AppDirectory
+from iwork_mc.gateway.flowcontrol import FlowControl
 from iwork_mc.top import signing
 from iwork_mc.top.rest_signing import (
     HEADER_APP_KEY,
@@ -70,9 +72,15 @@ class RestAuthenticator:
     """Checks one request's headers and signature and answers the calling :class:`App`."""
 
     def __init__(
-        self, apps: AppDirectory, *, tolerance_ms: int, clock: Callable[[], float]
+        self,
+        apps: AppDirectory,
+        flow_control: FlowControl,
+        *,
+        tolerance_ms: int,
+        clock: Callable[[], float],
     ) -> None:
         self._apps = apps
+        self._flow_control = flow_control
         self._tolerance_ms = tolerance_ms
         self._clock = clock
 
@@ -89,7 +97,8 @@ class RestAuthenticator:
 
         Raises:
             RestError: 401 for every authentication failure, 400 for a query
-                parameter with a reserved name.
+                parameter with a reserved name, 429 when the app is over its
+                rate (flow control, shared with the TOP endpoint).
         """
         app_key = headers.get(HEADER_APP_KEY, "").strip()
         timestamp = headers.get(HEADER_TIMESTAMP, "").strip()
@@ -139,4 +148,12 @@ class RestAuthenticator:
             raise _unauthorized("invalid_signature", "the signature does not match the request")
         if not app.enabled:
             raise _unauthorized("app_disabled", "this app is disabled")
+        wait = await self._flow_control.admit(app, now)
+        if wait:
+            raise RestError(
+                429,
+                "rate_limited",
+                f"this app is over its rate; retry in {wait} s",
+                retry_after_s=wait,
+            )
         return app, now_ms

@@ -82,10 +82,21 @@ async def _caller(
         path=request.scope["path"],
         body=body,
     )
+    _refuse_nul(request)
     return Caller(app, now_ms)
 
 
 CallerDep = Annotated[Caller, Depends(_caller)]
+
+
+def _refuse_nul(request: Request) -> None:
+    # No store keeps a NUL character: refuse it as bad input before any lookup
+    # (request bodies are checked by their models, rest_models._Input).
+    if "\x00" in request.scope["path"]:
+        raise RestError(422, "invalid_parameter", "the path must not contain NUL characters")
+    for name, value in request.query_params.multi_items():
+        if "\x00" in name or "\x00" in value:
+            raise RestError(422, "invalid_parameter", f"{name!r}: must not contain NUL characters")
 
 
 def parse_instant(text: str | None, name: str) -> int | None:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from iwork_mc import audit
 from iwork_mc.gateway.rest_auth import RestError
 from iwork_mc.gateway.rest_common import CallerDep, ContextDep, normalise_receiver, parse_instant
 from iwork_mc.gateway.rest_models import (
@@ -17,7 +18,7 @@ from iwork_mc.gateway.rest_models import (
     StatusCounts,
     TimelineOut,
 )
-from iwork_mc.messages import REQUEUE_FROM, Message, MessageQuery, MessageStatus
+from iwork_mc.messages import MAX_ID, REQUEUE_FROM, Message, MessageQuery, MessageStatus
 
 __all__ = ["MAX_PAGE", "router"]
 
@@ -54,7 +55,7 @@ async def find_messages(
     accepted_from: Annotated[str | None, Query(description=f"Inclusive. {_INSTANT}")] = None,
     accepted_until: Annotated[str | None, Query(description=f"Exclusive. {_INSTANT}")] = None,
     before_id: Annotated[
-        int | None, Query(ge=1, description="The previous page's `next_before_id`.")
+        int | None, Query(ge=1, le=MAX_ID, description="The previous page's `next_before_id`.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> MessagePage:
@@ -130,15 +131,26 @@ async def retry_message(msg_key: str, caller: CallerDep, context: ContextDep) ->
     message = await context.store.get_message(caller.app_key, msg_key)
     if message is None:
         raise _not_found()
-    validity_s = context.settings.message_validity_s
+    expires_at_ms = caller.now_ms + context.settings.message_validity_s * 1000
+    change = audit.message_requeued(
+        audit.app_actor(caller.app_key), caller.now_ms,
+        app_key=caller.app_key, msg_key=msg_key, expires_at_ms=expires_at_ms,
+    )  # fmt: skip
     # The store requeues only from REQUEUE_FROM, atomically: no check beforehand.
     requeued = await context.store.requeue(
         message.id,
         now_ms=caller.now_ms,
-        expires_at_ms=caller.now_ms + validity_s * 1000,
+        expires_at_ms=expires_at_ms,
         by=f"rest:{caller.app_key}",
+        audit=change,
     )
     if not requeued:
+        if message.redacted_at_ms is not None:
+            raise RestError(
+                409, "not_requeueable",
+                "the message was redacted by retention: its receiver and data are gone",
+                status=str(message.status),
+            )  # fmt: skip
         raise RestError(
             409,
             "not_requeueable",

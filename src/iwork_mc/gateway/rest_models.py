@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from iwork_mc.callbacks import MAX_CALLBACK_URL
 from iwork_mc.events import EventLimits
@@ -41,6 +41,20 @@ __all__ = [
 
 #: Template selection fields are as long as the event fields they match.
 _EVENT = EventLimits()
+
+
+class _Input(BaseModel):
+    """A request body: unknown fields and NUL characters (which no store keeps) refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters (\\u0000)")
+        return value
+
 
 #: The ``responses=`` of a route: extra answers for the OpenAPI schema.
 Responses = dict[int | str, dict[str, Any]]
@@ -188,10 +202,8 @@ class StatusCounts(BaseModel):
     accepted_until_ms: int | None
 
 
-class TemplateUpdate(BaseModel):
+class TemplateUpdate(_Input):
     """A template's content; an empty selector field matches any value."""
-
-    model_config = ConfigDict(extra="forbid")
 
     body: str = Field(min_length=1, max_length=MAX_BODY, description="Jinja2 (sandboxed) text.")
     source: str = Field(default="", max_length=_EVENT.source)
@@ -239,10 +251,8 @@ class TemplateOut(BaseModel):
         )
 
 
-class RenderIn(BaseModel):
+class RenderIn(_Input):
     """A dry run: which template an event would use and what it would read."""
-
-    model_config = ConfigDict(extra="forbid")
 
     event: dict[str, Any] | str = Field(
         description="The `mobile_receiver_message_event`, as an object or as its JSON text."
@@ -265,9 +275,7 @@ class RenderOut(BaseModel):
     error: str | None = Field(description="Why the template cannot render this event.")
 
 
-class OptOutIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class OptOutIn(_Input):
     reason: str = Field(default="", max_length=500)
 
 
@@ -289,9 +297,7 @@ class OptOutOut(BaseModel):
         )
 
 
-class CallbackIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CallbackIn(_Input):
     url: str = Field(max_length=MAX_CALLBACK_URL, description="An http or https URL.")
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
 from fastapi import APIRouter, Response
 
+from iwork_mc import audit
 from iwork_mc.compose import render_text
 from iwork_mc.events import EventFieldError, parse_event
+from iwork_mc.gateway.rendering import render_off_loop_if_slow
 from iwork_mc.gateway.rest_auth import RestError
 from iwork_mc.gateway.rest_common import Caller, CallerDep, ContextDep, RestContext
 from iwork_mc.gateway.rest_models import (
@@ -26,6 +29,7 @@ from iwork_mc.store.base import TemplateExists
 from iwork_mc.templates import (
     Template,
     TemplateError,
+    TemplateTooComplex,
     select_template,
 )
 
@@ -38,7 +42,10 @@ GIVEN_BODY = "(body)"
 _LINE = re.compile(r"^line (\d+):")
 
 _INVALID: Responses = {
-    422: {"model": ErrorOut, "description": "A syntax error (with `line`) or bad limits."}
+    422: {
+        "model": ErrorOut,
+        "description": "A syntax error (with `line`), a template too complex, or bad limits.",
+    }
 }
 _NOT_FOUND: Responses = {
     404: {"model": ErrorOut, "description": "No template of this app has that name."}
@@ -53,21 +60,24 @@ def _visible(template: Template | None, caller: Caller) -> Template | None:
     return template
 
 
-def _compile(context: RestContext, body: str) -> None:
+async def _compile(context: RestContext, body: str) -> None:
+    # Compiling a body of up to 8192 characters can take a few hundred ms: off the loop.
     try:
-        context.rules.renderer.compile(body)
+        await asyncio.to_thread(context.rules.renderer.compile, body)
     except TemplateError as exc:
         match = _LINE.match(str(exc))
         raise RestError(
             422,
-            "template_syntax_error",
+            "template_too_complex"
+            if isinstance(exc, TemplateTooComplex)
+            else "template_syntax_error",
             str(exc),
             line=int(match.group(1)) if match else None,
         ) from None
 
 
-def _validate(context: RestContext, update: TemplateUpdate) -> None:
-    _compile(context, update.body)
+async def _validate(context: RestContext, update: TemplateUpdate) -> None:
+    await _compile(context, update.body)
     try:
         parse_limits(update.limits, "template")
     except PolicyError as exc:
@@ -129,10 +139,16 @@ async def create_template(
     template: TemplateIn, caller: CallerDep, context: ContextDep
 ) -> TemplateOut:
     """A new template of the calling app; its body must compile and its limits parse."""
-    _validate(context, template)
+    await _validate(context, template)
     stored = _build(template.name, template, caller, caller.now_ms)
     try:
-        await context.store.insert_template(stored)
+        change = audit.template_changed(
+            audit.app_actor(caller.app_key),
+            caller.now_ms,
+            audit.AuditAction.TEMPLATE_CREATE,
+            stored,
+        )
+        await context.store.insert_template(stored, audit=change)
     except TemplateExists:
         raise _exists() from None
     return TemplateOut.of(stored)
@@ -161,7 +177,7 @@ async def render(request: RenderIn, caller: CallerDep, context: ContextDep) -> R
     except EventFieldError as exc:
         raise RestError(422, "invalid_event", str(exc), field=exc.field) from None
     if request.body is not None:
-        _compile(context, request.body)
+        await _compile(context, request.body)
         name, body = GIVEN_BODY, request.body
     elif request.name is not None:
         chosen = _visible(await context.store.get_template(request.name), caller)
@@ -173,7 +189,9 @@ async def render(request: RenderIn, caller: CallerDep, context: ContextDep) -> R
         selected = select_template(templates, caller.app_key, event)
         default = ("", context.settings.default_template)
         name, body = default if selected is None else (selected.name, selected.body)
-    rendered = render_text(context.rules, body, event)
+    rendered = await render_off_loop_if_slow(
+        lambda trial_seconds: render_text(context.rules, body, event, trial_seconds=trial_seconds)
+    )
     if isinstance(rendered, Rejection):
         return RenderOut(
             template=name, ok=False, text=None, encoding=None, units=None, segments=None,
@@ -207,10 +225,16 @@ async def replace_template(
 ) -> TemplateOut:
     """Replace the content of one of the calling app's templates (its name stays)."""
     existing = await _own(context, caller, name)
-    _validate(context, template)
+    await _validate(context, template)
     stored = _build(name, template, caller, existing.created_at_ms)
     try:
-        updated = await context.store.update_template(stored)
+        change = audit.template_changed(
+            audit.app_actor(caller.app_key),
+            caller.now_ms,
+            audit.AuditAction.TEMPLATE_UPDATE,
+            stored,
+        )
+        updated = await context.store.update_template(stored, audit=change)
     except TemplateExists:
         raise _exists() from None
     if not updated:
@@ -228,6 +252,7 @@ async def replace_template(
 async def delete_template(name: str, caller: CallerDep, context: ContextDep) -> Response:
     """Delete one of the calling app's templates."""
     await _own(context, caller, name)
-    if not await context.store.delete_template(name):
+    change = audit.template_deleted(audit.app_actor(caller.app_key), caller.now_ms, name=name)
+    if not await context.store.delete_template(name, audit=change):
         raise _not_found()
     return Response(status_code=204)

@@ -170,7 +170,7 @@ class TopEndpoint:
                 "isv.permission-app-disabled",
                 "this app is disabled",
             )
-        wait = self._flow_control.admit(app_key, now)
+        wait = await self._flow_control.admit(app, now)
         if wait:
             raise TopError(
                 PlatformCode.APP_CALL_LIMITED,

@@ -8,11 +8,12 @@ milliseconds so backends never read a clock of their own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from iwork_mc.apps import App
+from iwork_mc.audit import AuditQuery, AuditRecord
 from iwork_mc.messages import (
     AcceptResult,
     Message,
@@ -23,11 +24,14 @@ from iwork_mc.messages import (
     TimelineEntry,
 )
 from iwork_mc.policies import AcceptChecks, OptOut
-from iwork_mc.segments import ReceiptOutcome, Segment, SegmentState
+from iwork_mc.ratelimits import Grant, Rate
+from iwork_mc.retention import EndedSelection
+from iwork_mc.segments import AwaitingReceipt, ReceiptOutcome, Segment, SegmentState
 from iwork_mc.templates import Template
 
 __all__ = [
     "AppExists",
+    "Audit",
     "MessageNotFound",
     "QueueSnapshot",
     "Store",
@@ -69,8 +73,17 @@ class QueueSnapshot:
     oldest_due_at_ms: int | None
 
 
+#: The audit record of a change, written with it (``None``: the change is not audited).
+Audit = AuditRecord | None
+
+
 class Store(Protocol):
-    """**Protocol:** the durable state of iwork-mc."""
+    """**Protocol:** the durable state of iwork-mc.
+
+    Every method that changes apps, templates, opt-outs or messages on someone's
+    behalf takes ``audit``: that record is written in the same transaction as
+    the change, and only if the change was made (a no-op writes none).
+    """
 
     async def open(self) -> None:
         """Connect (and for SQLite create the file); does not migrate."""
@@ -86,7 +99,7 @@ class Store(Protocol):
 
     # -- apps ---------------------------------------------------------------
 
-    async def insert_app(self, app: App) -> None:
+    async def insert_app(self, app: App, *, audit: Audit = None) -> None:
         """Store a new app. Raises :class:`AppExists` if its app_key is taken."""
 
     async def get_app(self, app_key: str) -> App | None: ...
@@ -94,29 +107,46 @@ class Store(Protocol):
     async def list_apps(self) -> list[App]:
         """Every app, oldest first."""
 
-    async def set_app_enabled(self, app_key: str, enabled: bool) -> App | None:
+    async def set_app_enabled(
+        self, app_key: str, enabled: bool, *, audit: Audit = None
+    ) -> App | None:
         """Enable or disable an app; ``None`` if it does not exist."""
 
     async def rotate_secret(
-        self, app_key: str, new_secret: str, previous_valid_until_ms: int
+        self, app_key: str, new_secret: str, previous_valid_until_ms: int, *, audit: Audit = None
     ) -> App | None:
         """Make ``new_secret`` current and keep the old one valid until the given instant."""
 
-    async def set_callback_url(self, app_key: str, url: str | None) -> App | None:
+    async def set_callback_url(
+        self, app_key: str, url: str | None, *, audit: Audit = None
+    ) -> App | None:
         """Set (or with ``None`` clear) the app's status callback URL; ``None`` if no app."""
+
+    async def set_app_rate(
+        self, app_key: str, rate_limit: float | None, rate_burst: int | None,
+        *, audit: Audit = None,
+    ) -> App | None:  # fmt: skip
+        """Set the app's rate and burst (``None``: the defaults); ``None`` if no app."""
+
+    async def take_tokens(self, app_key: str, want: int, rate: Rate, now_ms: int) -> Grant:
+        """Lease up to ``want`` tokens from the app's shared bucket (:func:`ratelimits.take`).
+
+        One transaction, serialised with every other process's lease of the
+        same app; a bucket seen for the first time starts full.
+        """
 
     # -- templates ----------------------------------------------------------
 
-    async def insert_template(self, template: Template) -> None:
+    async def insert_template(self, template: Template, *, audit: Audit = None) -> None:
         """Raises :class:`TemplateExists` if the name or the selection key is taken."""
 
-    async def update_template(self, template: Template) -> bool:
+    async def update_template(self, template: Template, *, audit: Audit = None) -> bool:
         """Replace the template of that name (``created_at_ms`` kept); False if none.
 
         Raises :class:`TemplateExists` if the new selection key is another's.
         """
 
-    async def delete_template(self, name: str) -> bool: ...
+    async def delete_template(self, name: str, *, audit: Audit = None) -> bool: ...
 
     async def get_template(self, name: str) -> Template | None: ...
 
@@ -125,10 +155,10 @@ class Store(Protocol):
 
     # -- opt-outs -----------------------------------------------------------
 
-    async def add_opt_out(self, opt_out: OptOut) -> bool:
+    async def add_opt_out(self, opt_out: OptOut, *, audit: Audit = None) -> bool:
         """Record it; False if that (app_key, receiver) was already opted out."""
 
-    async def remove_opt_out(self, app_key: str, receiver: str) -> bool: ...
+    async def remove_opt_out(self, app_key: str, receiver: str, *, audit: Audit = None) -> bool: ...
 
     async def list_opt_outs(self, app_key: str | None = None) -> list[OptOut]:
         """Every opt-out (of ``app_key`` and the ``"*"`` ones, if given), newest first."""
@@ -185,14 +215,62 @@ class Store(Protocol):
         ``accepted_until_ms`` is exclusive, ``accepted_from_ms`` inclusive.
         """
 
-    async def requeue(self, message_id: int, *, now_ms: int, expires_at_ms: int, by: str) -> bool:
+    async def requeue(
+        self, message_id: int, *, now_ms: int, expires_at_ms: int, by: str, audit: Audit = None
+    ) -> bool:
         """Send a ``failed`` or ``expired`` message again (an operator's decision).
 
         Queues it due now with a new validity, back on the first route step
         with no step attempts; the timeline gets ``requeued`` with ``by`` and
         the previous status and error.  False (nothing written) unless its
-        status is in :data:`~iwork_mc.messages.REQUEUE_FROM`.
+        status is in :data:`~iwork_mc.messages.REQUEUE_FROM` and it was not
+        redacted (its receiver and data are gone: nothing could be sent).
         """
+
+    # -- retention ----------------------------------------------------------
+
+    async def redact_ended(self, *, ended_before_ms: int, now_ms: int, limit: int, by: str) -> int:
+        """Redact up to ``limit`` messages that ended before ``ended_before_ms``; how many.
+
+        Oldest ended first, in one transaction; each keeps only its masked
+        receiver (see :mod:`iwork_mc.retention`) and gets a ``redacted``
+        timeline entry naming the fields and ``by``.  Already redacted ones
+        are skipped.
+        """
+
+    async def delete_ended(
+        self, selection: EndedSelection, *, limit: int, audit: Audit = None
+    ) -> int:
+        """Delete up to ``limit`` ended messages matching ``selection``; how many.
+
+        Oldest ended first, in one transaction, with their timelines, segments
+        and status events.  A message not in a final status is never deleted.
+        With ``audit``, a record whose detail also says how many were deleted
+        is written if any was.
+        """
+
+    async def drop_unmatched_receipts(self, *, received_before_ms: int, limit: int) -> int:
+        """Delete up to ``limit`` kept receipts that arrived before ``received_before_ms``.
+
+        They name a handset and will never match now; the retention sweep drops
+        them with the messages.  Returns how many.
+        """
+
+    async def count_ended(self, selection: EndedSelection) -> tuple[int, int]:
+        """``(ended, in_flight)``: messages matching ``selection`` that :meth:`delete_ended`
+        would delete, and those it keeps because they have not ended.
+
+        The age filter compares ``updated_at_ms`` (when an ended message ended;
+        when an in-flight one last changed) with ``ended_before_ms``.
+        """
+
+    # -- the audit trail ----------------------------------------------------
+
+    async def add_audit(self, record: AuditRecord) -> None:
+        """Record a change the store did not make itself (a console sign-in)."""
+
+    async def list_audit(self, query: AuditQuery) -> list[AuditRecord]:
+        """Records matching every filter, newest first, ``query.limit`` at most."""
 
     # -- delivering ---------------------------------------------------------
 
@@ -230,12 +308,15 @@ class Store(Protocol):
         channel_ref: str | None = None,
         error: str | None = None,
         route_step: int | None = None,
+        attempt_not_made: bool = False,
     ) -> bool:
         """Move a message to ``to`` if :data:`~iwork_mc.messages.TRANSITIONS` allows it.
 
         With ``route_step`` the message moves to that step of its route (a
         fallback to the next channel) and its ``step_attempts`` restart at 0.
-        ``claim_due`` adds one to both ``attempts`` and ``step_attempts``.
+        ``claim_due`` adds one to both ``attempts`` and ``step_attempts``;
+        ``attempt_not_made`` takes that one back (the channel could not even
+        try, e.g. no SMPP session was bound), so an outage uses up no attempts.
 
         Appends a timeline entry of ``kind`` with ``detail``.  With ``worker_id``
         the change only happens while that worker still holds the lease (a lease
@@ -251,11 +332,19 @@ class Store(Protocol):
     # -- segments and receipts (carriers that confirm delivery later) -------
 
     async def add_segments(
-        self, message_id: int, *, attempt: int, channel: str, total: int, now_ms: int
+        self,
+        message_id: int,
+        *,
+        attempt: int,
+        channel: str,
+        total: int,
+        now_ms: int,
+        parts: Sequence[int] | None = None,
     ) -> None:
-        """Record ``total`` pending segments of an attempt before any is submitted.
+        """Record the pending segments of an attempt of ``total`` parts before any is submitted.
 
-        After a crash, a pending segment is one whose submission is in doubt.
+        All parts, or only ``parts`` (a resend of the parts in doubt).  After a
+        crash, a pending segment is one whose submission is in doubt.
         """
 
     async def segment_submitted(
@@ -264,7 +353,10 @@ class Store(Protocol):
         """Record the carrier's id of a submitted segment.
 
         A receipt that arrived for ``carrier_id`` before this (kept as unmatched)
-        is applied now, in the same transaction; its outcome is returned.  SMSCs
+        is applied now, in the same transaction, if it can be this segment's
+        (:func:`~iwork_mc.segments.kept_receipt_fits`: it arrived after the
+        segment was added, give or take the clock skew, and names the message's
+        receiver); its outcome is returned.  Any other stays kept.  SMSCs
         reuse ids after a while: an id already naming another segment of the
         channel moves to this one (the old segment keeps its state).  Raises
         :class:`StoreError` if the segment was never added.
@@ -287,16 +379,19 @@ class Store(Protocol):
         error: str | None,
         now_ms: int,
         detail: Mapping[str, Any] | None = None,
+        destination: str = "",
     ) -> ReceiptOutcome:
         """Record a delivery receipt durably, in one transaction.
 
-        Unknown ``carrier_id``: kept as unmatched (``matched=False``) until
-        :meth:`segment_submitted` names it.  Segment already final: nothing
-        changes (``duplicate=True``); a ``duplicate_receipt`` timeline entry is
-        written.  Otherwise the segment takes ``state`` (non-final states only
-        replace pending/submitted/enroute), a ``receipt`` timeline entry is
-        written, and if the message is ``submitted`` and every segment of its
-        latest attempt is final, the message moves to what
+        ``destination`` is the handset the receipt names ('' if none).  Unknown
+        ``carrier_id``, or a segment whose message went to another number
+        (:func:`~iwork_mc.segments.receipt_names_receiver`): kept as unmatched
+        (``matched=False``) until :meth:`segment_submitted` names it.
+        Segment already final: nothing changes (``duplicate=True``); a
+        ``duplicate_receipt`` timeline entry is written.  Otherwise the segment
+        takes ``state`` (non-final states only replace pending/submitted/enroute),
+        a ``receipt`` timeline entry is written, and if the message is
+        ``submitted`` and every part is final, the message moves to what
         :func:`iwork_mc.segments.aggregate` says (``message_status``).
         """
 
@@ -309,6 +404,17 @@ class Store(Protocol):
 
     async def unmatched_receipts(self, channel: str) -> int:
         """How many receipts for ``channel`` still match no segment."""
+
+    async def awaiting_receipts(
+        self, channel: str, *, after: tuple[int, int, int], limit: int
+    ) -> list[AwaitingReceipt]:
+        """Up to ``limit`` of the channel's submitted segments still waiting for a receipt.
+
+        Only segments of messages still ``submitted`` count (the overdue sweep
+        ends the wait of the others).  Ordered by :attr:`AwaitingReceipt.cursor`,
+        starting after ``after`` (``(0, 0, 0)``: from the start), so a poller
+        pages through them all, round after round.
+        """
 
     async def overdue_submissions(self, *, before_ms: int, limit: int) -> list[int]:
         """Ids of ``submitted`` messages whose validity ended before ``before_ms``.

@@ -4,8 +4,7 @@ Theory of operation
 -------------------
 
 psycopg 3 in async mode, through a :class:`psycopg_pool.AsyncConnectionPool`
-opened explicitly by :meth:`PostgresStore.open` (and checked on checkout, so a
-connection the server dropped is replaced rather than handed out).  Pooled
+opened explicitly by :meth:`PostgresStore.open`.  Pooled
 connections are in autocommit mode and every write is ONE statement: the
 queries in ``sql/postgres/queries.sql`` chain their steps with data-modifying
 CTEs, so an accept (message + outbox row + timeline entry) is one atomic round
@@ -38,13 +37,34 @@ as a claim, so a late worker's transition and a reclaim by another worker
 serialise (the loser sees the new ``lease_owner`` and is refused) and cannot
 deadlock.
 
+*Outages.*  Every call is bounded by ``timeout`` (``store_timeout_s``): the wait
+for a connection, its check and the statements together.  Past it the call
+fails with :class:`StoreUnavailable` (the gateway answers 15
+``isp.store-unavailable``, which clients retry).  Three habits of the pool
+would stretch an outage far beyond that, so none is used: a failed reconnect
+is not retried with backoff (1, 2, 4, 8 s…) but left to the next call that
+needs a connection; a call waiting for one asks the pool to connect again
+every ``_CONNECT_AGAIN_S``, so the first call after the server's return gets a
+fresh connection at once; and a connection found dead (or read-only, after a
+switchover) drains the whole pool at once, since its siblings died with it,
+instead of each being tried in turn.  A server that stops answering (frozen,
+or cut off by the network) is not waited for either: at the deadline the
+connection's socket is shut down, so the statement fails at once, where
+cancelling it would first wait up to 10 s for psycopg's cancel request.  New
+connections resolve the DSN again, so a multi-host DSN
+(``postgresql://h1,h2/db?target_session_attrs=read-write``) finds the new
+primary after a failover.
+
 Nothing names a schema: the DSN's ``options=-csearch_path=…`` decides where
 the tables are, which is how the tests give every test its own schema.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, LiteralString
@@ -54,6 +74,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from iwork_mc.apps import App
+from iwork_mc.audit import AuditQuery, AuditRecord
 from iwork_mc.messages import (
     AcceptOutcome,
     AcceptResult,
@@ -65,10 +86,19 @@ from iwork_mc.messages import (
     TimelineEntry,
 )
 from iwork_mc.policies import AcceptChecks, OptOut, ReceiverFacts
-from iwork_mc.segments import FINAL_SEGMENT_STATES, ReceiptOutcome, Segment, SegmentState
+from iwork_mc.ratelimits import Grant, Rate
+from iwork_mc.retention import EndedSelection
+from iwork_mc.segments import (
+    FINAL_SEGMENT_STATES,
+    AwaitingReceipt,
+    ReceiptOutcome,
+    Segment,
+    SegmentState,
+)
 from iwork_mc.store import migrations, rows, sql
 from iwork_mc.store.base import (
     AppExists,
+    Audit,
     MessageNotFound,
     QueueSnapshot,
     Store,
@@ -81,7 +111,29 @@ from iwork_mc.templates import Template
 
 __all__ = ["PostgresStore"]
 
+#: What a server says when it answers but rejects the login: nothing to wait for.
+_LOGIN_REFUSALS = (
+    "password authentication failed",
+    "authentication failed",
+    "does not exist",
+    "no pg_hba.conf entry",
+    "permission denied",
+)
+
+
+def _login_refusal(error: str) -> str | None:
+    """The server's reason (``role "x" does not exist``) if ``error`` is a refused login."""
+    _, fatal, reason = error.partition("FATAL:")
+    reason = reason.strip().splitlines()[0].strip() if fatal and reason.strip() else ""
+    return reason if any(words in reason for words in _LOGIN_REFUSALS) else None
+
+
 _Connection = psycopg.AsyncConnection[DictRow]
+
+#: A call waiting for a connection asks the pool to connect again this often.
+_CONNECT_AGAIN_S = 0.25
+#: How long open() waits for the first connection, at least.
+_OPEN_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +144,10 @@ class _Queries:
     set_app_enabled: LiteralString
     rotate_secret: LiteralString
     set_callback_url: LiteralString
+    set_app_rate: LiteralString
+    seed_bucket: LiteralString
+    lock_bucket: LiteralString
+    save_bucket: LiteralString
     accept: LiteralString
     receiver_lock: LiteralString
     receiver_facts: LiteralString
@@ -132,11 +188,19 @@ class _Queries:
     release_carrier_id: LiteralString
     segment_by_carrier: LiteralString
     set_segment_state: LiteralString
-    latest_attempt_segments: LiteralString
     insert_unmatched_receipt: LiteralString
-    take_unmatched_receipts: LiteralString
+    kept_receipts: LiteralString
+    drop_kept_receipt: LiteralString
     count_unmatched_receipts: LiteralString
     overdue_submissions: LiteralString
+    redact_candidates: LiteralString
+    redact_message: LiteralString
+    delete_ended: LiteralString
+    drop_unmatched_receipts: LiteralString
+    count_ended: LiteralString
+    insert_audit: LiteralString
+    list_audit: LiteralString
+    awaiting_receipts: LiteralString
 
 
 _Q = sql.load("postgres", _Queries)
@@ -150,8 +214,8 @@ class PostgresStore:
             ``search_path`` chooses the schema.
         min_size: Connections the pool keeps open.
         max_size: The most connections the pool opens.
-        timeout: Seconds to wait for a connection (at open, and from the pool)
-            before failing with :class:`StoreUnavailable`.
+        timeout: Seconds one call may take, from waiting for a connection to
+            its last statement, before failing with :class:`StoreUnavailable`.
         connect_timeout: Seconds libpq waits for the server to answer a connect.
     """
 
@@ -161,7 +225,7 @@ class PostgresStore:
         *,
         min_size: int = 1,
         max_size: int = 10,
-        timeout: float = 10.0,
+        timeout: float = 2.0,
         connect_timeout: int = 5,
     ) -> None:
         try:
@@ -186,6 +250,7 @@ class PostgresStore:
     async def open(self) -> None:
         if self._pool is not None:
             raise StoreError("the store is already open")
+        await self._check_login()
         # Built here, not in __init__: a closed pool cannot be reopened, and a
         # failed open() must leave the store ready for another try.
         pool = AsyncConnectionPool(
@@ -199,17 +264,38 @@ class PostgresStore:
             min_size=self.min_size,
             max_size=self.max_size,
             timeout=self.timeout,
-            # Replace a connection the server dropped instead of handing it out.
-            check=AsyncConnectionPool.check_connection,
+            # No backoff: a failed connect is tried once more, then left to the
+            # next call that needs a connection (see _checkout).
+            reconnect_timeout=0.0,
             name="iwork-mc",
             open=False,
         )
+        await pool.open()
+        loop = asyncio.get_running_loop()
         try:
-            await pool.open(wait=True, timeout=self.timeout)
-        except PoolTimeout as exc:
+            conn = await _checkout(pool, loop.time() + max(self.timeout, _OPEN_TIMEOUT_S))
+        except (StoreUnavailable, psycopg.Error) as exc:
             await pool.close()
             raise StoreUnavailable(f"PostgreSQL unreachable: {exc}") from exc
+        await pool.putconn(conn)
         self._pool = pool
+
+    async def _check_login(self) -> None:
+        """Refuse at once a login the server rejects (role, password, database).
+
+        The pool would retry such a login until its timeout and then call the
+        server "unreachable"; only a server that does not answer is worth waiting for.
+        """
+        try:
+            probe = await psycopg.AsyncConnection.connect(
+                self.dsn, connect_timeout=self.connect_timeout
+            )
+        except psycopg.OperationalError as exc:
+            refusal = _login_refusal(str(exc))
+            if refusal is not None:
+                raise StoreError(f"PostgreSQL refused the login: {refusal}") from exc
+            return  # not answering (yet): the pool waits for it
+        await probe.close()
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -226,8 +312,8 @@ class PostgresStore:
 
     # -- apps ---------------------------------------------------------------
 
-    async def insert_app(self, app: App) -> None:
-        if await self._fetch_one(_Q.insert_app, rows.params_of(app)) is None:
+    async def insert_app(self, app: App, *, audit: Audit = None) -> None:
+        if await self._audited(_Q.insert_app, rows.params_of(app), audit) is None:
             raise AppExists(f"app_key {app.app_key} is taken")
 
     async def get_app(self, app_key: str) -> App | None:
@@ -237,41 +323,66 @@ class PostgresStore:
     async def list_apps(self) -> list[App]:
         return [rows.app_from_row(row) for row in await self._fetch_all(_Q.list_apps, {})]
 
-    async def set_app_enabled(self, app_key: str, enabled: bool) -> App | None:
-        row = await self._fetch_one(_Q.set_app_enabled, {"app_key": app_key, "enabled": enabled})
+    async def set_app_enabled(
+        self, app_key: str, enabled: bool, *, audit: Audit = None
+    ) -> App | None:
+        params = {"app_key": app_key, "enabled": enabled}
+        row = await self._audited(_Q.set_app_enabled, params, audit)
         return None if row is None else rows.app_from_row(row)
 
     async def rotate_secret(
-        self, app_key: str, new_secret: str, previous_valid_until_ms: int
+        self, app_key: str, new_secret: str, previous_valid_until_ms: int, *, audit: Audit = None
     ) -> App | None:
         params = {
             "app_key": app_key,
             "new_secret": new_secret,
             "previous_valid_until_ms": previous_valid_until_ms,
         }
-        row = await self._fetch_one(_Q.rotate_secret, params)
+        row = await self._audited(_Q.rotate_secret, params, audit)
         return None if row is None else rows.app_from_row(row)
 
-    async def set_callback_url(self, app_key: str, url: str | None) -> App | None:
-        row = await self._fetch_one(_Q.set_callback_url, {"app_key": app_key, "url": url})
+    async def set_callback_url(
+        self, app_key: str, url: str | None, *, audit: Audit = None
+    ) -> App | None:
+        row = await self._audited(_Q.set_callback_url, {"app_key": app_key, "url": url}, audit)
         return None if row is None else rows.app_from_row(row)
+
+    async def set_app_rate(
+        self, app_key: str, rate_limit: float | None, rate_burst: int | None,
+        *, audit: Audit = None,
+    ) -> App | None:  # fmt: skip
+        params = {"app_key": app_key, "rate_limit": rate_limit, "rate_burst": rate_burst}
+        row = await self._audited(_Q.set_app_rate, params, audit)
+        return None if row is None else rows.app_from_row(row)
+
+    async def take_tokens(self, app_key: str, want: int, rate: Rate, now_ms: int) -> Grant:
+        # Seeded first, so that the row exists for FOR UPDATE to serialise
+        # every process's lease of this app.
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(_Q.seed_bucket, rows.seed_bucket_params(app_key, rate, now_ms))
+            found = await (await conn.execute(_Q.lock_bucket, {"app_key": app_key})).fetchone()
+            assert found is not None  # seeded just above
+            grant = rows.lease(found, want, rate, now_ms)
+            await conn.execute(_Q.save_bucket, rows.bucket_params(app_key, grant))
+            return grant
 
     # -- templates ----------------------------------------------------------
 
-    async def insert_template(self, template: Template) -> None:
-        if await self._fetch_one(_Q.insert_template, rows.params_of(template)) is None:
+    async def insert_template(self, template: Template, *, audit: Audit = None) -> None:
+        if await self._audited(_Q.insert_template, rows.params_of(template), audit) is None:
             raise TemplateExists(_template_taken(template))
 
-    async def update_template(self, template: Template) -> bool:
-        async with self._connection() as conn:
-            try:
-                cursor = await conn.execute(_Q.update_template, rows.params_of(template))
-            except psycopg.errors.UniqueViolation as exc:
-                raise TemplateExists(_template_taken(template)) from exc
-            return await cursor.fetchone() is not None
+    async def update_template(self, template: Template, *, audit: Audit = None) -> bool:
+        try:
+            row = await self._audited(_Q.update_template, rows.params_of(template), audit)
+        except StoreError as exc:
+            if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
+                raise TemplateExists(_template_taken(template)) from exc.__cause__
+            raise
+        return row is not None
 
-    async def delete_template(self, name: str) -> bool:
-        return await self._fetch_one(_Q.delete_template, {"name": name}) is not None
+    async def delete_template(self, name: str, *, audit: Audit = None) -> bool:
+        return await self._audited(_Q.delete_template, {"name": name}, audit) is not None
 
     async def get_template(self, name: str) -> Template | None:
         row = await self._fetch_one(_Q.get_template, {"name": name})
@@ -282,12 +393,12 @@ class PostgresStore:
 
     # -- opt-outs -----------------------------------------------------------
 
-    async def add_opt_out(self, opt_out: OptOut) -> bool:
-        return await self._fetch_one(_Q.add_opt_out, rows.params_of(opt_out)) is not None
+    async def add_opt_out(self, opt_out: OptOut, *, audit: Audit = None) -> bool:
+        return await self._audited(_Q.add_opt_out, rows.params_of(opt_out), audit) is not None
 
-    async def remove_opt_out(self, app_key: str, receiver: str) -> bool:
+    async def remove_opt_out(self, app_key: str, receiver: str, *, audit: Audit = None) -> bool:
         params = {"app_key": app_key, "receiver": receiver}
-        return await self._fetch_one(_Q.remove_opt_out, params) is not None
+        return await self._audited(_Q.remove_opt_out, params, audit) is not None
 
     async def list_opt_outs(self, app_key: str | None = None) -> list[OptOut]:
         found = await self._fetch_all(_Q.list_opt_outs, {"app_key": app_key})
@@ -364,10 +475,58 @@ class PostgresStore:
         sql_text = _Q.find_messages if query.app_key is None else _Q.find_messages_for_app
         return [rows.message_from_row(row) for row in await self._fetch_all(sql_text, params)]
 
-    async def requeue(self, message_id: int, *, now_ms: int, expires_at_ms: int, by: str) -> bool:
+    async def requeue(
+        self, message_id: int, *, now_ms: int, expires_at_ms: int, by: str, audit: Audit = None
+    ) -> bool:
         params = rows.requeue_params(message_id, now_ms=now_ms, expires_at_ms=expires_at_ms)
-        row = await self._fetch_one(_Q.requeue, {**params, "by": by})
-        return row is not None and row["moved"] == 1
+        async with self._connection() as conn, conn.transaction():
+            row = await (await conn.execute(_Q.requeue, {**params, "by": by})).fetchone()
+            moved = row is not None and row["moved"] == 1
+            if moved:
+                await _audit(conn, audit)
+            return moved
+
+    # -- retention ----------------------------------------------------------
+
+    async def redact_ended(self, *, ended_before_ms: int, now_ms: int, limit: int, by: str) -> int:
+        params = rows.redact_candidates_params(ended_before_ms=ended_before_ms, limit=limit)
+        async with self._connection() as conn, conn.transaction():
+            # Locked (SKIP LOCKED) until commit: two sweeps never redact one message twice.
+            candidates = await (await conn.execute(_Q.redact_candidates, params)).fetchall()
+            redacted = 0
+            for candidate in candidates:
+                change = rows.redact_params(candidate, now_ms=now_ms, by=by)
+                if await (await conn.execute(_Q.redact_message, change)).fetchone() is not None:
+                    redacted += 1
+            return redacted
+
+    async def delete_ended(
+        self, selection: EndedSelection, *, limit: int, audit: Audit = None
+    ) -> int:
+        params = rows.ended_params(selection, limit=limit)
+        async with self._connection() as conn, conn.transaction():
+            deleted = len(await (await conn.execute(_Q.delete_ended, params)).fetchall())
+            if deleted:
+                await _audit(conn, audit, deleted=deleted)
+            return deleted
+
+    async def drop_unmatched_receipts(self, *, received_before_ms: int, limit: int) -> int:
+        params = {"received_before_ms": received_before_ms, "limit": limit}
+        return len(await self._fetch_all(_Q.drop_unmatched_receipts, params))
+
+    async def count_ended(self, selection: EndedSelection) -> tuple[int, int]:
+        row = await self._fetch_one(_Q.count_ended, rows.ended_params(selection))
+        return (0, 0) if row is None else (int(row["ended"]), int(row["in_flight"]))
+
+    # -- the audit trail ----------------------------------------------------
+
+    async def add_audit(self, record: AuditRecord) -> None:
+        async with self._connection() as conn:
+            await _audit(conn, record)
+
+    async def list_audit(self, query: AuditQuery) -> list[AuditRecord]:
+        found = await self._fetch_all(_Q.list_audit, rows.audit_query_params(query))
+        return [rows.audit_from_row(row) for row in found]
 
     # -- delivering ---------------------------------------------------------
 
@@ -402,6 +561,7 @@ class PostgresStore:
         channel_ref: str | None = None,
         error: str | None = None,
         route_step: int | None = None,
+        attempt_not_made: bool = False,
     ) -> bool:
         params = rows.transition_params(
             message_id,
@@ -415,6 +575,7 @@ class PostgresStore:
             channel_ref=channel_ref,
             error=error,
             route_step=route_step,
+            attempt_not_made=attempt_not_made,
         )
         if to is not MessageStatus.SUBMITTED:
             row = await self._fetch_one(_Q.transition, params)
@@ -441,11 +602,17 @@ class PostgresStore:
     # workers) never waits behind a message row this transaction holds.
 
     async def add_segments(
-        self, message_id: int, *, attempt: int, channel: str, total: int, now_ms: int
+        self,
+        message_id: int,
+        *,
+        attempt: int,
+        channel: str,
+        total: int,
+        now_ms: int,
+        parts: Sequence[int] | None = None,
     ) -> None:
-        if total < 1:
-            raise ValueError(f"a message has at least one segment, not {total}")
         params = {
+            **rows.parts_param(total, parts, as_json=False),
             "message_id": message_id,
             "attempt": attempt,
             "channel": channel,
@@ -465,16 +632,22 @@ class PostgresStore:
                 _Q.receipt_lock, {"channel": segment.channel, "carrier_id": carrier_id}
             )
             await _lock_message(conn, message_id)
+            message = await (await conn.execute(_Q.get_message_by_id, key)).fetchone()
             params = {**key, "carrier_id": carrier_id, "now_ms": now_ms}
+            pending = segment
             await conn.execute(_Q.release_carrier_id, {**params, "channel": segment.channel})
             submitted = await (await conn.execute(_Q.submit_segment, params)).fetchone()
-            if submitted is None:
+            if submitted is None or message is None:
                 return None  # Named already: a repeat changes nothing.
             segment = rows.segment_from_row(submitted)
             taken = {"channel": segment.channel, "carrier_id": carrier_id}
-            found = await (await conn.execute(_Q.take_unmatched_receipts, taken)).fetchall()
+            found = await (await conn.execute(_Q.kept_receipts, taken)).fetchall()
+            kept = [rows.kept_receipt_from_row(row) for row in found]
+            # Receipts of another message with the same id (before an SMSC restart) stay kept.
+            fitting = rows.fitting_receipts(kept, pending, message["mobile_receiver"])
             outcome = None
-            for receipt in map(rows.kept_receipt_from_row, found):
+            for receipt in fitting:
+                await conn.execute(_Q.drop_kept_receipt, {"id": receipt.id})
                 outcome = await _apply_receipt(
                     conn,
                     segment,
@@ -508,6 +681,7 @@ class PostgresStore:
         error: str | None,
         now_ms: int,
         detail: Mapping[str, Any] | None = None,
+        destination: str = "",
     ) -> ReceiptOutcome:
         params = rows.unmatched_receipt_params(
             channel=channel,
@@ -516,12 +690,13 @@ class PostgresStore:
             error=error,
             now_ms=now_ms,
             detail=detail,
+            destination=destination,
         )
         async with self._connection() as conn, conn.transaction():
             await conn.execute(_Q.receipt_lock, params)
             # Read under the receipt lock: nobody else can change this segment now.
             row = await (await conn.execute(_Q.segment_by_carrier, params)).fetchone()
-            if row is None:
+            if row is None or not rows.receipt_fits_segment(row, destination):
                 await conn.execute(_Q.insert_unmatched_receipt, params)
                 return ReceiptOutcome(matched=False)
             segment = rows.segment_from_row(row)
@@ -537,6 +712,29 @@ class PostgresStore:
     async def unmatched_receipts(self, channel: str) -> int:
         row = await self._fetch_one(_Q.count_unmatched_receipts, {"channel": channel})
         return 0 if row is None else int(row["n"])
+
+    async def awaiting_receipts(
+        self, channel: str, *, after: tuple[int, int, int], limit: int
+    ) -> list[AwaitingReceipt]:
+        after_ms, after_id, after_attempt = after
+        params = {
+            "channel": channel,
+            "after_ms": after_ms,
+            "after_id": after_id,
+            "after_attempt": after_attempt,
+            "limit": limit,
+        }
+        found = await self._fetch_all(_Q.awaiting_receipts, params)
+        return [
+            AwaitingReceipt(
+                message_id=int(row["message_id"]),
+                attempt=int(row["attempt"]),
+                carrier_id=str(row["carrier_id"]),
+                receiver=str(row["mobile_receiver"]),
+                updated_at_ms=int(row["updated_at_ms"]),
+            )
+            for row in found
+        ]
 
     async def overdue_submissions(self, *, before_ms: int, limit: int) -> list[int]:
         params = {"before_ms": before_ms, "limit": limit}
@@ -598,25 +796,51 @@ class PostgresStore:
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[_Connection]:
-        """A pooled connection; driver errors leave as StoreError/StoreUnavailable."""
-        if self._pool is None:
-            raise StoreError("the store is not open")
+        """A checked pooled connection for at most ``timeout`` seconds.
+
+        Driver errors leave as StoreError, or StoreUnavailable when worth a retry;
+        the first StoreUnavailable of an outage, and its end, are logged once.
+        """
         try:
-            async with self._pool.connection() as conn:
+            async with self._checked_connection() as conn:
                 yield conn
-        except PoolTimeout as exc:
-            error = StoreUnavailable(f"no PostgreSQL connection available: {exc}")
-            self._outage.failed(error)
-            raise error from exc
-        except psycopg.OperationalError as exc:
-            # Connection lost or refused, server shutting down, deadlock or
-            # serialization failure: all worth a retry later.
-            error = StoreUnavailable(f"PostgreSQL unavailable: {exc}")
-            self._outage.failed(error)
-            raise error from exc
-        except psycopg.Error as exc:
-            raise StoreError(f"PostgreSQL error: {exc}") from exc
+        except StoreUnavailable as exc:
+            self._outage.failed(exc)
+            raise
         self._outage.succeeded()
+
+    @asynccontextmanager
+    async def _checked_connection(self) -> AsyncIterator[_Connection]:
+        pool = self._pool
+        if pool is None:
+            raise StoreError("the store is not open")
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        try:
+            conn = await _checkout(pool, deadline)
+        except StoreUnavailable as exc:
+            # Named after the driver's error, when a connection check saw one.
+            raise StoreUnavailable(f"no PostgreSQL connection within {self.timeout:g} s") from (
+                exc.__cause__ or exc
+            )
+        cutoff = _Cutoff(conn, deadline)
+        try:
+            async with conn:  # commit or roll back, as pool.connection() does
+                yield conn
+        except psycopg.Error as exc:
+            if _connection_lost(conn, exc):
+                await pool.drain()
+            if cutoff.fired:
+                raise StoreUnavailable(
+                    f"PostgreSQL did not answer within {self.timeout:g} s"
+                ) from exc
+            if isinstance(exc, psycopg.OperationalError) or _connection_lost(conn, exc):
+                # Connection lost or refused, server shutting down or read-only,
+                # deadlock or serialization failure: all worth a retry later.
+                raise StoreUnavailable(f"PostgreSQL unavailable: {exc}") from exc
+            raise StoreError(f"PostgreSQL error: {exc}") from exc
+        finally:
+            cutoff.cancel()
+            await pool.putconn(conn)
 
     async def _fetch_one(self, query: LiteralString, params: Mapping[str, Any]) -> DictRow | None:
         async with self._connection() as conn:
@@ -625,6 +849,96 @@ class PostgresStore:
     async def _fetch_all(self, query: LiteralString, params: Mapping[str, Any]) -> list[DictRow]:
         async with self._connection() as conn:
             return await (await conn.execute(query, params)).fetchall()
+
+    async def _audited(
+        self, query: LiteralString, params: Mapping[str, Any], audit: Audit
+    ) -> DictRow | None:
+        """Run a one-row change; if it changed a row, write ``audit`` in the same transaction."""
+        if audit is None:
+            return await self._fetch_one(query, params)
+        async with self._connection() as conn, conn.transaction():
+            row = await (await conn.execute(query, params)).fetchone()
+            if row is not None:
+                await _audit(conn, audit)
+            return row
+
+
+async def _audit(conn: _Connection, record: Audit, **extra_detail: Any) -> None:
+    """Write the audit record of the change this transaction just made (nothing for ``None``)."""
+    if record is not None:
+        await conn.execute(_Q.insert_audit, rows.audit_params(record, **extra_detail))
+
+
+async def _checkout(pool: AsyncConnectionPool[_Connection], deadline: float) -> _Connection:
+    """A pooled connection that has just answered a round trip, by ``deadline``.
+
+    While the pool is below its full size (it may be failing to connect), the
+    wait is cut into slices of ``_CONNECT_AGAIN_S``, each a new request to grow,
+    so no backoff delays the first call after an outage.  A full pool is busy,
+    not failing: its waiters wait in one piece and keep their place in line.
+    A dead connection drains the pool: the others died with it.
+
+    Raises:
+        StoreUnavailable: no working connection by the deadline.
+    """
+    loop = asyncio.get_running_loop()
+    failure: psycopg.Error | None = None
+    while (remaining := deadline - loop.time()) > 0:
+        stats = pool.get_stats()
+        if stats["pool_size"] < stats["pool_max"]:
+            remaining = min(remaining, _CONNECT_AGAIN_S)
+        try:
+            conn = await pool.getconn(timeout=remaining)
+        except PoolTimeout:
+            continue
+        cutoff = _Cutoff(conn, deadline)
+        try:
+            await pool.check_connection(conn)
+        except psycopg.Error as exc:
+            failure = exc
+            await pool.putconn(conn)  # broken: the pool discards it
+            await pool.drain()
+            continue
+        finally:
+            cutoff.cancel()
+        if not cutoff.fired:
+            return conn
+        await pool.putconn(conn)
+    raise StoreUnavailable("no PostgreSQL connection in time") from failure
+
+
+class _Cutoff:
+    """Shuts a connection's socket down at ``deadline`` unless cancelled first.
+
+    A statement waiting on a server that stopped answering then fails at once
+    with an OperationalError; cancelling it instead would wait up to 10 s for
+    psycopg's cancel request to a server that does not answer either.
+    """
+
+    def __init__(self, conn: _Connection, deadline: float) -> None:
+        self.fired = False
+        self._conn = conn
+        self._timer = asyncio.get_running_loop().call_at(deadline, self._cut)
+
+    def _cut(self) -> None:
+        self.fired = True
+        with contextlib.suppress(OSError, psycopg.Error):
+            sock = socket.socket(fileno=self._conn.pgconn.socket)
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            finally:
+                sock.detach()  # libpq still owns the descriptor
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _connection_lost(conn: _Connection, exc: psycopg.Error) -> bool:
+    """Whether the error means the server is gone (or no longer the writable primary)."""
+    if conn.closed or conn.broken or isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
+        return True
+    # 08: connection exceptions; 57P: shutdown, crash, "cannot connect now"...
+    return (exc.sqlstate or "").startswith(("08", "57P"))
 
 
 async def _receiver_facts(
@@ -701,7 +1015,7 @@ async def _apply_receipt(
 async def _conclude(
     conn: _Connection, message_id: int, status: MessageStatus | None, now_ms: int
 ) -> MessageStatus | None:
-    """Move a submitted message to what its latest attempt's segments add up to, if final.
+    """Move a submitted message to what its parts add up to (every copy counts), if final.
 
     ``status`` is the message's status, read when this transaction locked its row.
     """
@@ -709,8 +1023,8 @@ async def _conclude(
         return None  # Still sending (settle comes later), or final: never downgraded.
     # A statement after the lock: a new snapshot, with every earlier receipt committed.
     key = {"message_id": message_id}
-    latest = await (await conn.execute(_Q.latest_attempt_segments, key)).fetchall()
-    concluded = rows.conclusion([rows.segment_from_row(row) for row in latest])
+    copies = await (await conn.execute(_Q.segments, key)).fetchall()
+    concluded = rows.conclusion([rows.segment_from_row(row) for row in copies])
     if concluded is None:
         return None
     params = rows.transition_params(

@@ -14,7 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from iwork_mc import retention
 from iwork_mc.apps import App
+from iwork_mc.audit import AuditAction, AuditQuery, AuditRecord
 from iwork_mc.events import MobileReceiverMessageEvent
 from iwork_mc.messages import (
     REQUEUE_FROM,
@@ -30,7 +32,16 @@ from iwork_mc.messages import (
     TimelineEntry,
 )
 from iwork_mc.policies import AcceptChecks, CountQuery, OptOut, ReceiverFacts
-from iwork_mc.segments import FINAL_SEGMENT_STATES, Segment, SegmentState, aggregate
+from iwork_mc.ratelimits import Bucket, Grant, Rate, take
+from iwork_mc.segments import (
+    FINAL_SEGMENT_STATES,
+    Segment,
+    SegmentState,
+    aggregate,
+    deciding_copies,
+    kept_receipt_fits,
+    receipt_names_receiver,
+)
 from iwork_mc.store.base import QueueSnapshot, StoreError
 from iwork_mc.templates import Template
 
@@ -40,6 +51,7 @@ __all__ = [
     "Row",
     "accept_params",
     "app_from_row",
+    "bucket_params",
     "callback_detail",
     "conclusion",
     "count_params",
@@ -48,13 +60,17 @@ __all__ = [
     "duplicate_receipt_detail",
     "emits_status_event",
     "find_params",
+    "fitting_receipts",
     "kept_receipt_from_row",
+    "lease",
     "message_from_row",
     "not_inserted",
     "opt_out_from_row",
     "params_of",
+    "parts_param",
     "queue_snapshot",
     "receipt_detail",
+    "receipt_fits_segment",
     "receiver_facts",
     "receiver_facts_params",
     "recorded_state",
@@ -62,6 +78,7 @@ __all__ = [
     "repeat",
     "requeue_detail",
     "requeue_params",
+    "seed_bucket_params",
     "segment_from_row",
     "segment_key",
     "sources_of",
@@ -85,7 +102,27 @@ def app_from_row(row: Row) -> App:
         previous_secret=row["previous_secret"],
         previous_secret_expires_at_ms=row["previous_secret_expires_at_ms"],
         callback_url=row["callback_url"],
+        rate_limit=row["rate_limit"],
+        rate_burst=row["rate_burst"],
     )
+
+
+def seed_bucket_params(app_key: str, rate: Rate, now_ms: int) -> dict[str, Any]:
+    """A bucket seen for the first time is full."""
+    return {"app_key": app_key, "tokens": float(rate.burst), "now_ms": now_ms}
+
+
+def lease(row: Row, want: int, rate: Rate, now_ms: int) -> Grant:
+    """Take tokens from the locked ``rate_buckets`` row (the rule is :func:`ratelimits.take`)."""
+    return take(Bucket(float(row["tokens"]), int(row["updated_at_ms"])), want, rate, now_ms)
+
+
+def bucket_params(app_key: str, grant: Grant) -> dict[str, Any]:
+    return {
+        "app_key": app_key,
+        "tokens": grant.bucket.tokens,
+        "updated_at_ms": grant.bucket.updated_at_ms,
+    }
 
 
 def params_of(value: App | Template | OptOut) -> dict[str, Any]:
@@ -132,6 +169,7 @@ def message_from_row(row: Row) -> Message:
         step_attempts=row["step_attempts"],
         receiver_opted_out=bool(row.get("receiver_opted_out", False)),
         trace_parent=row["trace_parent"],
+        redacted_at_ms=row.get("redacted_at_ms"),
     )
 
 
@@ -242,6 +280,7 @@ def transition_params(
     channel_ref: str | None = None,
     error: str | None = None,
     route_step: int | None = None,
+    attempt_not_made: bool = False,
 ) -> dict[str, Any]:
     """Parameters of the transition queries; ``sources`` is a list (SQLite wants it as JSON)."""
     return {
@@ -255,6 +294,7 @@ def transition_params(
         "channel_ref": channel_ref,
         "error": error,
         "route_step": route_step,
+        "attempt_not_made": int(attempt_not_made),
         "kind": kind,
         "detail": detail_json(detail),
     }
@@ -419,19 +459,62 @@ def segment_key(segment: Segment) -> dict[str, Any]:
 class KeptReceipt:
     """A receipt kept in ``unmatched_receipts`` until its segment is named."""
 
+    id: int
     state: SegmentState
     error: str | None
     received_at_ms: int
+    #: The handset the receipt names ('' if it names none).
+    destination: str = ""
     detail: dict[str, Any] = field(default_factory=dict)
 
 
 def kept_receipt_from_row(row: Row) -> KeptReceipt:
     return KeptReceipt(
+        id=row["id"],
         state=SegmentState(row["state"]),
         error=row["error"],
         received_at_ms=row["received_at_ms"],
+        destination=row["destination"],
         detail=json.loads(row["detail"]),
     )
+
+
+def parts_param(total: int, parts: Sequence[int] | None, *, as_json: bool) -> dict[str, Any]:
+    """The ``parts`` parameter of add_segments (``None``: all), checked against ``total``.
+
+    SQLite takes the list as a JSON array, PostgreSQL as an array.
+    """
+    if total < 1:
+        raise ValueError(f"a message has at least one segment, not {total}")
+    if parts is not None and (not parts or not all(1 <= part <= total for part in parts)):
+        raise ValueError(f"parts {list(parts)} are not among 1..{total}")
+    if parts is None:
+        return {"parts": None}
+    return {"parts": json.dumps(list(parts)) if as_json else list(parts)}
+
+
+def receipt_fits_segment(row: Row, destination: str) -> bool:
+    """Whether a receipt about ``destination`` can be for the segment of ``row``.
+
+    ``row`` is a segment_by_carrier row (it carries its message's receiver).
+    """
+    return receipt_names_receiver(destination, row["mobile_receiver"])
+
+
+def fitting_receipts(
+    kept: Sequence[KeptReceipt], pending: Segment, receiver: str
+) -> list[KeptReceipt]:
+    """The kept receipts that can belong to ``pending`` (as it was before it was named)."""
+    return [
+        receipt
+        for receipt in kept
+        if kept_receipt_fits(
+            received_at_ms=receipt.received_at_ms,
+            address=receipt.destination,
+            pending_since_ms=pending.updated_at_ms,
+            receiver=receiver,
+        )
+    ]
 
 
 def unmatched_receipt_params(
@@ -442,10 +525,12 @@ def unmatched_receipt_params(
     error: str | None,
     now_ms: int,
     detail: Mapping[str, Any] | None,
+    destination: str = "",
 ) -> dict[str, Any]:
     return {
         "channel": channel,
         "carrier_id": carrier_id,
+        "destination": destination,
         "state": state.value,
         "error": error,
         "now_ms": now_ms,
@@ -498,19 +583,31 @@ class Conclusion:
     detail: dict[str, Any]
 
 
-def conclusion(latest: Sequence[Segment]) -> Conclusion | None:
-    """What :func:`~iwork_mc.segments.aggregate` makes of one attempt's segments, if final."""
-    status = aggregate(segment.state for segment in latest)
+def conclusion(segments: Sequence[Segment]) -> Conclusion | None:
+    """What :func:`~iwork_mc.segments.aggregate` makes of every part, if final.
+
+    ``segments``: every copy of every part (:func:`~iwork_mc.segments.deciding_copies`
+    picks the one that decides each part).
+    """
+    if not segments:
+        return None
+    deciding = deciding_copies(segments)
+    if len(deciding) < deciding[0].total:
+        return None  # a part was never even recorded
+    status = aggregate(segment.state for segment in deciding)
     if status is None:
         return None
+    latest = max(segment.attempt for segment in segments)
     detail: dict[str, Any] = {
-        "attempt": latest[0].attempt,
-        "states": [segment.state.value for segment in latest],
+        "attempt": latest,
+        "states": [segment.state.value for segment in deciding],
     }
+    if any(segment.attempt != latest for segment in deciding):
+        detail["copies_from_attempts"] = [segment.attempt for segment in deciding]
     if status == MessageStatus.DELIVERED:
         return Conclusion(status=status, error=None, detail=detail)
-    # The first segment that alone adds up to the message's status is the one to blame.
-    culprit = next(segment for segment in latest if aggregate([segment.state]) == status)
+    # The first part that alone adds up to the message's status is the one to blame.
+    culprit = next(segment for segment in deciding if aggregate([segment.state]) == status)
     error = culprit.error or culprit.state.value
     return Conclusion(
         status=status, error=error, detail={**detail, "part": culprit.part, "error": error}
@@ -523,4 +620,62 @@ def queue_snapshot(counts: Sequence[Row], due: Row | None) -> QueueSnapshot:
         by_status_channel={(row["status"], row["channel"]): row["n"] for row in counts},
         due=due["n"] if due is not None else 0,
         oldest_due_at_ms=due["oldest_due_at_ms"] if due is not None else None,
+    )
+
+
+# -- retention and the audit trail ---------------------------------------------
+
+
+def ended_params(
+    selection: retention.EndedSelection, *, limit: int | None = None
+) -> dict[str, Any]:
+    """Parameters of the delete_ended / count_ended queries."""
+    return {**selection.as_params(), "final": retention.final_statuses(), "limit": limit}
+
+
+def redact_candidates_params(*, ended_before_ms: int, limit: int) -> dict[str, Any]:
+    return {"final": retention.final_statuses(), "ended_before_ms": ended_before_ms, "limit": limit}
+
+
+def redact_params(row: Row, *, now_ms: int, by: str) -> dict[str, Any]:
+    """Parameters of redact_message (and of its ``redacted`` timeline entry) for one
+    candidate row (``id``, ``mobile_receiver``)."""
+    return {
+        "message_id": row["id"],
+        "now_ms": now_ms,
+        "receiver": retention.redacted_receiver(row["mobile_receiver"]),
+        "json_data": retention.REDACTED_JSON_DATA,
+        "kind": "redacted",
+        "detail": detail_json(retention.redaction_detail(by)),
+    }
+
+
+def audit_params(record: AuditRecord, **extra_detail: Any) -> dict[str, Any]:
+    return {
+        "at_ms": record.at_ms,
+        "actor": record.actor,
+        "action": record.action.value,
+        "target": record.target,
+        "detail": detail_json({**record.detail, **extra_detail}),
+    }
+
+
+def audit_query_params(query: AuditQuery) -> dict[str, Any]:
+    return {
+        "since_ms": query.since_ms,
+        "actor": query.actor,
+        "action": None if query.action is None else query.action.value,
+        "before_id": query.before_id,
+        "limit": query.limit,
+    }
+
+
+def audit_from_row(row: Row) -> AuditRecord:
+    return AuditRecord(
+        id=row["id"],
+        at_ms=row["at_ms"],
+        actor=row["actor"],
+        action=AuditAction(row["action"]),
+        target=row["target"],
+        detail=json.loads(row["detail"]),
     )

@@ -45,13 +45,14 @@ import sqlite3
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, LiteralString, TypeVar, cast
 
 from iwork_mc import metrics
 from iwork_mc.apps import App
+from iwork_mc.audit import AuditQuery, AuditRecord
 from iwork_mc.messages import (
     AcceptOutcome,
     AcceptResult,
@@ -63,10 +64,19 @@ from iwork_mc.messages import (
     TimelineEntry,
 )
 from iwork_mc.policies import AcceptChecks, OptOut, ReceiverFacts
-from iwork_mc.segments import FINAL_SEGMENT_STATES, ReceiptOutcome, Segment, SegmentState
+from iwork_mc.ratelimits import Grant, Rate
+from iwork_mc.retention import EndedSelection
+from iwork_mc.segments import (
+    FINAL_SEGMENT_STATES,
+    AwaitingReceipt,
+    ReceiptOutcome,
+    Segment,
+    SegmentState,
+)
 from iwork_mc.store import migrations, rows, sql
 from iwork_mc.store.base import (
     AppExists,
+    Audit,
     MessageNotFound,
     QueueSnapshot,
     Store,
@@ -91,6 +101,10 @@ class _Queries:
     set_app_enabled: LiteralString
     rotate_secret: LiteralString
     set_callback_url: LiteralString
+    set_app_rate: LiteralString
+    seed_bucket: LiteralString
+    lock_bucket: LiteralString
+    save_bucket: LiteralString
     insert_message: LiteralString
     insert_outbox: LiteralString
     insert_entries: LiteralString
@@ -138,11 +152,19 @@ class _Queries:
     release_carrier_id: LiteralString
     segment_by_carrier: LiteralString
     set_segment_state: LiteralString
-    latest_attempt_segments: LiteralString
     insert_unmatched_receipt: LiteralString
-    take_unmatched_receipts: LiteralString
+    kept_receipts: LiteralString
+    drop_kept_receipt: LiteralString
     count_unmatched_receipts: LiteralString
     overdue_submissions: LiteralString
+    redact_candidates: LiteralString
+    redact_message: LiteralString
+    delete_ended: LiteralString
+    drop_unmatched_receipts: LiteralString
+    count_ended: LiteralString
+    insert_audit: LiteralString
+    list_audit: LiteralString
+    awaiting_receipts: LiteralString
 
 
 _Q = sql.load("sqlite", _Queries)
@@ -237,10 +259,11 @@ class SQLiteStore:
 
     # -- apps ---------------------------------------------------------------
 
-    async def insert_app(self, app: App) -> None:
+    async def insert_app(self, app: App, *, audit: Audit = None) -> None:
         def job(conn: sqlite3.Connection) -> None:
             if _one(conn, _Q.insert_app, rows.params_of(app)) is None:
                 raise AppExists(f"app_key {app.app_key} is taken")
+            _audit(conn, audit)
 
         await self._submit("write", job)
 
@@ -252,47 +275,76 @@ class SQLiteStore:
         found = await self._submit("read", _fetch_all(_Q.list_apps, {}))
         return [rows.app_from_row(row) for row in found]
 
-    async def set_app_enabled(self, app_key: str, enabled: bool) -> App | None:
+    async def set_app_enabled(
+        self, app_key: str, enabled: bool, *, audit: Audit = None
+    ) -> App | None:
         params = {"app_key": app_key, "enabled": enabled}
-        row = await self._submit("write", _fetch_one(_Q.set_app_enabled, params))
+        row = await self._submit("write", _audited(_Q.set_app_enabled, params, audit))
         return None if row is None else rows.app_from_row(row)
 
     async def rotate_secret(
-        self, app_key: str, new_secret: str, previous_valid_until_ms: int
+        self, app_key: str, new_secret: str, previous_valid_until_ms: int, *, audit: Audit = None
     ) -> App | None:
         params = {
             "app_key": app_key,
             "new_secret": new_secret,
             "previous_valid_until_ms": previous_valid_until_ms,
         }
-        row = await self._submit("write", _fetch_one(_Q.rotate_secret, params))
+        row = await self._submit("write", _audited(_Q.rotate_secret, params, audit))
         return None if row is None else rows.app_from_row(row)
 
-    async def set_callback_url(self, app_key: str, url: str | None) -> App | None:
+    async def set_callback_url(
+        self, app_key: str, url: str | None, *, audit: Audit = None
+    ) -> App | None:
         params = {"app_key": app_key, "url": url}
-        row = await self._submit("write", _fetch_one(_Q.set_callback_url, params))
+        row = await self._submit("write", _audited(_Q.set_callback_url, params, audit))
         return None if row is None else rows.app_from_row(row)
 
-    # -- templates ----------------------------------------------------------
+    async def set_app_rate(
+        self, app_key: str, rate_limit: float | None, rate_burst: int | None,
+        *, audit: Audit = None,
+    ) -> App | None:  # fmt: skip
+        params = {"app_key": app_key, "rate_limit": rate_limit, "rate_burst": rate_burst}
+        row = await self._submit("write", _audited(_Q.set_app_rate, params, audit))
+        return None if row is None else rows.app_from_row(row)
 
-    async def insert_template(self, template: Template) -> None:
-        def job(conn: sqlite3.Connection) -> None:
-            if _one(conn, _Q.insert_template, rows.params_of(template)) is None:
-                raise TemplateExists(_template_taken(template))
-
-        await self._submit("write", job)
-
-    async def update_template(self, template: Template) -> bool:
-        def job(conn: sqlite3.Connection) -> bool:
-            try:
-                return _one(conn, _Q.update_template, rows.params_of(template)) is not None
-            except sqlite3.IntegrityError as exc:
-                raise TemplateExists(_template_taken(template)) from exc
+    async def take_tokens(self, app_key: str, want: int, rate: Rate, now_ms: int) -> Grant:
+        # One write job: BEGIN IMMEDIATE holds the file's write lock, so the
+        # read and the update are atomic across processes.
+        def job(conn: sqlite3.Connection) -> Grant:
+            conn.execute(_Q.seed_bucket, rows.seed_bucket_params(app_key, rate, now_ms))
+            found = _one(conn, _Q.lock_bucket, {"app_key": app_key})
+            assert found is not None  # seeded just above
+            grant = rows.lease(found, want, rate, now_ms)
+            conn.execute(_Q.save_bucket, rows.bucket_params(app_key, grant))
+            return grant
 
         return await self._submit("write", job)
 
-    async def delete_template(self, name: str) -> bool:
-        row = await self._submit("write", _fetch_one(_Q.delete_template, {"name": name}))
+    # -- templates ----------------------------------------------------------
+
+    async def insert_template(self, template: Template, *, audit: Audit = None) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            if _one(conn, _Q.insert_template, rows.params_of(template)) is None:
+                raise TemplateExists(_template_taken(template))
+            _audit(conn, audit)
+
+        await self._submit("write", job)
+
+    async def update_template(self, template: Template, *, audit: Audit = None) -> bool:
+        def job(conn: sqlite3.Connection) -> bool:
+            try:
+                updated = _one(conn, _Q.update_template, rows.params_of(template))
+            except sqlite3.IntegrityError as exc:
+                raise TemplateExists(_template_taken(template)) from exc
+            if updated is not None:
+                _audit(conn, audit)
+            return updated is not None
+
+        return await self._submit("write", job)
+
+    async def delete_template(self, name: str, *, audit: Audit = None) -> bool:
+        row = await self._submit("write", _audited(_Q.delete_template, {"name": name}, audit))
         return row is not None
 
     async def get_template(self, name: str) -> Template | None:
@@ -305,13 +357,13 @@ class SQLiteStore:
 
     # -- opt-outs -----------------------------------------------------------
 
-    async def add_opt_out(self, opt_out: OptOut) -> bool:
+    async def add_opt_out(self, opt_out: OptOut, *, audit: Audit = None) -> bool:
         params = rows.params_of(opt_out)
-        return await self._submit("write", _fetch_one(_Q.add_opt_out, params)) is not None
+        return await self._submit("write", _audited(_Q.add_opt_out, params, audit)) is not None
 
-    async def remove_opt_out(self, app_key: str, receiver: str) -> bool:
+    async def remove_opt_out(self, app_key: str, receiver: str, *, audit: Audit = None) -> bool:
         params = {"app_key": app_key, "receiver": receiver}
-        return await self._submit("write", _fetch_one(_Q.remove_opt_out, params)) is not None
+        return await self._submit("write", _audited(_Q.remove_opt_out, params, audit)) is not None
 
     async def list_opt_outs(self, app_key: str | None = None) -> list[OptOut]:
         found = await self._submit("read", _fetch_all(_Q.list_opt_outs, {"app_key": app_key}))
@@ -395,7 +447,9 @@ class SQLiteStore:
         found = await self._submit("read", _fetch_all(sql_text, params))
         return [rows.message_from_row(row) for row in found]
 
-    async def requeue(self, message_id: int, *, now_ms: int, expires_at_ms: int, by: str) -> bool:
+    async def requeue(
+        self, message_id: int, *, now_ms: int, expires_at_ms: int, by: str, audit: Audit = None
+    ) -> bool:
         params = rows.requeue_params(message_id, now_ms=now_ms, expires_at_ms=expires_at_ms)
         params["sources"] = json.dumps(params["sources"])
 
@@ -408,9 +462,58 @@ class SQLiteStore:
             entry = {**params, "detail": rows.detail_json(rows.requeue_detail(by, previous))}
             conn.execute(_Q.insert_timeline, entry)
             _emit(conn, entry)
+            _audit(conn, audit)
             return True
 
         return await self._submit("write", job)
+
+    # -- retention ----------------------------------------------------------
+
+    async def redact_ended(self, *, ended_before_ms: int, now_ms: int, limit: int, by: str) -> int:
+        params = rows.redact_candidates_params(ended_before_ms=ended_before_ms, limit=limit)
+        params["final"] = json.dumps(params["final"])
+
+        def job(conn: sqlite3.Connection) -> int:
+            redacted = 0
+            for candidate in conn.execute(_Q.redact_candidates, params).fetchall():
+                change = rows.redact_params(candidate, now_ms=now_ms, by=by)
+                if _one(conn, _Q.redact_message, change) is not None:
+                    conn.execute(_Q.note, change)  # the ``redacted`` timeline entry
+                    redacted += 1
+            return redacted
+
+        return await self._submit("write", job)
+
+    async def delete_ended(
+        self, selection: EndedSelection, *, limit: int, audit: Audit = None
+    ) -> int:
+        params = _ended_params(selection, limit)
+
+        def job(conn: sqlite3.Connection) -> int:
+            deleted = len(conn.execute(_Q.delete_ended, params).fetchall())
+            if deleted:
+                _audit(conn, audit, deleted=deleted)
+            return deleted
+
+        return await self._submit("write", job)
+
+    async def drop_unmatched_receipts(self, *, received_before_ms: int, limit: int) -> int:
+        params = {"received_before_ms": received_before_ms, "limit": limit}
+        return len(await self._submit("write", _fetch_all(_Q.drop_unmatched_receipts, params)))
+
+    async def count_ended(self, selection: EndedSelection) -> tuple[int, int]:
+        row = await self._submit("read", _fetch_one(_Q.count_ended, _ended_params(selection)))
+        return (0, 0) if row is None else (int(row["ended"]), int(row["in_flight"]))
+
+    # -- the audit trail ----------------------------------------------------
+
+    async def add_audit(self, record: AuditRecord) -> None:
+        await self._submit("write", lambda conn: _audit(conn, record))
+
+    async def list_audit(self, query: AuditQuery) -> list[AuditRecord]:
+        params = rows.audit_query_params(query)
+        found = await self._submit("read", _fetch_all(_Q.list_audit, params))
+        return [rows.audit_from_row(row) for row in found]
 
     # -- delivering ---------------------------------------------------------
 
@@ -468,6 +571,7 @@ class SQLiteStore:
         channel_ref: str | None = None,
         error: str | None = None,
         route_step: int | None = None,
+        attempt_not_made: bool = False,
     ) -> bool:
         params = rows.transition_params(
             message_id,
@@ -481,17 +585,24 @@ class SQLiteStore:
             channel_ref=channel_ref,
             error=error,
             route_step=route_step,
+            attempt_not_made=attempt_not_made,
         )
         return await self._submit("write", lambda conn: _transition(conn, params))
 
     # -- segments and receipts ----------------------------------------------
 
     async def add_segments(
-        self, message_id: int, *, attempt: int, channel: str, total: int, now_ms: int
+        self,
+        message_id: int,
+        *,
+        attempt: int,
+        channel: str,
+        total: int,
+        now_ms: int,
+        parts: Sequence[int] | None = None,
     ) -> None:
-        if total < 1:
-            raise ValueError(f"a message has at least one segment, not {total}")
         params = {
+            **rows.parts_param(total, parts, as_json=True),
             "message_id": message_id,
             "attempt": attempt,
             "channel": channel,
@@ -514,21 +625,19 @@ class SQLiteStore:
         def job(conn: sqlite3.Connection) -> ReceiptOutcome | None:
             params = {**key, "carrier_id": carrier_id, "now_ms": now_ms}
             current = _segment(conn, key)  # Raises if there is no such segment.
+            message = _one(conn, _Q.get_message_by_id, key)
             conn.execute(_Q.release_carrier_id, {**params, "channel": current.channel})
             row = _one(conn, _Q.submit_segment, params)
-            if row is None:
+            if row is None or message is None:
                 return None  # Named already: a repeat changes nothing.
             segment = rows.segment_from_row(row)
             taken = {"channel": segment.channel, "carrier_id": carrier_id}
-            kept = [
-                rows.kept_receipt_from_row(found)
-                for found in sorted(
-                    conn.execute(_Q.take_unmatched_receipts, taken).fetchall(),
-                    key=lambda found: (found["received_at_ms"], found["id"]),
-                )
-            ]
+            kept = map(rows.kept_receipt_from_row, conn.execute(_Q.kept_receipts, taken))
+            # Receipts of another message with the same id (before an SMSC restart) stay kept.
+            fitting = rows.fitting_receipts(list(kept), current, message["mobile_receiver"])
             outcome = None
-            for receipt in kept:
+            for receipt in fitting:
+                conn.execute(_Q.drop_kept_receipt, {"id": receipt.id})
                 outcome = _apply_receipt(
                     conn,
                     segment,
@@ -567,6 +676,7 @@ class SQLiteStore:
         error: str | None,
         now_ms: int,
         detail: Mapping[str, Any] | None = None,
+        destination: str = "",
     ) -> ReceiptOutcome:
         params = rows.unmatched_receipt_params(
             channel=channel,
@@ -575,12 +685,13 @@ class SQLiteStore:
             error=error,
             now_ms=now_ms,
             detail=detail,
+            destination=destination,
         )
 
         def job(conn: sqlite3.Connection) -> ReceiptOutcome:
             # The batch holds the write lock: matching and keeping cannot race a submit.
             row = _one(conn, _Q.segment_by_carrier, params)
-            if row is None:
+            if row is None or not rows.receipt_fits_segment(row, destination):
                 conn.execute(_Q.insert_unmatched_receipt, params)
                 return ReceiptOutcome(matched=False)
             segment = rows.segment_from_row(row)
@@ -597,6 +708,29 @@ class SQLiteStore:
         params = {"channel": channel}
         row = await self._submit("read", _fetch_one(_Q.count_unmatched_receipts, params))
         return 0 if row is None else int(row["n"])
+
+    async def awaiting_receipts(
+        self, channel: str, *, after: tuple[int, int, int], limit: int
+    ) -> list[AwaitingReceipt]:
+        after_ms, after_id, after_attempt = after
+        params = {
+            "channel": channel,
+            "after_ms": after_ms,
+            "after_id": after_id,
+            "after_attempt": after_attempt,
+            "limit": limit,
+        }
+        found = await self._submit("read", _fetch_all(_Q.awaiting_receipts, params))
+        return [
+            AwaitingReceipt(
+                message_id=int(row["message_id"]),
+                attempt=int(row["attempt"]),
+                carrier_id=str(row["carrier_id"]),
+                receiver=str(row["mobile_receiver"]),
+                updated_at_ms=int(row["updated_at_ms"]),
+            )
+            for row in found
+        ]
 
     async def overdue_submissions(self, *, before_ms: int, limit: int) -> list[int]:
         params = {"before_ms": before_ms, "limit": limit}
@@ -854,6 +988,31 @@ def _transition(conn: sqlite3.Connection, params: Mapping[str, Any]) -> bool:
     return True
 
 
+def _audit(conn: sqlite3.Connection, record: Audit, **extra_detail: Any) -> None:
+    """Write the audit record of the change this job just made (nothing for ``None``)."""
+    if record is not None:
+        conn.execute(_Q.insert_audit, rows.audit_params(record, **extra_detail))
+
+
+def _audited(
+    query: str, params: Mapping[str, Any], audit: Audit
+) -> Callable[[sqlite3.Connection], rows.Row | None]:
+    """Run a one-row change; if it changed a row, write ``audit`` in the same transaction."""
+
+    def job(conn: sqlite3.Connection) -> rows.Row | None:
+        row = _one(conn, query, params)
+        if row is not None:
+            _audit(conn, audit)
+        return row
+
+    return job
+
+
+def _ended_params(selection: EndedSelection, limit: int | None = None) -> dict[str, Any]:
+    params = rows.ended_params(selection, limit=limit)
+    return {**params, "final": json.dumps(params["final"])}
+
+
 def _emit(conn: sqlite3.Connection, params: Mapping[str, Any]) -> None:
     """Queue a status event for the message's app, if it has a callback URL.
 
@@ -921,13 +1080,13 @@ def _segment(conn: sqlite3.Connection, key: Mapping[str, Any]) -> Segment:
 
 
 def _conclude(conn: sqlite3.Connection, message_id: int, now_ms: int) -> MessageStatus | None:
-    """Move a submitted message to what its latest attempt's segments add up to, if final."""
+    """Move a submitted message to what its parts add up to (every copy counts), if final."""
     key = {"message_id": message_id}
     message = _one(conn, _Q.get_message_by_id, key)
     if message is None or message["status"] != MessageStatus.SUBMITTED:
         return None  # Still sending (settle comes later), or final: never downgraded.
-    latest = conn.execute(_Q.latest_attempt_segments, key).fetchall()
-    concluded = rows.conclusion([rows.segment_from_row(row) for row in latest])
+    copies = conn.execute(_Q.segments, key).fetchall()
+    concluded = rows.conclusion([rows.segment_from_row(row) for row in copies])
     if concluded is None:
         return None
     params = rows.transition_params(

@@ -20,7 +20,15 @@ texts, multipart ones reassembled with :func:`iwork_mc.smpp.reassemble`),
 :attr:`FakeSMSC.receipts` (every receipt sent and what became of it) and the
 counters (``binds``, ``submits``, ``throttled``, ``rejected``,
 ``receipts_sent``, ``receipts_acked``, ``connections``, and a few more).
+Each submission names the session it came on, and ``max_outstanding`` is the
+most ``submit_sm`` one session had unanswered at once (with ``resp_delay``),
+so a test can see the ESME's window and how it spreads load over its binds.
 :meth:`FakeSMSC.wait_for` waits until a condition on them holds.
+
+Two things an operator's SMSC does are methods rather than policy:
+:meth:`FakeSMSC.restart` (a crash and a comeback, optionally numbering
+message ids from 1 again) and :meth:`FakeSMSC.send_stray_receipt` (a receipt
+for an id the ESME never learned).
 
 Receipts go to a receiver or transceiver session bound with the
 ``system_id`` that submitted the message; with none bound they wait, as a
@@ -109,6 +117,8 @@ class SMSCPolicy:
             otherwise refuse it with ESME_RINVCMDID.
         answer_enquire_link: answer ``enquire_link`` (``False`` models an
             SMSC that hangs).
+        refuse_binds: answer every bind ESME_RBINDFAIL (an SMSC that is up but
+            will not take this ESME, say during maintenance).
         receipt_retry_s: seconds before an unacknowledged receipt is sent again.
         receipt_attempts: how many times a receipt is sent at most.
     """
@@ -132,6 +142,7 @@ class SMSCPolicy:
     resp_delay: float = 0.0
     supports_query_sm: bool = True
     answer_enquire_link: bool = True
+    refuse_binds: bool = False
     receipt_retry_s: float = 0.1
     receipt_attempts: int = 3
 
@@ -162,6 +173,8 @@ class Submission:
         concatenation: where the segment sits in a multipart message (from its
             UDH or SAR TLVs), or ``None`` for a message sent whole.
         pdu: the ``submit_sm`` itself.
+        session: which connection it came on: 1 for the first the SMSC
+            accepted, 2 for the next, and so on.
     """
 
     message_id: str
@@ -176,6 +189,7 @@ class Submission:
     tlvs: tuple[smpp.Tlv, ...]
     concatenation: smpp.Concatenation | None
     pdu: smpp.SubmitSm
+    session: int = 0
 
     @property
     def accepted(self) -> bool:
@@ -233,9 +247,15 @@ class _Session:
     """One ESME connection."""
 
     def __init__(
-        self, smsc: FakeSMSC, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        smsc: FakeSMSC,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        number: int,
     ) -> None:
         self.smsc = smsc
+        self.number = number
+        self.outstanding = 0  # submit_sm taken and not yet answered
         self.reader = reader
         self.writer = writer
         self.conn = smpp.Connection(our_role=smpp.Role.SMSC)
@@ -372,6 +392,8 @@ class FakeSMSC:
         self.queries = 0
         #: ``enquire_link`` received.
         self.enquire_links = 0
+        #: The most ``submit_sm`` one session had unanswered at once (the ESME's window in use).
+        self.max_outstanding = 0
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -417,6 +439,52 @@ class FakeSMSC:
                 task.cancel()
         if self._sock is None:
             self._sock = self._bind(self.port)  # keep the port: connecting is refused
+
+    async def restart(self, *, reuse_ids: bool = False) -> None:
+        """
+        Crash and come back on the same port.
+
+        Args:
+            reuse_ids: start ``message_id`` from 1 again and forget the messages
+                taken before (``query_sm`` no longer knows them), as an SMSC
+                whose id counter lives in memory does.  Receipts still waiting
+                for a receiver are kept and sent once one binds.
+        """
+        await self.stop()
+        if reuse_ids:
+            self._next_id = 0
+            self._messages.clear()
+        await self.start()
+
+    def send_stray_receipt(
+        self,
+        message_id: str,
+        state: smpp.MessageState,
+        *,
+        destination: str,
+        system_id: str,
+        source_addr: str = "",
+    ) -> None:
+        """
+        Send a receipt for a message this ESME never learned the id of.
+
+        An SMSC does this for a ``submit_sm`` whose response was lost, or for a
+        message taken before it restarted.  The receipt goes to a session bound
+        with ``system_id`` (or waits for one), like any other.
+        """
+        pdu = smpp.SubmitSm(source_addr=source_addr, destination_addr=destination,
+                            registered_delivery=_RECEIPT_ALWAYS)  # fmt: skip
+        submission = Submission(
+            message_id=message_id, status=smpp.CommandStatus.ESME_ROK, system_id=system_id,
+            source_addr=source_addr, destination=destination, data_coding=0, esm_class=0,
+            registered_delivery=_RECEIPT_ALWAYS, short_message=b"", tlvs=(), concatenation=None,
+            pdu=pdu,
+        )  # fmt: skip
+        now = datetime.now()
+        message = _Message(submission=submission, final_state=state, submitted_at=now,
+                           state=state, done_at=now)  # fmt: skip
+        self._send_receipt(_Pending(message, state, attempt=1))
+        self._notify()
 
     async def __aenter__(self) -> Self:
         if self._autostart:
@@ -529,7 +597,7 @@ class FakeSMSC:
         task = asyncio.current_task()
         assert task is not None  # the server runs us in a task
         self._handlers.add(task)
-        session = _Session(self, reader, writer)
+        session = _Session(self, reader, writer, self.connections)
         self._sessions[session] = None
         self._notify()
         try:
@@ -572,8 +640,10 @@ class FakeSMSC:
     ) -> None:
         policy = self.policy
         resp_class = _BIND_RESPONSES[type(pdu)]
-        refused = (policy.system_id is not None and pdu.system_id != policy.system_id) or (
-            policy.password is not None and pdu.password != policy.password
+        refused = (
+            policy.refuse_binds
+            or (policy.system_id is not None and pdu.system_id != policy.system_id)
+            or (policy.password is not None and pdu.password != policy.password)
         )
         if refused:
             self.binds_refused += 1
@@ -644,6 +714,7 @@ class FakeSMSC:
             tlvs=pdu.tlvs,
             concatenation=info,
             pdu=pdu,
+            session=session.number,
         )
         self.submissions.append(submission)
         session.answered += 1
@@ -674,13 +745,20 @@ class FakeSMSC:
 
     def _answer(self, session: _Session, resp: smpp.Pdu) -> None:
         if self.policy.resp_delay > 0:
+            self._held(session, +1)
             session.later(self.policy.resp_delay, lambda: self._write_and_notify(session, resp))
         else:
             session.write(resp)
 
     def _write_and_notify(self, session: _Session, pdu: smpp.Pdu) -> None:
+        self._held(session, -1)
         session.write(pdu)
         self._notify()
+
+    def _held(self, session: _Session, change: int) -> None:
+        # Only delayed answers are ever outstanding: the others go out before the next PDU is read.
+        session.outstanding += change
+        self.max_outstanding = max(self.max_outstanding, session.outstanding)
 
     def _finish(self, message: _Message) -> None:
         """The message reaches its final state; send the receipts it was asked for."""

@@ -21,14 +21,31 @@ VALUES (%(version)s, %(name)s, (extract(epoch FROM clock_timestamp()) * 1000)::b
 -- insert_app --
 INSERT INTO apps (
     app_key, name, secret, previous_secret, previous_secret_expires_at_ms, enabled, created_at_ms,
-    callback_url
+    callback_url, rate_limit, rate_burst
 )
 VALUES (
     %(app_key)s, %(name)s, %(secret)s, %(previous_secret)s, %(previous_secret_expires_at_ms)s,
-    %(enabled)s, %(created_at_ms)s, %(callback_url)s
+    %(enabled)s, %(created_at_ms)s, %(callback_url)s, %(rate_limit)s, %(rate_burst)s
 )
 ON CONFLICT (app_key) DO NOTHING
 RETURNING app_key;
+
+-- set_app_rate --
+UPDATE apps SET rate_limit = %(rate_limit)s, rate_burst = %(rate_burst)s
+WHERE app_key = %(app_key)s RETURNING *;
+
+-- seed_bucket --
+-- An app's first lease finds its bucket full.
+INSERT INTO rate_buckets (app_key, tokens, updated_at_ms)
+VALUES (%(app_key)s, %(tokens)s, %(now_ms)s)
+ON CONFLICT (app_key) DO NOTHING;
+
+-- lock_bucket --
+SELECT tokens, updated_at_ms FROM rate_buckets WHERE app_key = %(app_key)s FOR UPDATE;
+
+-- save_bucket --
+UPDATE rate_buckets SET tokens = %(tokens)s, updated_at_ms = %(updated_at_ms)s
+WHERE app_key = %(app_key)s;
 
 -- get_app --
 SELECT * FROM apps WHERE app_key = %(app_key)s;
@@ -177,13 +194,14 @@ ORDER BY id DESC
 LIMIT %(limit)s;
 
 -- requeue --
--- An operator's retry of a failed or expired message (%(sources)s): queued again,
+-- An operator's retry of a failed or expired message (%(sources)s) not redacted
+-- (nothing would be left to send): queued again,
 -- due now, on the first route step, with a new validity; the requeued entry keeps
 -- the previous status and error.  No outbox row exists for a final message, so
 -- locking the message row alone cannot deadlock with claims.  Returns 0 or 1.
 WITH previous AS (
     SELECT id, status, last_error FROM messages
-    WHERE id = %(message_id)s AND status = ANY(%(sources)s)
+    WHERE id = %(message_id)s AND status = ANY(%(sources)s) AND redacted_at_ms IS NULL
     FOR NO KEY UPDATE
 ), moved AS (
     UPDATE messages m
@@ -269,6 +287,7 @@ FROM claimed ORDER BY claimable_at_ms, id;
 -- the message only from a status TRANSITIONS allows (%(sources)s) and, given a
 -- worker, only while that worker holds the lease.  NULL channel, channel_ref,
 -- error or route_step keep the old value; a route_step restarts step_attempts.
+-- attempt_not_made (0 or 1) takes back the attempt the claim counted.
 -- Queued reschedules the outbox row, sending keeps it, anything else releases
 -- it.  Every status but sending queues a status event if the app has a callback
 -- URL.  Returns the number of messages moved (0 or 1).
@@ -282,7 +301,12 @@ WITH lease AS (
         channel_ref = coalesce(%(channel_ref)s, channel_ref),
         last_error = coalesce(%(error)s, last_error),
         route_step = coalesce(%(route_step)s::integer, route_step),
-        step_attempts = CASE WHEN %(route_step)s::integer IS NULL THEN step_attempts ELSE 0 END
+        -- %(attempt_not_made)s (0 or 1) gives back what claim_due counted.
+        attempts = attempts - %(attempt_not_made)s::integer,
+        step_attempts = CASE
+            WHEN %(route_step)s::integer IS NULL
+            THEN step_attempts - %(attempt_not_made)s::integer ELSE 0
+        END
     WHERE id = %(message_id)s
         AND status = ANY(%(sources)s)
         AND (
@@ -403,7 +427,8 @@ SELECT 1 AS found FROM opt_outs
 WHERE receiver = %(receiver)s AND app_key IN (%(app_key)s::text, '*');
 
 -- add_segments --
--- Parts 1..total of an attempt, pending; nothing if the attempt has segments already
+-- Parts 1..total of an attempt (only those in %(parts)s unless it is NULL: a resend of
+-- the parts in doubt), pending; nothing if the attempt has segments already
 -- (ON CONFLICT: two racing calls insert one set).  Returns a row iff the message exists.
 WITH message AS (
     SELECT id FROM messages WHERE id = %(message_id)s
@@ -411,7 +436,8 @@ WITH message AS (
     INSERT INTO segments (message_id, attempt, part, total, channel, state, updated_at_ms)
     SELECT id, %(attempt)s, part, %(total)s, %(channel)s, 'pending', %(now_ms)s
     FROM message, generate_series(1, %(total)s::integer) AS part
-    WHERE NOT EXISTS (
+    WHERE (%(parts)s::integer[] IS NULL OR part = ANY(%(parts)s::integer[]))
+        AND NOT EXISTS (
         SELECT 1 FROM segments WHERE message_id = %(message_id)s AND attempt = %(attempt)s
     )
     ON CONFLICT DO NOTHING
@@ -465,36 +491,34 @@ WHERE message_id = %(message_id)s AND attempt = %(attempt)s AND part = %(part)s
     AND state = 'pending';
 
 -- segment_by_carrier --
-SELECT * FROM segments WHERE channel = %(channel)s AND carrier_id = %(carrier_id)s;
+-- With the number its message went to, for a receipt that names one.
+SELECT segments.*, messages.mobile_receiver
+FROM segments JOIN messages ON messages.id = segments.message_id
+WHERE segments.channel = %(channel)s AND segments.carrier_id = %(carrier_id)s;
 
 -- set_segment_state --
 UPDATE segments
 SET state = %(state)s, error = %(error)s, updated_at_ms = %(now_ms)s
 WHERE message_id = %(message_id)s AND attempt = %(attempt)s AND part = %(part)s;
 
--- latest_attempt_segments --
--- The segments of the message's latest attempt, by part.
-SELECT * FROM segments
-WHERE message_id = %(message_id)s
-    AND attempt = (SELECT max(attempt) FROM segments WHERE message_id = %(message_id)s)
-ORDER BY part;
-
 -- insert_unmatched_receipt --
-INSERT INTO unmatched_receipts (channel, carrier_id, state, error, received_at_ms, detail)
+INSERT INTO unmatched_receipts (
+    channel, carrier_id, state, error, received_at_ms, detail, destination
+)
 VALUES (
-    %(channel)s, %(carrier_id)s, %(state)s, %(error)s, %(now_ms)s, %(detail)s::jsonb
+    %(channel)s, %(carrier_id)s, %(state)s, %(error)s, %(now_ms)s, %(detail)s::jsonb,
+    %(destination)s
 );
 
--- take_unmatched_receipts --
--- Deletes and returns the receipts kept for a carrier id, in arrival order.
-WITH taken AS (
-    DELETE FROM unmatched_receipts
-    WHERE channel = %(channel)s AND carrier_id = %(carrier_id)s
-    RETURNING *
-)
-SELECT id, channel, carrier_id, state, error, received_at_ms, detail::text AS detail
-FROM taken
+-- kept_receipts --
+-- The receipts kept for a carrier id, in arrival order.
+SELECT id, channel, carrier_id, state, error, received_at_ms, detail::text AS detail, destination
+FROM unmatched_receipts
+WHERE channel = %(channel)s AND carrier_id = %(carrier_id)s
 ORDER BY received_at_ms, id;
+
+-- drop_kept_receipt --
+DELETE FROM unmatched_receipts WHERE id = %(id)s;
 
 -- count_unmatched_receipts --
 SELECT count(*) AS n FROM unmatched_receipts WHERE channel = %(channel)s;
@@ -515,3 +539,91 @@ GROUP BY status, coalesce(channel, '');
 -- For /metrics: outbox rows due now and not leased, and the oldest one's due time.
 SELECT count(*) AS n, min(due_at_ms) AS oldest_due_at_ms FROM outbox
 WHERE lease_owner IS NULL AND due_at_ms <= %(now_ms)s;
+
+-- redact_candidates --
+-- Ended messages (%(final)s) that ended before %(ended_before_ms)s and still hold
+-- personal data, the longest ended first (served by messages_ended).  Rows another
+-- worker's sweep is redacting are skipped, not waited for.
+SELECT id, mobile_receiver FROM messages
+WHERE status = ANY(%(final)s)
+    AND updated_at_ms < %(ended_before_ms)s
+    AND redacted_at_ms IS NULL
+ORDER BY updated_at_ms, id
+LIMIT %(limit)s
+FOR NO KEY UPDATE SKIP LOCKED;
+
+-- redact_message --
+-- updated_at_ms is kept: it says when the message ended, which deletion counts from.
+WITH redacted AS (
+    UPDATE messages
+    SET mobile_receiver = %(receiver)s, json_data = %(json_data)s, text = '', text_digest = '',
+        redacted_at_ms = %(now_ms)s
+    WHERE id = %(message_id)s AND redacted_at_ms IS NULL
+    RETURNING id, status
+)
+INSERT INTO timeline (message_id, at_ms, kind, status, detail)
+SELECT id, %(now_ms)s, %(kind)s, status, %(detail)s::jsonb FROM redacted
+RETURNING message_id;
+
+-- delete_ended --
+-- Up to %(limit)s ended messages (%(final)s) matching every non-NULL filter, the
+-- longest ended first; timeline, segments, outbox and status events go with them
+-- (ON DELETE CASCADE).  Rows locked by another transaction are left for later.
+DELETE FROM messages WHERE id IN (
+    SELECT id FROM messages
+    WHERE status = ANY(%(final)s)
+        AND (%(ended_before_ms)s::bigint IS NULL OR updated_at_ms < %(ended_before_ms)s::bigint)
+        AND (%(app_key)s::text IS NULL OR app_key = %(app_key)s::text)
+        AND (%(msg_key)s::text IS NULL OR msg_key = %(msg_key)s::text)
+    ORDER BY updated_at_ms, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id;
+
+-- drop_unmatched_receipts --
+-- The oldest kept receipts, up to %(limit)s (they hold a handset's number).
+DELETE FROM unmatched_receipts WHERE id IN (
+    SELECT id FROM unmatched_receipts
+    WHERE received_at_ms < %(received_before_ms)s
+    ORDER BY received_at_ms, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id;
+
+-- count_ended --
+-- What delete_ended would take (ended) and keep because it has not ended (in_flight).
+SELECT
+    count(*) FILTER (WHERE status = ANY(%(final)s)) AS ended,
+    count(*) FILTER (WHERE NOT status = ANY(%(final)s)) AS in_flight
+FROM messages
+WHERE (%(ended_before_ms)s::bigint IS NULL OR updated_at_ms < %(ended_before_ms)s::bigint)
+    AND (%(app_key)s::text IS NULL OR app_key = %(app_key)s::text)
+    AND (%(msg_key)s::text IS NULL OR msg_key = %(msg_key)s::text);
+
+-- insert_audit --
+INSERT INTO audit_log (at_ms, actor, action, target, detail)
+VALUES (%(at_ms)s, %(actor)s, %(action)s, %(target)s, %(detail)s::jsonb);
+
+-- list_audit --
+-- Newest first; every NULL filter is "any".
+SELECT id, at_ms, actor, action, target, detail::text AS detail FROM audit_log
+WHERE (%(before_id)s::bigint IS NULL OR id < %(before_id)s::bigint)
+    AND (%(since_ms)s::bigint IS NULL OR at_ms >= %(since_ms)s::bigint)
+    AND (%(actor)s::text IS NULL OR actor = %(actor)s::text)
+    AND (%(action)s::text IS NULL OR action = %(action)s::text)
+ORDER BY id DESC
+LIMIT %(limit)s;
+
+-- awaiting_receipts --
+-- A channel's submitted segments still waiting for their receipt, of messages still
+-- submitted, after the cursor (%(after_ms)s, %(after_id)s, %(after_attempt)s) in that order:
+-- a receipt poller pages through them round and round.
+SELECT s.message_id, s.attempt, s.carrier_id, s.updated_at_ms, m.mobile_receiver
+FROM segments AS s JOIN messages AS m ON m.id = s.message_id
+WHERE s.channel = %(channel)s AND s.state IN ('submitted', 'enroute')
+    AND s.carrier_id IS NOT NULL AND m.status = 'submitted'
+    AND (s.updated_at_ms, s.message_id, s.attempt) > (%(after_ms)s, %(after_id)s, %(after_attempt)s)
+ORDER BY s.updated_at_ms, s.message_id, s.attempt
+LIMIT %(limit)s;

@@ -17,14 +17,31 @@ VALUES (:version, :name, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEG
 -- insert_app --
 INSERT INTO apps (
     app_key, name, secret, previous_secret, previous_secret_expires_at_ms, enabled, created_at_ms,
-    callback_url
+    callback_url, rate_limit, rate_burst
 )
 VALUES (
     :app_key, :name, :secret, :previous_secret, :previous_secret_expires_at_ms, :enabled,
-    :created_at_ms, :callback_url
+    :created_at_ms, :callback_url, :rate_limit, :rate_burst
 )
 ON CONFLICT (app_key) DO NOTHING
 RETURNING app_key;
+
+-- set_app_rate --
+UPDATE apps SET rate_limit = :rate_limit, rate_burst = :rate_burst
+WHERE app_key = :app_key RETURNING *;
+
+-- seed_bucket --
+-- An app's first lease finds its bucket full.
+INSERT INTO rate_buckets (app_key, tokens, updated_at_ms)
+VALUES (:app_key, :tokens, :now_ms)
+ON CONFLICT (app_key) DO NOTHING;
+
+-- lock_bucket --
+SELECT tokens, updated_at_ms FROM rate_buckets WHERE app_key = :app_key;
+
+-- save_bucket --
+UPDATE rate_buckets SET tokens = :tokens, updated_at_ms = :updated_at_ms
+WHERE app_key = :app_key;
 
 -- get_app --
 SELECT * FROM apps WHERE app_key = :app_key;
@@ -201,14 +218,19 @@ SET status = :status,
     channel_ref = coalesce(:channel_ref, channel_ref),
     last_error = coalesce(:error, last_error),
     route_step = coalesce(:route_step, route_step),
-    step_attempts = CASE WHEN :route_step IS NULL THEN step_attempts ELSE 0 END
+    -- :attempt_not_made (0 or 1) gives back what claim_message counted.
+    attempts = attempts - :attempt_not_made,
+    step_attempts = CASE
+        WHEN :route_step IS NULL THEN step_attempts - :attempt_not_made ELSE 0
+    END
 WHERE id = :message_id AND status IN (SELECT value FROM json_each(:sources))
 RETURNING id;
 
 -- requeue_message --
 -- An operator's retry of a failed or expired message (:sources, a JSON array):
 -- queued again on the first route step, with a new validity; no row from any
--- other status.  (RETURNING shows the new row: the old status is read before.)
+-- other status, nor once redacted (nothing is left to send).  (RETURNING shows
+-- the new row: the old status is read before.)
 UPDATE messages
 SET status = 'queued',
     updated_at_ms = :now_ms,
@@ -217,6 +239,7 @@ SET status = 'queued',
     step_attempts = 0,
     last_error = NULL
 WHERE id = :message_id AND status IN (SELECT value FROM json_each(:sources))
+    AND redacted_at_ms IS NULL
 RETURNING id;
 
 -- schedule_outbox --
@@ -320,14 +343,16 @@ ORDER BY created_at_ms DESC, app_key, receiver;
 SELECT 1 AS found FROM opt_outs WHERE receiver = :receiver AND app_key IN (:app_key, '*');
 
 -- insert_segments --
--- Parts 1..:total of an attempt, pending; nothing if the attempt has segments already.
+-- Parts 1..:total of an attempt (only those in the JSON array :parts unless it is NULL:
+-- a resend of the parts in doubt), pending; nothing if the attempt has segments already.
 -- (WHERE on the SELECT: SQLite would otherwise read ON CONFLICT as a join's ON.)
 WITH RECURSIVE parts (part) AS (
     SELECT 1 UNION ALL SELECT part + 1 FROM parts WHERE part < :total
 )
 INSERT INTO segments (message_id, attempt, part, total, channel, state, updated_at_ms)
 SELECT :message_id, :attempt, part, :total, :channel, 'pending', :now_ms FROM parts
-WHERE NOT EXISTS (
+WHERE (:parts IS NULL OR part IN (SELECT value FROM json_each(:parts)))
+AND NOT EXISTS (
     SELECT 1 FROM segments WHERE message_id = :message_id AND attempt = :attempt
 )
 ON CONFLICT DO NOTHING;
@@ -359,28 +384,30 @@ SET state = 'refused', error = :error, updated_at_ms = :now_ms
 WHERE message_id = :message_id AND attempt = :attempt AND part = :part AND state = 'pending';
 
 -- segment_by_carrier --
-SELECT * FROM segments WHERE channel = :channel AND carrier_id = :carrier_id;
+-- With the number its message went to, for a receipt that names one.
+SELECT segments.*, messages.mobile_receiver
+FROM segments JOIN messages ON messages.id = segments.message_id
+WHERE segments.channel = :channel AND segments.carrier_id = :carrier_id;
 
 -- set_segment_state --
 UPDATE segments
 SET state = :state, error = :error, updated_at_ms = :now_ms
 WHERE message_id = :message_id AND attempt = :attempt AND part = :part;
 
--- latest_attempt_segments --
--- The segments of the message's latest attempt, by part.
-SELECT * FROM segments
-WHERE message_id = :message_id
-    AND attempt = (SELECT max(attempt) FROM segments WHERE message_id = :message_id)
-ORDER BY part;
-
 -- insert_unmatched_receipt --
-INSERT INTO unmatched_receipts (channel, carrier_id, state, error, received_at_ms, detail)
-VALUES (:channel, :carrier_id, :state, :error, :now_ms, :detail);
+INSERT INTO unmatched_receipts (
+    channel, carrier_id, state, error, received_at_ms, detail, destination
+)
+VALUES (:channel, :carrier_id, :state, :error, :now_ms, :detail, :destination);
 
--- take_unmatched_receipts --
--- Deletes and returns the receipts kept for a carrier id (in no particular order).
-DELETE FROM unmatched_receipts WHERE channel = :channel AND carrier_id = :carrier_id
-RETURNING *;
+-- kept_receipts --
+-- The receipts kept for a carrier id, in arrival order.
+SELECT * FROM unmatched_receipts
+WHERE channel = :channel AND carrier_id = :carrier_id
+ORDER BY received_at_ms, id;
+
+-- drop_kept_receipt --
+DELETE FROM unmatched_receipts WHERE id = :id;
 
 -- count_unmatched_receipts --
 SELECT count(*) AS n FROM unmatched_receipts WHERE channel = :channel;
@@ -401,3 +428,82 @@ GROUP BY status, coalesce(channel, '');
 -- For /metrics: outbox rows due now and not leased, and the oldest one's due time.
 SELECT count(*) AS n, min(due_at_ms) AS oldest_due_at_ms FROM outbox
 WHERE lease_owner IS NULL AND due_at_ms <= :now_ms;
+
+-- redact_candidates --
+-- Ended messages (:final, a JSON array) that ended before :ended_before_ms and
+-- still hold personal data, the longest ended first (served by messages_ended).
+SELECT id, mobile_receiver FROM messages
+WHERE status IN (SELECT value FROM json_each(:final))
+    AND updated_at_ms < :ended_before_ms
+    AND redacted_at_ms IS NULL
+ORDER BY updated_at_ms, id
+LIMIT :limit;
+
+-- redact_message --
+-- updated_at_ms is kept: it says when the message ended, which deletion counts from.
+UPDATE messages
+SET mobile_receiver = :receiver, json_data = :json_data, text = '', text_digest = '',
+    redacted_at_ms = :now_ms
+WHERE id = :message_id AND redacted_at_ms IS NULL
+RETURNING id;
+
+-- delete_ended --
+-- Up to :limit ended messages (:final, a JSON array) matching every non-NULL
+-- filter, the longest ended first; timeline, segments, outbox and status events
+-- go with them (ON DELETE CASCADE).
+DELETE FROM messages WHERE id IN (
+    SELECT id FROM messages
+    WHERE status IN (SELECT value FROM json_each(:final))
+        AND updated_at_ms < coalesce(:ended_before_ms, 9223372036854775807)
+        AND (:app_key IS NULL OR app_key = :app_key)
+        AND (:msg_key IS NULL OR msg_key = :msg_key)
+    ORDER BY updated_at_ms, id
+    LIMIT :limit
+)
+RETURNING id;
+
+-- drop_unmatched_receipts --
+-- The oldest kept receipts, up to :limit (they hold a handset's number).
+DELETE FROM unmatched_receipts WHERE id IN (
+    SELECT id FROM unmatched_receipts
+    WHERE received_at_ms < :received_before_ms
+    ORDER BY received_at_ms, id
+    LIMIT :limit
+)
+RETURNING id;
+
+-- count_ended --
+-- What delete_ended would take (ended) and keep because it has not ended (in_flight).
+SELECT
+    coalesce(sum(status IN (SELECT value FROM json_each(:final))), 0) AS ended,
+    coalesce(sum(status NOT IN (SELECT value FROM json_each(:final))), 0) AS in_flight
+FROM messages
+WHERE updated_at_ms < coalesce(:ended_before_ms, 9223372036854775807)
+    AND (:app_key IS NULL OR app_key = :app_key)
+    AND (:msg_key IS NULL OR msg_key = :msg_key);
+
+-- insert_audit --
+INSERT INTO audit_log (at_ms, actor, action, target, detail)
+VALUES (:at_ms, :actor, :action, :target, :detail);
+
+-- list_audit --
+-- Newest first; every NULL filter is "any".
+SELECT * FROM audit_log
+WHERE id < coalesce(:before_id, 9223372036854775807)
+    AND at_ms >= coalesce(:since_ms, -9223372036854775808)
+    AND (:actor IS NULL OR actor = :actor)
+    AND (:action IS NULL OR action = :action)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- awaiting_receipts --
+-- A channel's submitted segments still waiting for their receipt, of messages still
+-- submitted, after the cursor (:after_ms, :after_id, :after_attempt) in that order:
+-- a receipt poller pages through them round and round.
+SELECT s.message_id, s.attempt, s.carrier_id, s.updated_at_ms, m.mobile_receiver
+FROM segments AS s JOIN messages AS m ON m.id = s.message_id
+WHERE s.channel = :channel AND s.state IN ('submitted', 'enroute')
+    AND s.carrier_id IS NOT NULL AND m.status = 'submitted'
+    AND (s.updated_at_ms, s.message_id, s.attempt) > (:after_ms, :after_id, :after_attempt)
+ORDER BY s.updated_at_ms, s.message_id, s.attempt
+LIMIT :limit;

@@ -19,7 +19,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from iwork_mc import cli_common
+from iwork_mc import audit
+from iwork_mc.cli import common
 from iwork_mc.compose import AcceptRules, render_text
 from iwork_mc.events import EventFieldError, EventLimits, parse_event
 from iwork_mc.messages import Rejection
@@ -80,18 +81,18 @@ def _template_view(template: Template) -> dict[str, Any]:
 
 def _print_fields(view: dict[str, Any], width: int = 16) -> None:
     for key, value in view.items():
-        cli_common.out.print(f"{key:{width}} {value}", highlight=False)
+        common.out.print(f"{key:{width}} {value}", highlight=False)
 
 
 def _print_template(template: Template, json_output: bool) -> None:
     view = _template_view(template)
     if json_output:
-        cli_common.out.print_json(data=view)
+        common.out.print_json(data=view)
         return
     body = view.pop("body")
     _print_fields({key: ("*" if value == "" else value) for key, value in view.items()})
-    cli_common.out.print("body", highlight=False)
-    cli_common.out.print(body, highlight=False, markup=False)
+    common.out.print("body", highlight=False)
+    common.out.print(body, highlight=False, markup=False)
 
 
 def template_problems(fields: dict[str, Any], *, renderer: Renderer | None = None) -> list[str]:
@@ -131,13 +132,13 @@ def template_problems(fields: dict[str, Any], *, renderer: Renderer | None = Non
 
 def _read_body(body: str | None, body_file: Path | None) -> str | None:
     if body is not None and body_file is not None:
-        raise cli_common.fail("give --body or --body-file, not both", 2)
+        raise common.fail("give --body or --body-file, not both", 2)
     if body_file is None:
         return body
     try:
         return body_file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise cli_common.fail(f"--body-file {body_file}: {exc}", 2) from None
+        raise common.fail(f"--body-file {body_file}: {exc}", 2) from None
 
 
 def _given(**options: Any) -> dict[str, Any]:
@@ -147,7 +148,7 @@ def _given(**options: Any) -> dict[str, Any]:
 def _check(fields: dict[str, Any]) -> None:
     problems = template_problems(fields)
     if problems:
-        raise cli_common.fail("; ".join(problems), 2)
+        raise common.fail("; ".join(problems), 2)
 
 
 async def _explain_conflict(store: Store, template: Template) -> typer.Exit:
@@ -156,12 +157,12 @@ async def _explain_conflict(store: Store, template: Template) -> typer.Exit:
         if other.name != template.name and key == (
             other.app_key, other.source, other.action, other.event_type
         ):  # fmt: skip
-            return cli_common.fail(
+            return common.fail(
                 f"template {other.name} already has app={_any(template.app_key)} "
                 f"source={_any(template.source)} action={_any(template.action)} "
                 f"event_type={_any(template.event_type)}: an event could not choose between them"
             )
-    return cli_common.fail(f"a template named {template.name} already exists")
+    return common.fail(f"a template named {template.name} already exists")
 
 
 def _any(value: str) -> str:
@@ -186,7 +187,7 @@ def _fields_command(save: TemplateSave) -> Callable[..., None]:
         event_type: EventTypeOption = None,
         urgent: UrgentOption = None,
         limits: LimitsOption = None,
-        json_output: cli_common.JsonFlag = False,
+        json_output: common.JsonFlag = False,
     ) -> None:
         text = _read_body(body, body_file)
         given = _given(body=text, app_key=app_key, source=source, action=action,
@@ -200,40 +201,43 @@ def _fields_command(save: TemplateSave) -> Callable[..., None]:
 def _create_template(ctx: typer.Context, name: str, given: dict[str, Any]) -> Template:
     """Create a template; its body is checked before it is stored."""
     if "body" not in given:
-        raise cli_common.fail("give --body or --body-file", 2)
+        raise common.fail("give --body or --body-file", 2)
     app_key = given.pop("app_key", "")
     urgent = bool(given.pop("urgent", False))
     fields = {"name": name, **given}
     _check(fields)
-    settings = cli_common.settings_from(ctx)
-    now = cli_common.now_ms()
+    settings = common.settings_from(ctx)
+    now = common.now_ms()
     template = Template(
         **fields, app_key=app_key, urgent=urgent, created_at_ms=now, updated_at_ms=now
     )
 
     async def work(store: Store) -> Template:
-        await cli_common.require_app(store, template.app_key)
+        await common.require_app(store, template.app_key)
         try:
-            await store.insert_template(template)
+            record = audit.template_changed(
+                common.operator(), now, audit.AuditAction.TEMPLATE_CREATE, template
+            )
+            await store.insert_template(template, audit=record)
         except TemplateExists:
             if await store.get_template(name) is not None:
-                raise cli_common.fail(f"a template named {name} already exists") from None
+                raise common.fail(f"a template named {name} already exists") from None
             raise await _explain_conflict(store, template) from None
         return template
 
-    return cli_common.run(settings, work)
+    return common.run(settings, work)
 
 
 templates_cli.command("create")(_fields_command(_create_template))
 
 
 @templates_cli.command("list")
-def templates_list(ctx: typer.Context, json_output: cli_common.JsonFlag = False) -> None:
+def templates_list(ctx: typer.Context, json_output: common.JsonFlag = False) -> None:
     """List every template, by name (* matches anything)."""
-    settings = cli_common.settings_from(ctx)
-    templates = cli_common.run(settings, lambda store: store.list_templates())
+    settings = common.settings_from(ctx)
+    templates = common.run(settings, lambda store: store.list_templates())
     if json_output:
-        cli_common.out.print_json(data=[_template_view(t) for t in templates])
+        common.out.print_json(data=[_template_view(t) for t in templates])
         return
     # The bodies are left to `templates show`: they would not fit beside the keys.
     table = Table()
@@ -250,79 +254,82 @@ def templates_list(ctx: typer.Context, json_output: cli_common.JsonFlag = False)
             "yes" if t.urgent else "no",
             t.limits,
         )
-    cli_common.out.print(table)
+    common.out.print(table)
 
 
 def _existing_template(found: Template | None, name: str) -> Template:
     if found is None:
-        raise cli_common.fail(f"no template named {name}")
+        raise common.fail(f"no template named {name}")
     return found
 
 
 @templates_cli.command("show")
-def templates_show(ctx: typer.Context, name: str, json_output: cli_common.JsonFlag = False) -> None:
+def templates_show(ctx: typer.Context, name: str, json_output: common.JsonFlag = False) -> None:
     """Show one template with its body."""
-    settings = cli_common.settings_from(ctx)
-    found = cli_common.run(settings, lambda store: store.get_template(name))
+    settings = common.settings_from(ctx)
+    found = common.run(settings, lambda store: store.get_template(name))
     _print_template(_existing_template(found, name), json_output)
 
 
 def _update_template(ctx: typer.Context, name: str, changes: dict[str, Any]) -> Template:
     """Change only the given fields of a template (--source "" matches any source)."""
     if not changes:
-        raise cli_common.fail("nothing to change: give at least one option", 2)
+        raise common.fail("nothing to change: give at least one option", 2)
     _check(changes)
-    settings = cli_common.settings_from(ctx)
+    settings = common.settings_from(ctx)
 
     async def work(store: Store) -> Template:
         current = _existing_template(await store.get_template(name), name)
-        await cli_common.require_app(store, changes.get("app_key"))
-        updated = dataclasses.replace(current, **changes, updated_at_ms=cli_common.now_ms())
+        await common.require_app(store, changes.get("app_key"))
+        now = common.now_ms()
+        updated = dataclasses.replace(current, **changes, updated_at_ms=now)
+        record = audit.template_changed(
+            common.operator(), now, audit.AuditAction.TEMPLATE_UPDATE, updated
+        )
         try:
-            found = await store.update_template(updated)
+            found = await store.update_template(updated, audit=record)
         except TemplateExists:
             raise await _explain_conflict(store, updated) from None
         _existing_template(updated if found else None, name)
         return updated
 
-    return cli_common.run(settings, work)
+    return common.run(settings, work)
 
 
 templates_cli.command("update")(_fields_command(_update_template))
 
 
 @templates_cli.command("delete")
-def templates_delete(
-    ctx: typer.Context, name: str, json_output: cli_common.JsonFlag = False
-) -> None:
+def templates_delete(ctx: typer.Context, name: str, json_output: common.JsonFlag = False) -> None:
     """Delete a template; events it matched use the next most specific one."""
-    settings = cli_common.settings_from(ctx)
-    if not cli_common.run(settings, lambda store: store.delete_template(name)):
-        raise cli_common.fail(f"no template named {name}")
+    settings = common.settings_from(ctx)
+    record = audit.template_deleted(common.operator(), common.now_ms(), name=name)
+    if not common.run(settings, lambda store: store.delete_template(name, audit=record)):
+        raise common.fail(f"no template named {name}")
     if json_output:
-        cli_common.out.print_json(data={"deleted": name})
+        common.out.print_json(data={"deleted": name})
     else:
-        cli_common.out.print(f"deleted template {name}", highlight=False)
+        common.out.print(f"deleted template {name}", highlight=False)
 
 
 def _event_text(event: str | None, event_file: Path | None) -> str:
     if (event is None) == (event_file is None):
-        raise cli_common.fail("give --event or --event-file", 2)
+        raise common.fail("give --event or --event-file", 2)
     if event_file is not None:
         try:
             event = event_file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise cli_common.fail(f"--event-file {event_file}: {exc}", 2) from None
+            raise common.fail(f"--event-file {event_file}: {exc}", 2) from None
     assert event is not None
     try:
         data = json.loads(event)
     except ValueError:
-        raise cli_common.fail("the event is not valid JSON", 2) from None
+        raise common.fail("the event is not valid JSON", 2) from None
     if not isinstance(data, dict):
-        raise cli_common.fail("the event must be a JSON object", 2)
+        raise common.fail("the event must be a JSON object", 2)
     # A dry run needs only what templates read: the rest gets harmless defaults.
     data.setdefault("msg_key", "dry-run")
-    data.setdefault("event_time_millis", cli_common.now_ms())
+    data.setdefault("event_time_millis", common.now_ms())
     data.setdefault("sender", 0)
     data.setdefault("event_type", "mobile_receiver")
     if isinstance(data.get("json_data"), dict):
@@ -344,17 +351,17 @@ def templates_render(
         str | None, typer.Option("--template", help="Render this stored template.")
     ] = None,
     body: Annotated[str | None, typer.Option(help="Render this text instead.")] = None,
-    json_output: cli_common.JsonFlag = False,
+    json_output: common.JsonFlag = False,
 ) -> None:
     """Dry run: the template an event would use, its text, encoding and SMS count."""
     if template_name is not None and body is not None:
-        raise cli_common.fail("give --template or --body, not both", 2)
+        raise common.fail("give --template or --body, not both", 2)
     raw = _event_text(event, event_file)
-    settings = cli_common.settings_from(ctx)
+    settings = common.settings_from(ctx)
     try:
         parsed = parse_event(raw, settings.event_limits)
     except EventFieldError as exc:
-        raise cli_common.fail(f"event: {exc}", 2) from None
+        raise common.fail(f"event: {exc}", 2) from None
     rules = AcceptRules.from_settings(settings)
 
     async def choose(store: Store) -> tuple[str, str]:
@@ -368,7 +375,7 @@ def templates_render(
         _check({"body": body})
         name, text_source = "(body)", body
     else:
-        name, text_source = cli_common.run(settings, choose)
+        name, text_source = common.run(settings, choose)
     view: dict[str, Any] = {"template": name, "ok": True, "text": None, "encoding": None,
                             "units": None, "segments": None, "error": None}  # fmt: skip
     rendered = render_text(rules, text_source, parsed)
@@ -381,17 +388,17 @@ def templates_render(
         if rendered.problem is not None:
             view.update(ok=False, error=rendered.problem.reason)
     if json_output:
-        cli_common.out.print_json(data=view)
+        common.out.print_json(data=view)
     else:
-        cli_common.out.print(f"template   {name or '(default)'}", highlight=False)
+        common.out.print(f"template   {name or '(default)'}", highlight=False)
         if view["text"] is not None:
-            cli_common.out.print(
+            common.out.print(
                 f"encoding   {view['encoding']} ({view['units']} units)", highlight=False
             )
-            cli_common.out.print(f"segments   {view['segments']}", highlight=False)
-            cli_common.out.print(view["text"], highlight=False, markup=False)
+            common.out.print(f"segments   {view['segments']}", highlight=False)
+            common.out.print(view["text"], highlight=False, markup=False)
     if not view["ok"]:
-        raise cli_common.fail(f"render: {view['error']}", 2)
+        raise common.fail(f"render: {view['error']}", 2)
 
 
 _IMPORT_KEYS = {"body": str, "source": str, "action": str, "event_type": str, "app": str,
@@ -453,23 +460,23 @@ def _same_content(a: Template, b: Template) -> bool:
 def templates_import(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="A TOML file of [templates.<name>] tables.")],
-    json_output: cli_common.JsonFlag = False,
+    json_output: common.JsonFlag = False,
 ) -> None:
     """Create or update templates from a TOML file; nothing is written if any is invalid."""
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise cli_common.fail(f"{file}: {exc}", 2) from None
+        raise common.fail(f"{file}: {exc}", 2) from None
     templates, problems = parse_templates_toml(text)
     if problems:
-        raise cli_common.fail(f"{file}: " + "; ".join(problems), 2)
-    settings = cli_common.settings_from(ctx)
+        raise common.fail(f"{file}: " + "; ".join(problems), 2)
+    settings = common.settings_from(ctx)
 
     async def work(store: Store) -> dict[str, list[str]]:
         existing = {t.name: t for t in await store.list_templates()}
         missing = sorted({t.app_key for t in templates if t.app_key} - await _app_keys(store))
         if missing:
-            raise cli_common.fail(f"{file}: no app with app_key {', '.join(missing)}")
+            raise common.fail(f"{file}: no app with app_key {', '.join(missing)}")
         final = {**existing, **{t.name: t for t in templates}}
         seen: dict[tuple[str, str, str, str], str] = {}
         clashes = []
@@ -479,18 +486,22 @@ def templates_import(
                 clashes.append(f"{seen[key]} and {name}")
             seen.setdefault(key, name)
         if clashes:
-            raise cli_common.fail(
+            raise common.fail(
                 f"{file}: templates {', '.join(clashes)} would have the same app, source, "
                 "action and event_type",
                 2,
             )
         report: dict[str, list[str]] = {"created": [], "updated": [], "unchanged": []}
-        now = cli_common.now_ms()
+        now = common.now_ms()
+        actor = common.operator()
         for template in templates:
             old = existing.get(template.name)
+            imported = audit.template_changed(
+                actor, now, audit.AuditAction.TEMPLATE_IMPORT, template
+            )
             if old is None:
                 stamped = dataclasses.replace(template, created_at_ms=now, updated_at_ms=now)
-                await store.insert_template(stamped)
+                await store.insert_template(stamped, audit=imported)
                 report["created"].append(template.name)
             elif _same_content(old, template):
                 report["unchanged"].append(template.name)
@@ -498,21 +509,19 @@ def templates_import(
                 stamped = dataclasses.replace(
                     template, created_at_ms=old.created_at_ms, updated_at_ms=now
                 )
-                await store.update_template(stamped)
+                await store.update_template(stamped, audit=imported)
                 report["updated"].append(template.name)
         return report
 
-    report = cli_common.run(settings, work)
+    report = common.run(settings, work)
     if json_output:
-        cli_common.out.print_json(
-            data={**{k: len(v) for k, v in report.items()}, "templates": report}
-        )
+        common.out.print_json(data={**{k: len(v) for k, v in report.items()}, "templates": report})
         return
     counts = ", ".join(f"{kind} {len(names)}" for kind, names in report.items())
-    cli_common.out.print(f"{counts} (from {file})", highlight=False)
+    common.out.print(f"{counts} (from {file})", highlight=False)
     for kind, names in report.items():
         for name in names:
-            cli_common.out.print(f"  {kind:9} {name}", highlight=False)
+            common.out.print(f"  {kind:9} {name}", highlight=False)
 
 
 async def _app_keys(store: Store) -> set[str]:

@@ -7,7 +7,8 @@ from typing import Annotated, Any, cast
 import typer
 from rich.table import Table
 
-from iwork_mc import cli_common
+from iwork_mc import audit
+from iwork_mc.cli import common
 from iwork_mc.policies import OptOut
 from iwork_mc.store.base import Store
 
@@ -23,7 +24,7 @@ _VIEW_FIELDS = ("app_key", "receiver", "reason", "created_at_ms")
 
 def _opt_out_scope(app_key: str | None, all_apps: bool) -> str:
     if (app_key is None) == (not all_apps):
-        raise cli_common.fail("give --app APP_KEY or --all-apps", 2)
+        raise common.fail("give --app APP_KEY or --all-apps", 2)
     return ALL_APPS if all_apps else cast(str, app_key)
 
 
@@ -42,30 +43,31 @@ def opt_outs_add(
     app_key: OptOutAppOption = None,
     all_apps: AllAppsOption = False,
     reason: Annotated[str, typer.Option(help="Why (kept with the opt-out).")] = "",
-    json_output: cli_common.JsonFlag = False,
+    json_output: common.JsonFlag = False,
 ) -> None:
     """Stop messages to a receiver from one app or from every app."""
     scope = _opt_out_scope(app_key, all_apps)
     if len(reason) > 500:
-        raise cli_common.fail("--reason must be at most 500 characters", 2)
-    settings = cli_common.settings_from(ctx)
-    number = cli_common.e164(receiver, settings.default_region)
-    opt_out = OptOut(
-        app_key=scope, receiver=number, reason=reason, created_at_ms=cli_common.now_ms()
-    )
+        raise common.fail("--reason must be at most 500 characters", 2)
+    settings = common.settings_from(ctx)
+    number = common.e164(receiver, settings.default_region)
+    opt_out = OptOut(app_key=scope, receiver=number, reason=reason, created_at_ms=common.now_ms())
 
     async def work(store: Store) -> bool:
         if scope != ALL_APPS:
-            await cli_common.require_app(store, scope)
-        return await store.add_opt_out(opt_out)
+            await common.require_app(store, scope)
+        record = audit.opt_out_added(
+            common.operator(), opt_out.created_at_ms, app_key=scope, receiver=number
+        )
+        return await store.add_opt_out(opt_out, audit=record)
 
-    added = cli_common.run(settings, work)
+    added = common.run(settings, work)
     if json_output:
-        cli_common.out.print_json(data={"added": added, **_opt_out_view(opt_out)})
+        common.out.print_json(data={"added": added, **_opt_out_view(opt_out)})
     elif added:
-        cli_common.out.print(f"opted out {number} of {_scope_words(scope)}", highlight=False)
+        common.out.print(f"opted out {number} of {_scope_words(scope)}", highlight=False)
     else:
-        cli_common.out.print(
+        common.out.print(
             f"{number} was already opted out of {_scope_words(scope)}", highlight=False
         )
 
@@ -80,18 +82,21 @@ def opt_outs_remove(
     receiver: str,
     app_key: OptOutAppOption = None,
     all_apps: AllAppsOption = False,
-    json_output: cli_common.JsonFlag = False,
+    json_output: common.JsonFlag = False,
 ) -> None:
     """Let a receiver get messages again (from one app, or end an every-app opt-out)."""
     scope = _opt_out_scope(app_key, all_apps)
-    settings = cli_common.settings_from(ctx)
-    number = cli_common.e164(receiver, settings.default_region)
-    if not cli_common.run(settings, lambda store: store.remove_opt_out(scope, number)):
-        raise cli_common.fail(f"{number} is not opted out of {_scope_words(scope)}")
+    settings = common.settings_from(ctx)
+    number = common.e164(receiver, settings.default_region)
+    record = audit.opt_out_removed(
+        common.operator(), common.now_ms(), app_key=scope, receiver=number
+    )
+    if not common.run(settings, lambda store: store.remove_opt_out(scope, number, audit=record)):
+        raise common.fail(f"{number} is not opted out of {_scope_words(scope)}")
     if json_output:
-        cli_common.out.print_json(data={"removed": True, "app_key": scope, "receiver": number})
+        common.out.print_json(data={"removed": True, "app_key": scope, "receiver": number})
     else:
-        cli_common.out.print(
+        common.out.print(
             f"{number} gets messages from {_scope_words(scope)} again", highlight=False
         )
 
@@ -102,16 +107,16 @@ def opt_outs_list(
     app_key: Annotated[
         str | None, typer.Option("--app", help="Those of this app and of every app.")
     ] = None,
-    json_output: cli_common.JsonFlag = False,
+    json_output: common.JsonFlag = False,
 ) -> None:
     """List opt-outs, newest first, with full numbers (for the operator's eyes only)."""
-    settings = cli_common.settings_from(ctx)
-    opt_outs = cli_common.run(settings, lambda store: store.list_opt_outs(app_key))
+    settings = common.settings_from(ctx)
+    opt_outs = common.run(settings, lambda store: store.list_opt_outs(app_key))
     if json_output:
-        cli_common.out.print_json(data=[_opt_out_view(o) for o in opt_outs])
+        common.out.print_json(data=[_opt_out_view(o) for o in opt_outs])
         return
     table = Table("receiver", "app", "reason", "since")
     for o in opt_outs:
         app_text = "every app" if o.app_key == ALL_APPS else o.app_key
-        table.add_row(o.receiver, app_text, o.reason, cli_common.local_time(o.created_at_ms))
-    cli_common.out.print(table)
+        table.add_row(o.receiver, app_text, o.reason, common.local_time(o.created_at_ms))
+    common.out.print(table)
