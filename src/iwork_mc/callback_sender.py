@@ -46,7 +46,7 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
-from iwork_mc import __version__
+from iwork_mc import __version__, metrics
 from iwork_mc.callback_targets import AllowList, TargetRefused
 from iwork_mc.callback_transport import GuardedTransport, Resolver, resolve
 from iwork_mc.callbacks import (
@@ -61,6 +61,7 @@ from iwork_mc.callbacks import (
 from iwork_mc.gateway.directory import AppDirectory
 from iwork_mc.messages import StatusEvent
 from iwork_mc.retry import RetryPolicy
+from iwork_mc.store import outage
 from iwork_mc.store.base import Store, StoreError
 from iwork_mc.worker import default_worker_id
 
@@ -201,9 +202,9 @@ class CallbackSender:
                     try:
                         claimed = await self._claim(free)
                         failures = 0
-                    except StoreError:
+                    except StoreError as exc:
                         failures += 1
-                        log.warning("store_unavailable", worker_id=self.worker_id, exc_info=True)
+                        outage.log_failure(log, "claim_failed", exc, worker_id=self.worker_id)
                 for group in _by_message(claimed):
                     task = asyncio.create_task(self._send_in_order(group, client))
                     in_flight[task] = len(group)
@@ -234,13 +235,12 @@ class CallbackSender:
                 continue
             try:
                 await self._send(event, client)
-            except StoreError:
+            except StoreError as exc:
                 # Not recorded: the lease runs out and the event is sent again
                 # (receivers drop repeats by event id).  The next one may fare better.
-                log.warning(
-                    "callback_not_recorded", event_id=event.id, worker_id=self.worker_id,
-                    exc_info=True,
-                )  # fmt: skip
+                outage.log_failure(
+                    log, "callback_not_recorded", exc, event_id=event.id, worker_id=self.worker_id
+                )
 
     async def _send(self, event: StatusEvent, client: httpx.AsyncClient) -> None:
         # The store counts the claim as a try, as claim_due does for messages.
@@ -293,6 +293,7 @@ class CallbackSender:
             return
         outcome = classify_status(status_code)
         if outcome is Outcome.DELIVERED:
+            metrics.CALLBACKS.labels("delivered").inc()
             await self.store.status_event_done(
                 event.id, now_ms=self._now_ms(), worker_id=self.worker_id, status_code=status_code
             )
@@ -338,6 +339,7 @@ class CallbackSender:
         *,
         host: str | None = None,
     ) -> None:
+        metrics.CALLBACKS.labels("given_up" if retry_at_ms is None else "retry").inc()
         await self.store.status_event_failed(
             event.id,
             now_ms=self._now_ms(),

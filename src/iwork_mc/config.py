@@ -333,6 +333,14 @@ class Settings(BaseSettings):
     #: Failed console sign-ins in a row that lock an operator out, and for how long.
     console_max_failed_sign_ins: Count = 5
     console_lockout_s: Count = 900
+    #: Where this host's iwork-mc processes share their Prometheus counters
+    #: (``PROMETHEUS_MULTIPROC_DIR``); empty: ``<data_dir>/metrics``.
+    metrics_dir: str = ""
+    #: OTLP/HTTP traces endpoint (e.g. ``http://127.0.0.1:4318/v1/traces``); empty: no
+    #: tracing.  Needs the ``tracing`` extra.
+    tracing_otlp_endpoint: str = ""
+    #: The ``service.name`` of the spans this process exports.
+    tracing_service_name: str = "iwork-mc"
     #: ``console`` (human) or ``json`` (one object per line).
     log_format: LogFormat = "console"
     #: ``debug``, ``info``, ``warning``, ``error`` or ``critical``.
@@ -388,6 +396,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'iwork-mc.db'}"
+
+    @property
+    def effective_metrics_dir(self) -> Path:
+        return Path(self.metrics_dir) if self.metrics_dir else self.data_dir / "metrics"
 
     @property
     def store_options(self) -> dict[str, Any]:

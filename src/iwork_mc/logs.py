@@ -1,4 +1,10 @@
-"""Structured logs: events with fields, never sentences; never secrets or phone numbers."""
+"""Structured logs: events with fields, never sentences; never secrets or phone numbers.
+
+iwork-mc's own events go through structlog.  Lines from libraries that log with
+the standard library (uvicorn, psycopg, asyncio) are routed through the same
+processors by structlog's ``ProcessorFormatter`` on the root logger, so in
+``json`` mode every line on stderr is one JSON object.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,13 @@ import sys
 
 import structlog
 
-__all__ = ["configure_logging"]
+__all__ = ["LIBRARY_LEVELS", "configure_logging"]
+
+#: The least level logged for these libraries' own loggers: the one policy for them.
+#: The store reports an outage once, with its cause (store_unavailable, then
+#: store_recovered); psycopg's pool warns on every failed connect, several times a
+#: second while PostgreSQL is down (it retries without backoff).
+LIBRARY_LEVELS = {"psycopg": logging.ERROR, "psycopg.pool": logging.ERROR}
 
 
 def configure_logging(log_format: str = "console", level: str = "info") -> None:
@@ -21,17 +33,29 @@ def configure_logging(log_format: str = "console", level: str = "info") -> None:
         if log_format == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    shared: list[structlog.typing.Processor] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
-    # The pool warns on every failed connect, several times a second while PostgreSQL
-    # is down (it retries without backoff); the store_unavailable events report outages.
-    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
+    for name, least in LIBRARY_LEVELS.items():
+        logging.getLogger(name).setLevel(max(numeric, least))

@@ -154,6 +154,8 @@ class NewMessage:
     #: Timeline entries written after ``accepted`` in the same transaction
     #: (policy decisions: ``("deferred", {...})``), as ``(kind, detail)``.
     notes: tuple[tuple[str, dict[str, Any]], ...] = ()
+    #: The W3C traceparent of the accepting call's span (tracing.py); ``""``: none.
+    trace_parent: str = ""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -185,6 +187,8 @@ class Message:
     #: Set by a claim: the receiver was on an opt-out list (this app's or every
     #: app's) at that moment, so the worker sends nothing.
     receiver_opted_out: bool = False
+    #: The W3C traceparent stored at accept time; ``""``: not traced.
+    trace_parent: str = ""
     #: When retention redacted its personal data (see retention.py); ``None``: not redacted.
     redacted_at_ms: int | None = None
 

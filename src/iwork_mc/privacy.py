@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["mask_phone", "redact_url"]
+__all__ = ["mask_digits", "mask_phone", "redact_url"]
+
+# Seven digits or more (a "+" before them included) may be a phone number.
+_DIGIT_RUN = re.compile(r"\+?\d{7,}")
 
 
 def mask_phone(number: str) -> str:
@@ -22,3 +26,8 @@ def redact_url(url: str) -> str:
         return url
     host = parts.netloc.rsplit("@", 1)[1]
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def mask_digits(text: str) -> str:
+    """Free text (a driver's error message) with every phone-like run of digits masked."""
+    return _DIGIT_RUN.sub(lambda found: mask_phone(found.group()), text)

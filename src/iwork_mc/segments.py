@@ -14,7 +14,7 @@ which the carrier took are sent again (:func:`plan_parts`).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from iwork_mc.messages import MessageStatus
@@ -194,6 +194,10 @@ class ReceiptOutcome:
     message_id: int | None = None
     #: The message's new final status, when this receipt completed it.
     message_status: MessageStatus | None = None
+    #: When the segment last changed before this receipt (its submission, or an
+    #: interim receipt): the receipt's latency is measured from it (for metrics only,
+    #: so not part of the outcome's equality).
+    since_ms: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

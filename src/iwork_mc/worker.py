@@ -36,6 +36,7 @@ moves every worker's traffic, and each probes the channel on its own.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 import socket
@@ -45,6 +46,7 @@ from typing import Any
 
 import structlog
 
+from iwork_mc import metrics, tracing
 from iwork_mc.breaker import (
     Admission,
     BreakerPolicy,
@@ -63,16 +65,28 @@ from iwork_mc.channels.base import (
 )
 from iwork_mc.messages import Message, MessageStatus
 from iwork_mc.policies import QuietHours
-from iwork_mc.privacy import mask_phone
+from iwork_mc.privacy import mask_digits, mask_phone
 from iwork_mc.retention import EndedSelection, RetentionPolicy
 from iwork_mc.retry import RetryPolicy
 from iwork_mc.routing import DEFAULT_ROUTE, Route, choose_route
+from iwork_mc.store import outage
 from iwork_mc.store.base import Store, StoreError, StoreUnavailable
 from iwork_mc.templates import default_text
 
 __all__ = ["STORE_RETRY_S", "Worker", "default_worker_id"]
 
 log = structlog.get_logger("iwork_mc.worker")
+
+#: The log level of each outcome a worker records (``delivery_<kind>`` events); a
+#: submit or a delivery is the ``message_sent`` line.
+_STEP_LOG_LEVELS = {
+    "failed": logging.WARNING,
+    "expired": logging.WARNING,
+    "fallback": logging.WARNING,
+    "in_doubt": logging.WARNING,
+    "retry_scheduled": logging.INFO,
+    "rejected": logging.INFO,
+}
 
 #: How long the worker pauses after the store failed before it claims again.
 STORE_RETRY_S = 0.5
@@ -191,6 +205,10 @@ class Worker:
                     opened_by=opening.opened_by,
                 )  # fmt: skip
 
+    def channels_ready(self) -> dict[str, bool]:
+        """What /readyz checks: whether each named channel could send now."""
+        return {name: channel.ready() for name, channel in self.channels.items()}
+
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
@@ -219,10 +237,13 @@ class Worker:
         def finished(task: asyncio.Task[None]) -> None:
             in_flight.discard(task)
             slot_freed.set()
-            if not task.cancelled() and task.exception() is not None:
+            error = None if task.cancelled() else task.exception()
+            if isinstance(error, StoreError):
                 # The store failed while recording: the lease will expire and the
                 # message will be claimed again; nothing is lost.
-                log.warning("delivery_not_recorded", error=type(task.exception()).__name__)
+                outage.log_failure(log, "delivery_not_recorded", error)
+            elif error is not None:
+                log.error("delivery_crashed", error=type(error).__name__)
 
         store_failed = False
         next_sweep = next_sync = 0.0
@@ -233,14 +254,14 @@ class Worker:
                 try:
                     await self.sync_breakers()
                 except StoreError as exc:
-                    self._store_failed(exc)
+                    outage.log_failure(log, "breaker_sync_failed", exc, worker_id=self.worker_id)
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + self.sweep_interval
                 try:
                     await self.expire_overdue()
                     await self.apply_retention()
                 except StoreError as exc:
-                    self._store_failed(exc)
+                    outage.log_failure(log, "sweep_failed", exc, worker_id=self.worker_id)
             slot_freed.clear()  # before counting, so a finish from here on is not missed
             free = self.concurrency - len(in_flight)
             claimed: list[Message] = []
@@ -255,7 +276,7 @@ class Worker:
                     store_failed = False
                 except StoreError as exc:
                     store_failed = True
-                    self._store_failed(exc)
+                    outage.log_failure(log, "claim_failed", exc, worker_id=self.worker_id)
             for message in claimed:
                 task = asyncio.create_task(self._deliver(message))
                 in_flight.add(task)
@@ -277,17 +298,6 @@ class Worker:
         if in_flight:
             await asyncio.gather(*in_flight, return_exceptions=True)
         log.info("worker_stopped", worker_id=self.worker_id)
-
-    def _store_failed(self, exc: StoreError) -> None:
-        # Once per retry during an outage: the kinds of error, no traceback, and no
-        # driver text (it can quote a row, phone number included).
-        cause = exc.__cause__
-        log.warning(
-            "store_unavailable",
-            worker_id=self.worker_id,
-            error=type(exc).__name__,
-            cause=type(cause).__name__ if cause is not None else None,
-        )
 
     async def expire_overdue(self, limit: int = 500) -> int:
         """Expire submitted messages whose receipt never came; returns how many.
@@ -312,7 +322,8 @@ class Worker:
             if moved:
                 expired += 1
         if expired:
-            log.info("receipts_overdue", worker_id=self.worker_id, expired=expired)
+            metrics.DELIVERY_STEPS.labels("", "expired").inc(expired)
+            log.warning("receipts_overdue", worker_id=self.worker_id, expired=expired)
         return expired
 
     async def apply_retention(self, max_batches: int = 20) -> tuple[int, int]:
@@ -368,6 +379,14 @@ class Worker:
             self._lease_ends.pop(message.id, None)
 
     async def _deliver_leased(self, message: Message) -> None:
+        if not tracing.enabled():
+            await self._attempt(message)
+            return
+        attributes = {"iwork_mc.message_id": message.id, "iwork_mc.attempt": message.attempts}
+        with tracing.span("deliver", parent=message.trace_parent, attributes=attributes):
+            await self._attempt(message)
+
+    async def _attempt(self, message: Message) -> None:
         now_ms = self._now_ms()
         if message.expires_at_ms is not None and now_ms >= message.expires_at_ms:
             await self._record(
@@ -636,7 +655,19 @@ class Worker:
                 attempt_not_made=attempt_not_made,
             ),
         )
-        if not changed:
+        if changed:
+            metrics.DELIVERY_STEPS.labels(where.get("channel") or "", kind).inc()
+            tracing.annotate(
+                {"iwork_mc.outcome": kind, "iwork_mc.channel": where.get("channel") or ""}
+            )
+            level = _STEP_LOG_LEVELS.get(kind)
+            if level is not None:
+                log.log(
+                    level, f"delivery_{kind}", message_id=message.id,
+                    to=mask_phone(message.event.mobile_receiver),
+                    **{k: mask_digits(v) if isinstance(v, str) else v for k, v in detail.items()},
+                )  # fmt: skip
+        else:
             # Our lease expired and another worker owns the message now: the
             # channel may have it twice.  Say so where the message's owner looks.
             log.warning("lease_lost", message_id=message.id, worker_id=self.worker_id)

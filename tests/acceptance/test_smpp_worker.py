@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from iwork_mc.apps import App
 from iwork_mc.events import MobileReceiverMessageEvent
@@ -127,12 +128,15 @@ async def test_worker_killed_mid_stream_loses_nothing(tmp_path: Path) -> None:
 
 
 async def test_run_on_smpp_reports_sessions_and_delivers(tmp_path: Path) -> None:
-    """`iwork-mc run` with channel=smpp: /healthz shows the bound session, the seed is delivered."""
+    """`iwork-mc run` with channel=smpp: /healthz shows the bound session, the seed is delivered.
+
+    Until the SMSC is up, /readyz says the channel is not ready (while /livez is ok).
+    """
     port = free_port()
     log = tmp_path / "run.log"
     env = {**os.environ, "IWORK_MC_CHANNEL": "smpp", "IWORK_MC_SMPP_SYSTEM_ID": "park01",
            "IWORK_MC_SMPP_PASSWORD": "secret"}  # fmt: skip
-    async with FakeSMSC(SMSCPolicy(system_id="park01", password="secret")) as smsc:
+    async with FakeSMSC(SMSCPolicy(system_id="park01", password="secret"), started=False) as smsc:
         env["IWORK_MC_SMPP_PORT"] = str(smsc.port)
         with log.open("wb") as out:
             process = await asyncio.create_subprocess_exec(
@@ -141,6 +145,19 @@ async def test_run_on_smpp_reports_sessions_and_delivers(tmp_path: Path) -> None
             )  # fmt: skip
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+                for _ in range(200):
+                    try:
+                        live = await http.get("/livez")
+                        break
+                    except httpx.TransportError:
+                        await asyncio.sleep(0.05)
+                assert 200 == live.status_code
+                ready = await http.get("/readyz")
+                assert 503 == ready.status_code
+                assert {"status": "not ready", "store": True, "channels": {"smpp": False}} == (
+                    ready.json()
+                )
+                await smsc.start()
                 health: dict[str, object] = {}
                 for _ in range(200):
                     try:
@@ -151,11 +168,24 @@ async def test_run_on_smpp_reports_sessions_and_delivers(tmp_path: Path) -> None
                         pass
                     await asyncio.sleep(0.05)
                 assert {"channel": "smpp", "sessions": ["bound"]} == health["channel"]
+                assert 200 == (await http.get("/readyz")).status_code
                 saved = json.loads((tmp_path / "dev-app.json").read_text())
                 call = signed(saved["app_key"], saved["secret"], event=event_json(), format="json")
                 answer = (await http.post("/router/rest", **java_layout(call))).json()
                 assert answer["alibaba_iwork_mc_msg_sendmobile_response"]["result"]["success"]
             await smsc.wait_for(lambda: smsc.receipts_acked == 1, within=10)
+            async with httpx.AsyncClient(timeout=5) as http:
+                metrics = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+            assert 'iwork_mc_smpp_events_total{channel="smpp",event="submitted"} 1.0' in metrics
+            assert 'iwork_mc_smpp_events_total{channel="smpp",event="receipts"} 1.0' in metrics
+            # A receipt faster than the recording of its submit is kept as unmatched first.
+            receipts = [
+                (sample.labels["result"], sample.value)
+                for family in text_string_to_metric_families(metrics)
+                for sample in family.samples
+                if sample.name == "iwork_mc_receipts_total" and sample.value
+            ]
+            assert receipts in ([("matched", 1.0)], [("unmatched", 1.0)])
             assert ["iwork-action: name: 张三 http://www.aaa.com"] == smsc.messages("8613888888888")
         finally:
             process.send_signal(signal.SIGTERM)

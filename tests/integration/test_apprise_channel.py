@@ -174,3 +174,8 @@ async def test_mqtt_broker_down_is_a_transient_failure(
             store, AppriseChannel(AppriseConfig(url=url), name="mqtt"), retry=RetryPolicy(base_s=60)
         )
     assert MessageStatus.QUEUED == message.status
+
+
+def test_an_apprise_channel_is_always_ready() -> None:
+    """Each send is its own notification call, with no session to bind."""
+    assert AppriseChannel(AppriseConfig(url="json://127.0.0.1:9/"), name="team").ready()

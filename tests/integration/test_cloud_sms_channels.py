@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from iwork_mc.apps import App
 from iwork_mc.channels import providers
@@ -474,3 +475,27 @@ async def test_the_worker_delivers_a_mixed_batch_end_to_end(
         (await message(store, i)).status for i in ids
     ]
     assert sorted(local[:1] + local[2:]) == sorted(sms.phone for sms in fake.sent)
+
+
+async def test_polled_receipts_are_counted_in_metrics_and_the_channel_is_always_ready(
+    provider: Provider, store: Store, app: App, channel: CloudSMSChannel, clock: Clock,
+    message_factory: Callable[..., NewMessage],
+) -> None:  # fmt: skip
+    """A polled receipt is counted like an SMPP or sandbox one, with its latency; a cloud
+    channel has no session to bind, so /readyz always finds it ready."""
+
+    def counted() -> tuple[float, float]:
+        labels = {"channel": channel.name}
+        return (
+            REGISTRY.get_sample_value("iwork_mc_receipts_total", {**labels, "result": "matched"})
+            or 0.0,
+            REGISTRY.get_sample_value("iwork_mc_receipt_seconds_count", labels) or 0.0,
+        )
+
+    assert channel.ready()
+    before = counted()
+    await accept(store, message_factory)
+    await worker_for(store, channel, clock).run_once()
+    assert 1 == await channel.poll_receipts()
+    after = counted()
+    assert (1.0, 1.0) == (after[0] - before[0], after[1] - before[1])

@@ -260,3 +260,29 @@ def test_a_read_only_server_is_unavailable_not_an_error(
         cluster.sql("ALTER SYSTEM RESET default_transaction_read_only", "SELECT pg_reload_conf()")
     took = first_acknowledgement(gateway, app, within_s=RESUME_S)
     assert took < RESUME_S, f"the first acknowledgement came {took:.2f} s after the switch back"
+
+
+def test_readyz_says_not_ready_while_the_server_reached_is_read_only(
+    cluster: PgCluster, gateway: GatewayThread
+) -> None:
+    """A primary turned read-only (a switchover under way) is not ready, though it answers
+    reads; /livez stays up; ready again once it takes writes."""
+
+    def readyz() -> int:
+        return httpx.get(f"http://127.0.0.1:{gateway.port}/readyz", timeout=5).status_code
+
+    assert 200 == readyz()
+    cluster.sql("ALTER SYSTEM SET default_transaction_read_only = on", "SELECT pg_reload_conf()")
+    try:
+        deadline = time.monotonic() + 5
+        while readyz() == 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert 503 == readyz()
+        live = httpx.get(f"http://127.0.0.1:{gateway.port}/livez", timeout=5)
+        assert 200 == live.status_code
+    finally:
+        cluster.sql("ALTER SYSTEM RESET default_transaction_read_only", "SELECT pg_reload_conf()")
+    deadline = time.monotonic() + 5
+    while readyz() != 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert 200 == readyz()

@@ -20,6 +20,7 @@ from typing import Any
 
 import phonenumbers
 import pytest
+from prometheus_client import REGISTRY
 
 from iwork_mc.apps import App
 from iwork_mc.channels.sandbox import (
@@ -259,6 +260,19 @@ async def test_the_always_transient_number_fails_when_retries_run_out(
     assert [] == deliveries(channel)
 
 
+def receipt_counts() -> tuple[float, float, float]:
+    """This process's matched and duplicate sandbox receipts, and the latencies observed."""
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, {"channel": "sandbox", **labels}) or 0.0
+
+    return (
+        value("iwork_mc_receipts_total", result="matched"),
+        value("iwork_mc_receipts_total", result="duplicate"),
+        value("iwork_mc_receipt_seconds_count"),
+    )
+
+
 async def test_the_slow_number_is_submitted_then_delivered_by_a_later_receipt(
     store: Store,
     app: App,
@@ -306,10 +320,13 @@ async def test_a_receipt_after_delivery_is_a_duplicate_and_changes_nothing(
     late_state: str,
 ) -> None:
     """A repeated delivered receipt, or a late enroute one, is recorded as duplicate_receipt;
-    the message and its segment stay delivered (never downgraded)."""
+    the message and its segment stay delivered (never downgraded).  /metrics counts one
+    matched receipt (with its latency) and one duplicate."""
+    before = receipt_counts()
     message_id = await accept_to(store, message_factory, NUMBER[behaviour])
     await run_until_idle(worker_for(store, channel, clock), clock)
     await channel.wait_for_receipts()
+    assert (1, 1, 1) == tuple(a - b for a, b in zip(receipt_counts(), before, strict=True))
     message = await stored(store, message_id)
     assert (MessageStatus.DELIVERED, 1) == (message.status, message.attempts)
     entries = await timeline(store, message_id)

@@ -243,15 +243,20 @@ async def test_permanent_refusal_fails_with_the_smsc_reason(
 async def test_smsc_down_at_start(
     store: Store, app: App, message_factory: Callable[..., NewMessage]
 ) -> None:
-    """With the SMSC down the worker keeps binding and messages wait; once it is up they go."""
+    """With the SMSC down the worker keeps binding and messages wait; once it is up they go.
+
+    The channel says it is not ready (for /readyz) until a session is bound.
+    """
     ids = await accept(store, message_factory, 4)
     async with FakeSMSC(policy(), started=False) as smsc:
         channel = SMPPChannel(config(smsc), store)
         async with delivering(store, channel):
             await asyncio.sleep(0.5)
             assert {MessageStatus.QUEUED, MessageStatus.SENDING} >= set(await statuses(store, ids))
+            assert not channel.ready()
             await smsc.start()
             done = await wait_until(store, ids, {MessageStatus.DELIVERED})
+            assert channel.ready()
     assert [MessageStatus.DELIVERED] * 4 == done
 
 

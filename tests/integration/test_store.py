@@ -737,3 +737,29 @@ def test_create_store_rejects(url: str) -> None:
     """Unknown schemes, malformed DSNs and SQLite URLs naming no durable file raise ValueError."""
     with pytest.raises(ValueError, match=r"\S"):
         create_store(url)
+
+
+async def test_queue_snapshot(store: Store, app: App, message_factory: MessageFactory) -> None:
+    """/metrics' view: messages by status and last channel, and the due, unleased outbox rows."""
+    ids = [
+        await accepted_id(store, message_factory(msg_key=f"q-{n}", accepted_at_ms=T0 + n))
+        for n in range(4)
+    ]
+    empty = await store.queue_snapshot(T0 - 1)
+    assert ({("queued", ""): 4}, 0, None) == (
+        dict(empty.by_status_channel), empty.due, empty.oldest_due_at_ms
+    )  # fmt: skip
+    (claimed,) = await store.claim_due(worker_id="w", now_ms=T0 + 10, lease_ms=LEASE_MS, limit=1)
+    assert ids[0] == claimed.id
+    delivered = await store.transition(
+        ids[0], to=MessageStatus.DELIVERED, now_ms=T0 + 20, kind="delivered", worker_id="w",
+        channel="sandbox",
+    )  # fmt: skip
+    assert delivered
+    await store.claim_due(worker_id="w", now_ms=T0 + 30, lease_ms=LEASE_MS, limit=1)
+    snapshot = await store.queue_snapshot(T0 + 40)
+    assert {("delivered", "sandbox"): 1, ("sending", ""): 1, ("queued", ""): 2} == dict(
+        snapshot.by_status_channel
+    )
+    # ids[1] is leased; ids[2] and ids[3] are due, the older since T0 + 2.
+    assert (2, T0 + 2) == (snapshot.due, snapshot.oldest_due_at_ms)

@@ -192,3 +192,9 @@ async def test_posts_reuse_one_connection(
             await channel.close()
         requests = receiver.wait_for(3)
     assert 1 == len({request.client_port for request in requests})
+
+
+def test_a_webhook_channel_is_always_ready() -> None:
+    """Each send is one POST, with no session to bind: /readyz never waits on it."""
+    config = WebhookConfig(url="http://127.0.0.1:9/hooks/sms", secret=SECRET)
+    assert WebhookChannel(config, name="push").ready()

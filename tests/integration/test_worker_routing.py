@@ -52,6 +52,9 @@ class Carrier:
     def health(self) -> dict[str, str]:
         return {"channel": self.name}
 
+    def ready(self) -> bool:
+        return True
+
     async def send(self, message: Message, text: str) -> SendResult:
         self.sent.append(message.id)
         if self.outcomes:

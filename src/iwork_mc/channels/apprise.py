@@ -97,6 +97,10 @@ class AppriseChannel:
         self._slots = asyncio.Semaphore(config.concurrency)
         self._in_flight = 0
 
+    def ready(self) -> bool:
+        """Always: each send is its own notification call, with no session to bind."""
+        return True
+
     def health(self) -> dict[str, Any]:
         return {
             "channel": self.name,

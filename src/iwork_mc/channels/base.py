@@ -109,3 +109,7 @@ class Channel(Protocol):
     def health(self) -> dict[str, Any]:
         """What /healthz shows of the channel (session states, say)."""
         ...
+
+    def ready(self) -> bool:
+        """Whether a send could go out now (an SMPP session is bound, say); for /readyz."""
+        ...

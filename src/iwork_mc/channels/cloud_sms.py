@@ -42,6 +42,7 @@ from typing import Any, Protocol, TypeVar
 
 import structlog
 
+from iwork_mc import metrics, tracing
 from iwork_mc.channels.base import (
     InDoubt,
     PermanentChannelError,
@@ -279,6 +280,10 @@ class CloudSMSChannel:
         }
         self.last_error: str | None = None
 
+    def ready(self) -> bool:
+        """Always: each send is one HTTPS call to the provider, with no session to bind."""
+        return True
+
     def health(self) -> dict[str, Any]:
         return {
             "channel": self.name,
@@ -422,14 +427,17 @@ class CloudSMSChannel:
                 return 0
         receipts: list[ProviderReceipt] = await self._call(self.provider.receipts, awaiting)
         for receipt in receipts:
+            now_ms = self._now_ms()
             outcome = await self.store.apply_receipt(
                 channel=self.name,
                 carrier_id=receipt.carrier_id,
                 state=receipt.state,
                 error=receipt.error,
-                now_ms=self._now_ms(),
+                now_ms=now_ms,
                 detail=receipt.detail,
             )
+            metrics.count_receipt(self.name, outcome, now_ms)
+            await tracing.receipt(self.store, self.name, outcome, receipt.state.value)
             self.stats["receipts"] += 1
             if not outcome.matched:
                 self.stats["unmatched_receipts"] += 1

@@ -68,6 +68,7 @@ from typing import Any, TextIO
 
 import structlog
 
+from iwork_mc import metrics, tracing
 from iwork_mc.channels.base import (
     Delivered,
     InDoubt,
@@ -79,6 +80,7 @@ from iwork_mc.channels.base import (
 from iwork_mc.messages import Message
 from iwork_mc.privacy import mask_phone
 from iwork_mc.segments import SegmentState
+from iwork_mc.store import outage
 from iwork_mc.store.base import Store, StoreError
 
 __all__ = [
@@ -201,6 +203,9 @@ class SandboxChannel:
         self._closing = asyncio.Event()
         self._receipts: set[asyncio.Task[None]] = set()
 
+    def ready(self) -> bool:
+        return True
+
     def health(self) -> dict[str, Any]:
         return {
             "channel": self.name,
@@ -302,17 +307,22 @@ class SandboxChannel:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._closing.wait(), timeout=self.receipt_delay_s)
         for state, error in receipts:
+            now_ms = self._now_ms()
             try:
-                await store.apply_receipt(
+                outcome = await store.apply_receipt(
                     channel=self.name,
                     carrier_id=ref,
                     state=state,
                     error=error,
-                    now_ms=self._now_ms(),
+                    now_ms=now_ms,
                     detail={"source": "sandbox", "stat": state.value},
                 )
-            except StoreError:
-                log.warning("sandbox_receipt_not_stored", carrier_id=ref, state=state.value)
+            except StoreError as exc:
+                fields = {"carrier_id": ref, "state": state.value}
+                outage.log_failure(log, "sandbox_receipt_not_stored", exc, **fields)
+                continue
+            metrics.count_receipt(self.name, outcome, now_ms)
+            await tracing.receipt(store, self.name, outcome, state.value)
 
     async def _deliver(self, message: Message, text: str, ref: str, *, outcome: str) -> None:
         line = json.dumps(

@@ -42,7 +42,7 @@ from typing import Any
 import phonenumbers
 import structlog
 
-from iwork_mc import smpp
+from iwork_mc import metrics, smpp, tracing
 from iwork_mc.channels.base import (
     InDoubt,
     PermanentChannelError,
@@ -54,6 +54,7 @@ from iwork_mc.channels.smpp_config import SMPPConfig, is_permanent
 from iwork_mc.messages import Message
 from iwork_mc.privacy import mask_phone
 from iwork_mc.segments import SegmentState, plan_parts
+from iwork_mc.store import outage
 from iwork_mc.store.base import Store, StoreError
 
 __all__ = ["SMPPChannel"]
@@ -276,7 +277,12 @@ class _Session:
             if not self._bound.is_set():
                 raise _NotSent("the session is not bound")
             self._sent_recently.append(self._clock())
-            return await self.request(pdu, on_late=on_late)
+            in_use = metrics.SMPP_WINDOW_IN_USE.labels(self.channel.name)
+            in_use.inc()
+            try:
+                return await self.request(pdu, on_late=on_late)
+            finally:
+                in_use.dec()
 
     async def _alive(self) -> bool:
         """Whether the SMSC answers an enquire_link; one probe serves every waiter."""
@@ -415,6 +421,14 @@ class SMPPChannel:
                       "unmatched_receipts": 0, "duplicate_receipts": 0,
                       "possible_duplicates": 0, "late_answers": 0, "duplicates": 0}  # fmt: skip
 
+    def _count(self, event: str) -> None:
+        self.stats[event] += 1
+        metrics.SMPP_EVENTS.labels(self.name, event).inc()
+
+    def ready(self) -> bool:
+        """A session that submits is bound (receipts alone cannot send anything)."""
+        return any(s.bound for s in self.sessions if s.submits)
+
     def health(self) -> dict[str, Any]:
         """Each session's state, for /healthz and logs."""
         return {"channel": self.name, "sessions": [s.state for s in self.sessions]}
@@ -451,7 +465,7 @@ class SMPPChannel:
         # Waiting for a session first: no segment is recorded for an attempt never made.
         session = await self._session()
         if plan.in_doubt:
-            self.stats["possible_duplicates"] += 1
+            self._count("possible_duplicates")
             await self.store.note(
                 message.id, now_ms=now, kind="possible_duplicate",
                 detail={"attempt": message.attempts, "in_doubt_parts": plan.in_doubt,
@@ -514,19 +528,19 @@ class SMPPChannel:
                 await self._refused(message, part, str(exc))
                 raise TransientChannelError(f"segment {part}: {exc}") from None
             except _SessionLost as exc:
-                self.stats["in_doubt"] += 1
+                self._count("in_doubt")
                 raise InDoubt(f"segment {part}: {exc}", self.config.in_doubt_resend_s) from None
             status = resp.command_status
             if status == smpp.CommandStatus.ESME_ROK and isinstance(resp, smpp.SubmitSmResp):
                 carrier_id = resp.message_id
-                self.stats["submitted"] += 1
+                self._count("submitted")
                 await self.store.segment_submitted(
                     message.id, attempt=message.attempts, part=part, carrier_id=carrier_id,
                     now_ms=self._now_ms(),
                 )  # fmt: skip
                 return carrier_id
             if status in (smpp.CommandStatus.ESME_RTHROTTLED, smpp.CommandStatus.ESME_RMSGQFUL):
-                self.stats["throttled"] += 1
+                self._count("throttled")
                 session.throttled()
                 continue
             reason = _phrase(status)
@@ -539,7 +553,7 @@ class SMPPChannel:
 
     async def _late_answer(self, message: Message, part: int, resp: smpp.Pdu) -> None:
         """A submit_sm_resp that came after the timeout: the part is no longer in doubt."""
-        self.stats["late_answers"] += 1
+        self._count("late_answers")
         detail: dict[str, Any] = {"attempt": message.attempts, "part": part}
         try:
             if resp.command_status == smpp.CommandStatus.ESME_ROK and isinstance(
@@ -557,7 +571,7 @@ class SMPPChannel:
                 ]  # fmt: skip
                 if len(copies) > 1:
                     # The part was resent meanwhile and both copies were taken: a duplicate.
-                    self.stats["duplicates"] += 1
+                    self._count("duplicates")
                     detail["duplicate_of_attempts"] = [
                         s.attempt for s in copies if s.attempt != message.attempts
                     ]
@@ -636,26 +650,29 @@ class SMPPChannel:
             # A mobile-originated message: not handled yet, acknowledged so it is not resent.
             log.info("smpp_mo_ignored", source=mask_phone(deliver.source_addr))
             return smpp.CommandStatus.ESME_ROK
+        now_ms = self._now_ms()
         try:
             outcome = await self.store.apply_receipt(
                 channel=self.name,
                 carrier_id=receipt.message_id,
                 state=_RECEIPT_STATES.get(receipt.state, SegmentState.UNKNOWN),
                 error=receipt.error or None,
-                now_ms=self._now_ms(),
+                now_ms=now_ms,
                 detail={"stat": receipt.state.name, "err": receipt.error},
                 destination=deliver.source_addr,
             )
-        except StoreError:
-            log.warning("smpp_receipt_not_stored", carrier_id=receipt.message_id)
+        except StoreError as exc:
+            outage.log_failure(log, "smpp_receipt_not_stored", exc, carrier_id=receipt.message_id)
             # Temporary application error: the SMSC keeps the receipt and retries.
             return smpp.CommandStatus.ESME_RX_T_APPN
-        self.stats["receipts"] += 1
+        self._count("receipts")
+        metrics.count_receipt(self.name, outcome, now_ms)
+        await tracing.receipt(self.store, self.name, outcome, receipt.state.name)
         if not outcome.matched:
-            self.stats["unmatched_receipts"] += 1
+            self._count("unmatched_receipts")
             log.info("smpp_receipt_unmatched", carrier_id=receipt.message_id)
         elif outcome.duplicate:
-            self.stats["duplicate_receipts"] += 1
+            self._count("duplicate_receipts")
         return smpp.CommandStatus.ESME_ROK
 
     def _now_ms(self) -> int:

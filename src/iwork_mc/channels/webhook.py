@@ -146,6 +146,10 @@ class WebhookChannel:
         self._slots = asyncio.Semaphore(config.max_connections)
         self._in_flight = 0
 
+    def ready(self) -> bool:
+        """Always: each send is one POST, with no session to bind."""
+        return True
+
     def health(self) -> dict[str, Any]:
         return {
             "channel": self.name,

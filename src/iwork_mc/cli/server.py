@@ -88,6 +88,7 @@ def _server(settings: Settings, store: Store, delivery: Any = None) -> Any:
         store,
         channel_health=delivery.health if delivery is not None else None,
         channel_breakers=delivery.breaker_states if delivery is not None else None,
+        channels_ready=delivery.channels_ready if delivery is not None else None,
     )
     config = server_config(app, settings)
     return GatewayServer(config)
@@ -160,6 +161,14 @@ async def _serve(
     dev_app: bool,
 ) -> None:  # fmt: skip
     """Run a gateway on ``listener`` (if any) and a worker (if ``worker``) until a signal."""
+    from iwork_mc import metrics, tracing
+
+    # Before anything is counted: every process of this host adds to one /metrics.
+    metrics.share_directory(settings.effective_metrics_dir)
+    try:
+        tracing.configure(settings.tracing_otlp_endpoint, settings.tracing_service_name)
+    except tracing.TracingUnavailable as exc:
+        raise common.fail(str(exc), 2) from None
     store = common.open_store(settings)
     await store.open()
     try:
@@ -208,6 +217,7 @@ async def _serve(
                 await delivery.close_channels()
     finally:
         await store.close()
+        tracing.shutdown()
 
 
 def _destination(settings: Settings, spec: ChannelSpec) -> str:

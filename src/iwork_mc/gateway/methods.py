@@ -8,10 +8,12 @@ is adding an entry to the table :func:`build_methods` returns.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from iwork_mc import tracing
 from iwork_mc.apps import App
 from iwork_mc.compose import AcceptRules, compose
 from iwork_mc.config import Settings
@@ -109,7 +111,11 @@ class SendMobile:
         )
         if isinstance(composed, Rejection):
             return await self._declined(app_key, event, composed)
-        result = await self._store.accept(composed.message, composed.checks)
+        message = composed.message
+        trace_parent = tracing.current_parent()
+        if trace_parent:
+            message = dataclasses.replace(message, trace_parent=trace_parent)
+        result = await self._store.accept(message, composed.checks)
         if result.outcome is AcceptOutcome.REJECTED and result.rejection is not None:
             return business_result(result.rejection.code, result.rejection.reason)
         return _CONFLICT if result.outcome is AcceptOutcome.CONFLICT else _ACCEPTED

@@ -22,9 +22,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from iwork_mc import metrics, tracing
 from iwork_mc.channels import providers
 from iwork_mc.config import Settings
 from iwork_mc.gateway.wire import BodyTooLarge, read_body
+from iwork_mc.store import outage
 from iwork_mc.store.base import Store, StoreError
 
 __all__ = ["MAX_REPORTS", "receipt_route"]
@@ -73,16 +75,19 @@ def receipt_route(
             return refuse(413, f"more than {MAX_REPORTS} reports")
         try:
             for receipt in receipts:
-                await store.apply_receipt(
+                now_ms = int(clock() * 1000)
+                outcome = await store.apply_receipt(
                     channel=channel,
                     carrier_id=receipt.carrier_id,
                     state=receipt.state,
                     error=receipt.error,
-                    now_ms=int(clock() * 1000),
+                    now_ms=now_ms,
                     detail=receipt.detail,
                 )
-        except StoreError:
-            log.warning("pushed_receipts_not_stored", channel=channel)
+                metrics.count_receipt(channel, outcome, now_ms)
+                await tracing.receipt(store, channel, outcome, receipt.state.value)
+        except StoreError as exc:
+            outage.log_failure(log, "pushed_receipts_not_stored", exc, channel=channel)
             return refuse(503, "the store is unavailable; push again later")
         log.info("pushed_receipts", channel=channel, count=len(receipts))
         return JSONResponse(dict(answer))

@@ -34,6 +34,7 @@ from iwork_mc.gateway.flowcontrol import FlowControl
 from iwork_mc.gateway.rest_auth import RestAuthenticator, RestError
 from iwork_mc.gateway.rest_common import RestContext
 from iwork_mc.gateway.rest_models import ErrorOut
+from iwork_mc.store import outage
 from iwork_mc.store.base import Store, StoreError, StoreUnavailable
 
 __all__ = ["create_rest_app"]
@@ -104,13 +105,11 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_store_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StoreError)
-    cause = exc.__cause__
-    # Driver messages can quote a row, phone number included: log the kinds only.
-    fields = {"error": type(exc).__name__, "cause": type(cause).__name__ if cause else None}
     if isinstance(exc, StoreUnavailable):
-        log.warning("store_unavailable", **fields)
+        # The store logs the outage once, with its cause.
+        log.debug("store_unavailable", **outage.describe(exc))
         return _error(503, "store_unavailable", "the message store is unavailable, retry later")
-    log.error("store_error", **fields)
+    log.error("store_error", **outage.describe(exc))
     return _error(500, "store_error", "the message store failed")
 
 

@@ -165,6 +165,9 @@ def server_config(
         # signatures and (on GET) phone numbers; the gateway logs its own line.
         access_log=False,
         log_level="warning",
+        # uvicorn's lines go to the root logger, which logs.py formats like ours
+        # (JSON on every line in json mode).
+        log_config=None,
         lifespan="off",
         loop="uvloop" if sys.platform != "win32" else "asyncio",
     )

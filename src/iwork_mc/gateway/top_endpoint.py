@@ -23,10 +23,12 @@ from collections.abc import Callable, Mapping
 import structlog
 from starlette.types import Receive, Scope, Send
 
+from iwork_mc import metrics, tracing
 from iwork_mc.gateway import wire
 from iwork_mc.gateway.directory import AppDirectory
 from iwork_mc.gateway.flowcontrol import FlowControl
 from iwork_mc.gateway.methods import MethodHandler, TopCall
+from iwork_mc.store import outage
 from iwork_mc.store.base import StoreError, StoreUnavailable
 from iwork_mc.top import envelope, params
 from iwork_mc.top.envelope import Format
@@ -46,6 +48,8 @@ _STORE_FAILED = TopError(
     PlatformCode.REMOTE_SERVICE_ERROR, "isp.store-error", "the message store failed"
 )
 _UNEXPECTED = TopError(PlatformCode.SERVICE_UNAVAILABLE, "isp.unknown-error")
+#: The metrics' method label of a call that names no method served here.
+_OTHER_METHOD = "other"
 
 
 # Request ids need uniqueness, not secrecy: a PRNG seeded once from the OS is
@@ -83,9 +87,21 @@ class TopEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
+        if tracing.enabled():
+            with tracing.span("top.call", server=True):
+                method, outcome = await self._serve(scope, receive, send)
+                tracing.annotate({"top.method": method, "top.outcome": outcome})
+        else:
+            method, outcome = await self._serve(scope, receive, send)
+        metrics.count_call(method, outcome, time.perf_counter() - started)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> tuple[str, str]:
+        """Answer one call; returns its method label and outcome code."""
+        started = time.perf_counter()
         request_id = new_request_id()
         fmt: Format = "xml"
         simplify = False
+        method = _OTHER_METHOD
         try:
             query = wire.parse_query(scope.get("query_string", b""))
             # Known before the body is read, so even a refused body is answered as asked.
@@ -95,26 +111,37 @@ class TopEndpoint:
             call_params = await self._read_params(query, scope, receive)
             fmt = params.answer_format(call_params)
             simplify = params.is_simplified(call_params)
+            # A label only ever names a method served here: callers choose the text.
+            if call_params.get("method", "").strip() in self._methods:
+                method = call_params["method"].strip()
             method, call = await self._authenticate(call_params, request_id)
             payload = await self._methods[method](call)
             body = envelope.render_success(method, payload, request_id, fmt, simplify=simplify)
             outcome = payload.get("result", {}).get("error_code", "200")
             log.info("top_call", request_id=request_id, app_key=call.app.app_key,
                      outcome=outcome, ms=_ms(started))  # fmt: skip
+            if outcome != "200":
+                metrics.DECLINES.labels(outcome).inc()
         except TopError as error:
             body = envelope.render_error(error, request_id, fmt)
+            outcome = str(int(error.code))
             log.info("top_call", request_id=request_id, code=int(error.code),
                      sub_code=error.sub_code, ms=_ms(started))  # fmt: skip
         except StoreUnavailable as exc:
-            log.warning("store_unavailable", request_id=request_id, **_describe(exc))
+            # The store's own log line (one per outage) gives the cause.
             body = envelope.render_error(_STORE_UNAVAILABLE, request_id, fmt)
+            outcome = str(int(_STORE_UNAVAILABLE.code))
+            log.debug("store_unavailable", request_id=request_id, **outage.describe(exc))
         except StoreError as exc:
-            log.error("store_error", request_id=request_id, **_describe(exc))
+            log.error("store_error", request_id=request_id, **outage.describe(exc))
             body = envelope.render_error(_STORE_FAILED, request_id, fmt)
+            outcome = str(int(_STORE_FAILED.code))
         except Exception:
             log.exception("unexpected_error", request_id=request_id)
             body = envelope.render_error(_UNEXPECTED, request_id, fmt)
+            outcome = str(int(_UNEXPECTED.code))
         await _answer(send, body, fmt)
+        return method, outcome
 
     async def _read_params(
         self, query: dict[str, str], scope: Scope, receive: Receive
@@ -165,17 +192,6 @@ async def _answer(send: Send, body: bytes, fmt: Format) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-def _describe(exc: StoreError) -> dict[str, str | None]:
-    # Driver messages can quote the failing row, phone number included: log
-    # what kind of failure it was, not its text.
-    cause = exc.__cause__
-    return {
-        "error": type(exc).__name__,
-        "cause": type(cause).__name__ if cause is not None else None,
-        "sqlstate": getattr(cause, "sqlstate", None) or getattr(cause, "sqlite_errorname", None),
-    }
 
 
 def _ms(started: float) -> float:

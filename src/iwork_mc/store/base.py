@@ -9,6 +9,7 @@ milliseconds so backends never read a clock of their own.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from iwork_mc.apps import App
@@ -36,6 +37,7 @@ __all__ = [
     "Audit",
     "MessageNotFound",
     "OperatorExists",
+    "QueueSnapshot",
     "Store",
     "StoreError",
     "StoreUnavailable",
@@ -65,6 +67,18 @@ class OperatorExists(StoreError):
 
 class TemplateExists(StoreError):
     """A template with that name, or with the same (app, source, action, event_type), exists."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSnapshot:
+    """What ``/metrics`` reads from the store when it is scraped."""
+
+    #: Messages by ``(status, channel)``; the channel is ``""`` before a first attempt.
+    by_status_channel: Mapping[tuple[str, str], int]
+    #: Outbox rows due now and not leased to a worker.
+    due: int
+    #: The due time of the oldest of them (``None``: none is due).
+    oldest_due_at_ms: int | None
 
 
 #: The audit record of a change, written with it (``None``: the change is not audited).
@@ -97,6 +111,14 @@ class Store(Protocol):
         """Store a new app. Raises :class:`AppExists` if its app_key is taken."""
 
     async def get_app(self, app_key: str) -> App | None: ...
+
+    async def check_writable(self) -> None:
+        """Return if the store takes writes now (the readiness probe).
+
+        Raises:
+            StoreUnavailable: it does not answer, or (PostgreSQL) the server reached
+                is a standby or read-only: a failover is under way.
+        """
 
     async def list_apps(self) -> list[App]:
         """Every app, oldest first."""
@@ -226,6 +248,9 @@ class Store(Protocol):
         Buckets with neither are left out; deliveries fall in the bucket of the
         message's last change.
         """
+
+    async def queue_snapshot(self, now_ms: int) -> QueueSnapshot:
+        """Messages by status and channel, and the queue due at ``now_ms`` (for /metrics)."""
 
     async def find_messages(self, query: MessageQuery) -> list[Message]:
         """Messages matching every filter, newest (highest id) first, ``query.limit`` at most.

@@ -104,11 +104,13 @@ from iwork_mc.store.base import (
     Audit,
     MessageNotFound,
     OperatorExists,
+    QueueSnapshot,
     Store,
     StoreError,
     StoreUnavailable,
     TemplateExists,
 )
+from iwork_mc.store.outage import OutageLog
 from iwork_mc.templates import Template
 
 __all__ = ["PostgresStore"]
@@ -141,6 +143,7 @@ _OPEN_TIMEOUT_S = 10.0
 @dataclass(frozen=True, slots=True)
 class _Queries:
     insert_app: LiteralString
+    writable: LiteralString
     get_app: LiteralString
     list_apps: LiteralString
     set_app_enabled: LiteralString
@@ -160,6 +163,8 @@ class _Queries:
     timeline: LiteralString
     count_by_status: LiteralString
     count_by_status_for_app: LiteralString
+    count_by_status_and_channel: LiteralString
+    due_queue: LiteralString
     find_messages: LiteralString
     find_messages_for_app: LiteralString
     requeue: LiteralString
@@ -248,6 +253,7 @@ class PostgresStore:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._pool: AsyncConnectionPool[_Connection] | None = None
+        self._outage = OutageLog("postgres")
 
     def __repr__(self) -> str:
         # The DSN may hold a password: never print it.
@@ -323,6 +329,14 @@ class PostgresStore:
     async def insert_app(self, app: App, *, audit: Audit = None) -> None:
         if await self._audited(_Q.insert_app, rows.params_of(app), audit) is None:
             raise AppExists(f"app_key {app.app_key} is taken")
+
+    async def check_writable(self) -> None:
+        async with self._connection() as conn:
+            row = await (await conn.execute(_Q.writable)).fetchone()
+            if row is None or not row["writable"]:
+                # As a write would fail on it: the pool drains and the next
+                # connection looks for the writable host of the URL again.
+                raise psycopg.errors.ReadOnlySqlTransaction("the server reached is read-only")
 
     async def get_app(self, app_key: str) -> App | None:
         row = await self._fetch_one(_Q.get_app, {"app_key": app_key})
@@ -496,6 +510,12 @@ class PostgresStore:
         params = {"since_ms": since_ms, "bucket_ms": bucket_ms}
         found = await self._fetch_all(_Q.activity, params)
         return rows.activity_from_rows(found, since_ms=since_ms, bucket_ms=bucket_ms)
+
+    async def queue_snapshot(self, now_ms: int) -> QueueSnapshot:
+        async with self._connection() as conn:
+            counts = await (await conn.execute(_Q.count_by_status_and_channel)).fetchall()
+            due = await (await conn.execute(_Q.due_queue, {"now_ms": now_ms})).fetchone()
+        return rows.queue_snapshot(counts, due)
 
     async def find_messages(self, query: MessageQuery) -> list[Message]:
         params = rows.find_params(query)
@@ -836,8 +856,19 @@ class PostgresStore:
     async def _connection(self) -> AsyncIterator[_Connection]:
         """A checked pooled connection for at most ``timeout`` seconds.
 
-        Driver errors leave as StoreError, or StoreUnavailable when worth a retry.
+        Driver errors leave as StoreError, or StoreUnavailable when worth a retry;
+        the first StoreUnavailable of an outage, and its end, are logged once.
         """
+        try:
+            async with self._checked_connection() as conn:
+                yield conn
+        except StoreUnavailable as exc:
+            self._outage.failed(exc)
+            raise
+        self._outage.succeeded()
+
+    @asynccontextmanager
+    async def _checked_connection(self) -> AsyncIterator[_Connection]:
         pool = self._pool
         if pool is None:
             raise StoreError("the store is not open")
@@ -845,7 +876,10 @@ class PostgresStore:
         try:
             conn = await _checkout(pool, deadline)
         except StoreUnavailable as exc:
-            raise StoreUnavailable(f"no PostgreSQL connection within {self.timeout:g} s") from exc
+            # Named after the driver's error, when a connection check saw one.
+            raise StoreUnavailable(f"no PostgreSQL connection within {self.timeout:g} s") from (
+                exc.__cause__ or exc
+            )
         cutoff = _Cutoff(conn, deadline)
         try:
             async with conn:  # commit or roll back, as pool.connection() does
@@ -906,6 +940,7 @@ async def _checkout(pool: AsyncConnectionPool[_Connection], deadline: float) -> 
         StoreUnavailable: no working connection by the deadline.
     """
     loop = asyncio.get_running_loop()
+    failure: psycopg.Error | None = None
     while (remaining := deadline - loop.time()) > 0:
         stats = pool.get_stats()
         if stats["pool_size"] < stats["pool_max"]:
@@ -917,7 +952,8 @@ async def _checkout(pool: AsyncConnectionPool[_Connection], deadline: float) -> 
         cutoff = _Cutoff(conn, deadline)
         try:
             await pool.check_connection(conn)
-        except psycopg.Error:
+        except psycopg.Error as exc:
+            failure = exc
             await pool.putconn(conn)  # broken: the pool discards it
             await pool.drain()
             continue
@@ -926,7 +962,7 @@ async def _checkout(pool: AsyncConnectionPool[_Connection], deadline: float) -> 
         if not cutoff.fired:
             return conn
         await pool.putconn(conn)
-    raise StoreUnavailable("no PostgreSQL connection in time")
+    raise StoreUnavailable("no PostgreSQL connection in time") from failure
 
 
 class _Cutoff:
@@ -1028,7 +1064,10 @@ async def _apply_receipt(
     entry = rows.receipt_detail(segment, state=state, error=error, detail=detail)
     await _note(conn, message_id, now_ms=now_ms, kind="receipt", detail=entry)
     concluded = await _conclude(conn, message_id, status, now_ms)
-    return ReceiptOutcome(matched=True, message_id=message_id, message_status=concluded)
+    return ReceiptOutcome(
+        matched=True, message_id=message_id, message_status=concluded,
+        since_ms=segment.updated_at_ms,
+    )  # fmt: skip
 
 
 async def _conclude(

@@ -45,7 +45,7 @@ from iwork_mc.segments import (
     kept_receipt_fits,
     receipt_names_receiver,
 )
-from iwork_mc.store.base import StoreError
+from iwork_mc.store.base import QueueSnapshot, StoreError
 from iwork_mc.templates import Template
 
 __all__ = [
@@ -71,6 +71,7 @@ __all__ = [
     "opt_out_from_row",
     "params_of",
     "parts_param",
+    "queue_snapshot",
     "receipt_detail",
     "receipt_fits_segment",
     "receiver_facts",
@@ -181,6 +182,7 @@ def message_from_row(row: Row) -> Message:
         route_step=row["route_step"],
         step_attempts=row["step_attempts"],
         receiver_opted_out=bool(row.get("receiver_opted_out", False)),
+        trace_parent=row["trace_parent"],
         redacted_at_ms=row.get("redacted_at_ms"),
     )
 
@@ -220,6 +222,7 @@ def accept_params(message: NewMessage, checks: AcceptChecks | None = None) -> di
         "urgent": message.urgent,
         "expires_at_ms": message.expires_at_ms,
         "text_digest": "" if checks is None else checks.text_digest,
+        "trace_parent": message.trace_parent,
         # With checks, the insert itself refuses an opted-out receiver (see queries.sql).
         "check_opt_out": checks is not None,
         "due_at_ms": message.accepted_at_ms if message.due_at_ms is None else message.due_at_ms,
@@ -657,6 +660,15 @@ def conclusion(segments: Sequence[Segment]) -> Conclusion | None:
     error = culprit.error or culprit.state.value
     return Conclusion(
         status=status, error=error, detail={**detail, "part": culprit.part, "error": error}
+    )
+
+
+def queue_snapshot(counts: Sequence[Row], due: Row | None) -> QueueSnapshot:
+    """The rows of ``count_by_status_and_channel`` and ``due_queue`` as one snapshot."""
+    return QueueSnapshot(
+        by_status_channel={(row["status"], row["channel"]): row["n"] for row in counts},
+        due=due["n"] if due is not None else 0,
+        oldest_due_at_ms=due["oldest_due_at_ms"] if due is not None else None,
     )
 
 

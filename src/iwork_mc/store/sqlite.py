@@ -43,12 +43,14 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, LiteralString, TypeVar, cast
 
+from iwork_mc import metrics
 from iwork_mc.apps import App
 from iwork_mc.audit import AuditQuery, AuditRecord
 from iwork_mc.breaker import ChannelOpening
@@ -80,11 +82,13 @@ from iwork_mc.store.base import (
     Audit,
     MessageNotFound,
     OperatorExists,
+    QueueSnapshot,
     Store,
     StoreError,
     StoreUnavailable,
     TemplateExists,
 )
+from iwork_mc.store.outage import OutageLog
 from iwork_mc.templates import Template
 
 __all__ = ["SQLiteStore"]
@@ -96,6 +100,7 @@ _JobKind = Literal["read", "write", "raw"]
 @dataclass(frozen=True, slots=True)
 class _Queries:
     insert_app: LiteralString
+    writable: LiteralString
     get_app: LiteralString
     list_apps: LiteralString
     set_app_enabled: LiteralString
@@ -115,6 +120,8 @@ class _Queries:
     timeline: LiteralString
     count_by_status: LiteralString
     count_by_status_for_app: LiteralString
+    count_by_status_and_channel: LiteralString
+    due_queue: LiteralString
     find_messages: LiteralString
     find_messages_for_app: LiteralString
     receiver_facts: LiteralString
@@ -215,6 +222,7 @@ class SQLiteStore:
         #: Write transactions committed, and the jobs they carried (for tests and metrics).
         self.commits = 0
         self.committed_jobs = 0
+        self._outage = OutageLog("sqlite")
         self._queue: queue.SimpleQueue[_Job | _Stop] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._stopped: concurrent.futures.Future[None] | None = None
@@ -272,6 +280,9 @@ class SQLiteStore:
             _audit(conn, audit)
 
         await self._submit("write", job)
+
+    async def check_writable(self) -> None:
+        await self._submit("read", _fetch_one(_Q.writable, {}))
 
     async def get_app(self, app_key: str) -> App | None:
         row = await self._submit("read", _fetch_one(_Q.get_app, {"app_key": app_key}))
@@ -466,6 +477,14 @@ class SQLiteStore:
         params = {"since_ms": since_ms, "bucket_ms": bucket_ms}
         found = await self._submit("read", _fetch_all(_Q.activity, params))
         return rows.activity_from_rows(found, since_ms=since_ms, bucket_ms=bucket_ms)
+
+    async def queue_snapshot(self, now_ms: int) -> QueueSnapshot:
+        def job(conn: sqlite3.Connection) -> QueueSnapshot:
+            counts = conn.execute(_Q.count_by_status_and_channel).fetchall()
+            due = _one(conn, _Q.due_queue, {"now_ms": now_ms})
+            return rows.queue_snapshot(counts, due)
+
+        return await self._submit("read", job)
 
     async def find_messages(self, query: MessageQuery) -> list[Message]:
         params = rows.find_params(query)
@@ -849,9 +868,14 @@ class SQLiteStore:
         future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
         self._queue.put(_Job(run, kind, future))
         try:
-            return await future
+            result = await future
         except sqlite3.Error as exc:
-            raise _store_error(exc) from exc
+            error = _store_error(exc)
+            if isinstance(error, StoreUnavailable):
+                self._outage.failed(error)
+            raise error from exc
+        self._outage.succeeded()
+        return result
 
     def _thread_main(
         self, ready: concurrent.futures.Future[None], stopped: concurrent.futures.Future[None]
@@ -927,6 +951,7 @@ class SQLiteStore:
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[_Outcome]:
         writes = any(job.kind == "write" for job in batch)
         outcomes: list[_Outcome] = []
+        started = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE" if writes else "BEGIN")
             for job in batch:
@@ -954,6 +979,8 @@ class SQLiteStore:
         if writes:
             self.commits += 1
             self.committed_jobs += len(batch)
+            metrics.GROUP_COMMIT_JOBS.labels("sqlite").observe(len(batch))
+            metrics.GROUP_COMMIT_SECONDS.labels("sqlite").observe(time.perf_counter() - started)
         return outcomes
 
     def _settle(self, outcomes: list[_Outcome]) -> None:
@@ -1096,7 +1123,9 @@ def _apply_receipt(
     entry = rows.receipt_detail(segment, state=state, error=error, detail=detail)
     _note(conn, message_id, now_ms=now_ms, kind="receipt", detail=entry)
     status = _conclude(conn, message_id, now_ms)
-    return ReceiptOutcome(matched=True, message_id=message_id, message_status=status)
+    return ReceiptOutcome(
+        matched=True, message_id=message_id, message_status=status, since_ms=segment.updated_at_ms
+    )
 
 
 def _segment(conn: sqlite3.Connection, key: Mapping[str, Any]) -> Segment:

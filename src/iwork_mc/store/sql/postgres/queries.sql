@@ -47,6 +47,12 @@ SELECT tokens, updated_at_ms FROM rate_buckets WHERE app_key = %(app_key)s FOR U
 UPDATE rate_buckets SET tokens = %(tokens)s, updated_at_ms = %(updated_at_ms)s
 WHERE app_key = %(app_key)s;
 
+-- writable --
+-- Whether this server takes writes now: not a standby, not read-only (a switchover
+-- in progress leaves the old primary read-only while it is still reachable).
+SELECT NOT (pg_is_in_recovery() OR current_setting('transaction_read_only')::boolean)
+    AS writable;
+
 -- get_app --
 SELECT * FROM apps WHERE app_key = %(app_key)s;
 
@@ -81,14 +87,14 @@ WITH inserted AS (
         app_key, msg_key, fingerprint, request_id, status, accepted_at_ms, updated_at_ms,
         event_time_millis, source, action, mobile_receiver, event_type, json_data, sender,
         resource_id, resource_url, text, template, encoding, segments, urgent, expires_at_ms,
-        text_digest
+        text_digest, trace_parent
     )
     SELECT
         %(app_key)s, %(msg_key)s, %(fingerprint)s, %(request_id)s, %(status)s, %(now_ms)s,
         %(now_ms)s, %(event_time_millis)s, %(source)s, %(action)s, %(mobile_receiver)s,
         %(event_type)s, %(json_data)s, %(sender)s, %(resource_id)s, %(resource_url)s,
         %(text)s, %(template)s, %(encoding)s, %(segments)s, %(urgent)s, %(expires_at_ms)s,
-        %(text_digest)s
+        %(text_digest)s, %(trace_parent)s
     WHERE NOT (%(check_opt_out)s::boolean AND EXISTS (
         SELECT 1 FROM opt_outs
         WHERE receiver = %(mobile_receiver)s AND app_key IN (%(app_key)s::text, '*')
@@ -534,6 +540,15 @@ WHERE status = 'submitted' AND expires_at_ms < %(before_ms)s
 ORDER BY expires_at_ms, id
 LIMIT %(limit)s;
 
+-- count_by_status_and_channel --
+-- For /metrics: every message by status and by the channel it last used ('' before one).
+SELECT status, coalesce(channel, '') AS channel, count(*) AS n FROM messages
+GROUP BY status, coalesce(channel, '');
+
+-- due_queue --
+-- For /metrics: outbox rows due now and not leased, and the oldest one's due time.
+SELECT count(*) AS n, min(due_at_ms) AS oldest_due_at_ms FROM outbox
+WHERE lease_owner IS NULL AND due_at_ms <= %(now_ms)s;
 
 -- redact_candidates --
 -- Ended messages (%(final)s) that ended before %(ended_before_ms)s and still hold

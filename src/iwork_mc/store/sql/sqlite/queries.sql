@@ -43,6 +43,10 @@ SELECT tokens, updated_at_ms FROM rate_buckets WHERE app_key = :app_key;
 UPDATE rate_buckets SET tokens = :tokens, updated_at_ms = :updated_at_ms
 WHERE app_key = :app_key;
 
+-- writable --
+-- The file answers a query (one writer at a time is SQLite's, not a failover's, rule).
+SELECT 1 AS writable;
+
 -- get_app --
 SELECT * FROM apps WHERE app_key = :app_key;
 
@@ -73,13 +77,13 @@ INSERT INTO messages (
     app_key, msg_key, fingerprint, request_id, status, accepted_at_ms, updated_at_ms,
     event_time_millis, source, action, mobile_receiver, event_type, json_data, sender,
     resource_id, resource_url, text, template, encoding, segments, urgent, expires_at_ms,
-    text_digest
+    text_digest, trace_parent
 )
 SELECT
     :app_key, :msg_key, :fingerprint, :request_id, :status, :now_ms, :now_ms,
     :event_time_millis, :source, :action, :mobile_receiver, :event_type, :json_data, :sender,
     :resource_id, :resource_url, :text, :template, :encoding, :segments, :urgent, :expires_at_ms,
-    :text_digest
+    :text_digest, :trace_parent
 WHERE NOT (:check_opt_out AND EXISTS (
     SELECT 1 FROM opt_outs WHERE receiver = :mobile_receiver AND app_key IN (:app_key, '*')
 ))
@@ -423,6 +427,15 @@ WHERE status = 'submitted' AND expires_at_ms < :before_ms
 ORDER BY expires_at_ms, id
 LIMIT :limit;
 
+-- count_by_status_and_channel --
+-- For /metrics: every message by status and by the channel it last used ('' before one).
+SELECT status, coalesce(channel, '') AS channel, count(*) AS n FROM messages
+GROUP BY status, coalesce(channel, '');
+
+-- due_queue --
+-- For /metrics: outbox rows due now and not leased, and the oldest one's due time.
+SELECT count(*) AS n, min(due_at_ms) AS oldest_due_at_ms FROM outbox
+WHERE lease_owner IS NULL AND due_at_ms <= :now_ms;
 
 -- redact_candidates --
 -- Ended messages (:final, a JSON array) that ended before :ended_before_ms and
