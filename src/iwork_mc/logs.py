@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 
@@ -20,6 +21,18 @@ __all__ = ["LIBRARY_LEVELS", "configure_logging"]
 #: store_recovered); psycopg's pool warns on every failed connect, several times a
 #: second while PostgreSQL is down (it retries without backoff).
 LIBRARY_LEVELS = {"psycopg": logging.ERROR, "psycopg.pool": logging.ERROR}
+
+
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to ``sys.stderr`` as it is at each line, not as it was when set up.
+
+    Test runners (pytest, the CLI's runner) swap ``sys.stderr`` for a buffer they
+    close afterwards; a handler holding that buffer would fail on every later line.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr  # emit runs under the handler's lock
+        super().emit(record)
 
 
 def configure_logging(log_format: str = "console", level: str = "info") -> None:
@@ -43,7 +56,7 @@ def configure_logging(log_format: str = "console", level: str = "info") -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
 
 from iwork_mc.channels.cloud_sms import (
     CloudSMSOptions,
@@ -32,6 +31,8 @@ from iwork_mc.channels.cloud_sms import (
     ProviderUnreachable,
     classify,
     in_doubt,
+    require_sdk,
+    split_endpoint,
     template_for,
     transport_reason,
 )
@@ -135,18 +136,9 @@ class AliyunSMS:
     polls_by_id = True
 
     def __init__(self, options: AliyunSMSOptions) -> None:
-        try:
-            from alibabacloud_dysmsapi20170525 import models  # noqa: F401 - fail here, not later
-        except ImportError:  # pragma: no cover - the extra is part of the dev install
-            raise RuntimeError(
-                "the aliyun_sms channel needs the providers extra:"
-                " pip install 'iwork-mc[providers]'"
-            ) from None
+        require_sdk("alibabacloud_dysmsapi20170525.models", KIND)
         self.options = options
-        endpoint = options.endpoint or DEFAULT_ENDPOINT
-        parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
-        self._protocol = parts.scheme
-        self._host = parts.netloc
+        self._protocol, self._host = split_endpoint(options.endpoint or DEFAULT_ENDPOINT)
         self._local = threading.local()
 
     def health(self) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import importlib
 import re
 import time
 import typing
@@ -39,6 +40,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -66,6 +68,8 @@ __all__ = [
     "classify",
     "in_doubt",
     "parse_options",
+    "require_sdk",
+    "split_endpoint",
     "template_for",
     "transport_reason",
 ]
@@ -140,6 +144,22 @@ class CloudSMSOptions:
     #: Non-empty: the gateway takes the provider's pushed receipts at
     #: ``POST /receipts/<channel>/<receipt_token>``.
     receipt_token: str = field(default="", repr=False)
+
+
+def require_sdk(module: str, kind: str) -> None:
+    """Fail when the channel is built, naming the extra, if the provider's SDK is missing."""
+    try:
+        importlib.import_module(module)
+    except ImportError:  # pragma: no cover - the extra is part of the dev install
+        raise RuntimeError(
+            f"the {kind} channel needs the providers extra: pip install 'iwork-mc[providers]'"
+        ) from None
+
+
+def split_endpoint(endpoint: str) -> tuple[str, str]:
+    """``(scheme, host[:port])`` of a provider endpoint written with or without a scheme."""
+    parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+    return parts.scheme, parts.netloc
 
 
 def classify(table: Mapping[str, Outcome], code: str) -> Outcome:

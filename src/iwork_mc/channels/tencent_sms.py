@@ -23,7 +23,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
 
 from iwork_mc.channels.cloud_sms import (
     CloudSMSOptions,
@@ -33,6 +32,8 @@ from iwork_mc.channels.cloud_sms import (
     ProviderUnreachable,
     classify,
     in_doubt,
+    require_sdk,
+    split_endpoint,
     template_for,
     transport_reason,
 )
@@ -154,18 +155,9 @@ class TencentSMS:
     polls_by_id = False
 
     def __init__(self, options: TencentSMSOptions) -> None:
-        try:
-            from tencentcloud.sms.v20210111 import models  # noqa: F401 - fail here, not later
-        except ImportError:  # pragma: no cover - the extra is part of the dev install
-            raise RuntimeError(
-                "the tencent_sms channel needs the providers extra:"
-                " pip install 'iwork-mc[providers]'"
-            ) from None
+        require_sdk("tencentcloud.sms.v20210111.models", KIND)
         self.options = options
-        endpoint = options.endpoint or DEFAULT_ENDPOINT
-        parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
-        self._protocol = parts.scheme
-        self._host = parts.netloc
+        self._protocol, self._host = split_endpoint(options.endpoint or DEFAULT_ENDPOINT)
         self._local = threading.local()
 
     def health(self) -> dict[str, Any]:

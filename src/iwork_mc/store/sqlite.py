@@ -874,7 +874,10 @@ class SQLiteStore:
             if isinstance(error, StoreUnavailable):
                 self._outage.failed(error)
             raise error from exc
-        self._outage.succeeded()
+        if kind == "write":
+            # Readers go on while another process holds the write lock: only a
+            # write that went through ends an outage.
+            self._outage.succeeded()
         return result
 
     def _thread_main(

@@ -48,10 +48,12 @@ UPDATE rate_buckets SET tokens = %(tokens)s, updated_at_ms = %(updated_at_ms)s
 WHERE app_key = %(app_key)s;
 
 -- writable --
--- Whether this server takes writes now: not a standby, not read-only (a switchover
--- in progress leaves the old primary read-only while it is still reachable).
+-- Whether the store's tables can be read and this server takes writes now: not a
+-- standby, not read-only (a switchover in progress leaves the old primary read-only
+-- while it is still reachable).
 SELECT NOT (pg_is_in_recovery() OR current_setting('transaction_read_only')::boolean)
-    AS writable;
+    AS writable
+FROM (SELECT count(*) FROM apps WHERE false) AS tables_readable;
 
 -- get_app --
 SELECT * FROM apps WHERE app_key = %(app_key)s;

@@ -44,8 +44,8 @@ UPDATE rate_buckets SET tokens = :tokens, updated_at_ms = :updated_at_ms
 WHERE app_key = :app_key;
 
 -- writable --
--- The file answers a query (one writer at a time is SQLite's, not a failover's, rule).
-SELECT 1 AS writable;
+-- The file's tables can be read (one writer at a time is SQLite's rule, not a failover).
+SELECT 1 AS writable FROM (SELECT count(*) FROM apps WHERE 0) AS tables_readable;
 
 -- get_app --
 SELECT * FROM apps WHERE app_key = :app_key;
