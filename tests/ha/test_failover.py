@@ -100,6 +100,8 @@ def fleet(
     app: dict[str, str] = json.loads(
         cli(tmp_path, "apps", "create", "ha", "--json", env=env).stdout
     )
+    # The failover is measured, not flow control: the app has no rate limit.
+    cli(tmp_path, "apps", "set-rate", app["app_key"], "--rate", "0", env=env)
     started = [start(tmp_path, "serve", env=env) for _ in range(2)]
     started.append(start(tmp_path, "worker", env=env))
     servers.extend(started)
@@ -241,6 +243,7 @@ def test_primary_crash_under_load(
 ) -> None:
     app, processes = fleet
     primary = cluster.wait_stable()
+    cluster.detect_failures_fast()
     probe = Probe(cluster.url)
 
     def crash_and_wait_for_promotion() -> None:

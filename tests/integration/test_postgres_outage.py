@@ -10,6 +10,7 @@ and the worker must deliver again, within a second.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import random
 import time
@@ -286,3 +287,29 @@ def test_readyz_says_not_ready_while_the_server_reached_is_read_only(
     while readyz() != 200 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert 200 == readyz()
+
+
+def test_callers_of_one_app_waiting_on_a_flow_control_lease_are_answered_in_one_timeout(
+    cluster: PgCluster, tmp_path: Path
+) -> None:
+    """Concurrent calls of one app share one flow-control lease: when the store is down,
+    the lease's failure answers them all, each within one store timeout (not one per caller
+    queued ahead of it)."""
+    settings = Settings(
+        data_dir=tmp_path, database_url=cluster.url, app_cache_ttl_s=60,
+        store_timeout_s=STORE_TIMEOUT_S, app_rate_limit=10, app_rate_burst=1,
+    )  # fmt: skip
+    with GatewayThread(settings) as gateway:
+        app = gateway.create_app()
+        assert accepted(send(gateway, app)[1])  # the app is cached; each call needs a lease
+        time.sleep(0.2)  # past the slice's refusal period
+        cluster.stop()
+        try:
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                answers = list(pool.map(lambda _: send(gateway, app), range(4)))
+        finally:
+            cluster.start()
+    for took, answer in answers:
+        error = answer["error_response"]
+        assert (15, "isp.store-unavailable") == (error["code"], error["sub_code"])
+        assert took < STORE_TIMEOUT_S + SLACK_S, f"a call took {took:.2f} s during the outage"

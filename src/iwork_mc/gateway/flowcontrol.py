@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from dataclasses import dataclass, field
 
 from iwork_mc.apps import App
 from iwork_mc.ratelimits import Rate
-from iwork_mc.store.base import Store
+from iwork_mc.store.base import Store, StoreUnavailable
 
 __all__ = ["FlowControl"]
 
@@ -32,6 +33,9 @@ class _Slice:
     tokens: int = 0
     refused_until: float = 0.0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Why the last lease failed (None: it did not), and when (monotonic seconds).
+    failure: StoreUnavailable | None = None
+    failed_at: float = 0.0
 
 
 class FlowControl:
@@ -58,12 +62,22 @@ class FlowControl:
         if held is None:
             held = self._slices[app.app_key] = _Slice()
         if held.tokens == 0 and now >= held.refused_until:
+            waiting_since = time.monotonic()
             async with held.lock:
-                # Concurrent calls wait for one lease instead of each asking the store.
+                # Concurrent calls wait for one lease instead of each asking the store;
+                # when the lease they waited for failed, they are answered at once, so
+                # an outage costs each call one store timeout, not one per caller ahead.
+                if held.failure is not None and held.failed_at >= waiting_since:
+                    raise held.failure
                 if held.tokens == 0 and now >= held.refused_until:
-                    grant = await self._store.take_tokens(
-                        app.app_key, rate.lease_size, rate, int(now * 1000)
-                    )
+                    try:
+                        grant = await self._store.take_tokens(
+                            app.app_key, rate.lease_size, rate, int(now * 1000)
+                        )
+                    except StoreUnavailable as exc:
+                        held.failure, held.failed_at = exc, time.monotonic()
+                        raise
+                    held.failure = None
                     held.tokens = grant.granted
                     held.refused_until = now + grant.wait_s
         if held.tokens > 0:
