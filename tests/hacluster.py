@@ -28,6 +28,7 @@ from pathlib import Path
 
 import psycopg
 
+from pgcluster import postgres_binary
 from processes import free_port
 
 #: The Debian packages that bring ``pg_autoctl`` and the monitor's extension.
@@ -51,11 +52,11 @@ class ClusterError(RuntimeError):
 
 
 def postgres_bindir() -> Path:
-    """The newest installed PostgreSQL server's ``bin`` folder (Debian layout)."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parts[-3]))
-    if not found:
+    """The newest installed PostgreSQL server's ``bin`` folder."""
+    pg_ctl = postgres_binary("pg_ctl")
+    if pg_ctl is None:
         raise ClusterError("no PostgreSQL server is installed under /usr/lib/postgresql")
-    return found[-1].parent
+    return Path(pg_ctl).parent
 
 
 def ensure_installed() -> None:

@@ -14,7 +14,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -23,19 +22,18 @@ from pathlib import Path
 import psycopg
 import pytest
 
-__all__ = ["PgCluster", "pg_cluster"]
+from processes import free_port
+
+__all__ = ["PgCluster", "pg_cluster", "postgres_binary"]
 
 
-def _binary(name: str) -> str | None:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+def postgres_binary(name: str) -> str | None:
+    """The newest installed PostgreSQL server's ``name`` (Debian layout), else one on PATH."""
+    found = sorted(
+        glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+        key=lambda path: [int(part) for part in Path(path).parts[-3].split(".")],
+    )
     return found[-1] if found else shutil.which(name)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class PgCluster:
@@ -44,10 +42,10 @@ class PgCluster:
     def __init__(self, directory: Path, user: str | None) -> None:
         self.directory = directory
         self.data = directory / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         self._user = user
-        self._pg_ctl = _binary("pg_ctl") or "pg_ctl"
+        self._pg_ctl = postgres_binary("pg_ctl") or "pg_ctl"
 
     def _run(self, *args: str, timeout: float = 30) -> None:
         subprocess.run(
@@ -56,7 +54,7 @@ class PgCluster:
         )  # fmt: skip
 
     def init(self) -> None:
-        initdb = _binary("initdb") or "initdb"
+        initdb = postgres_binary("initdb") or "initdb"
         self._run(initdb, "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync",
                   "-E", "UTF8", "--locale=C.UTF-8")  # fmt: skip
 
@@ -110,7 +108,7 @@ class PgCluster:
 @contextlib.contextmanager
 def pg_cluster() -> Iterator[PgCluster]:
     """A started throwaway cluster, destroyed afterwards; skips if PostgreSQL is not installed."""
-    if _binary("initdb") is None:
+    if postgres_binary("initdb") is None:
         pytest.skip("initdb is not installed; outage tests need a PostgreSQL server binary")
     user = None
     directory = Path(tempfile.mkdtemp(prefix="iwork-mc-pg-"))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
@@ -18,6 +20,8 @@ from iwork_mc.gateway.app import create_app
 from iwork_mc.gateway.server import HttpImplementation, server_config
 from iwork_mc.store import create_store
 from iwork_mc.store.base import Store
+
+from databases import pg_schema_url
 
 T = TypeVar("T")
 
@@ -102,3 +106,16 @@ class GatewayThread:
     def message_count(self) -> int:
         assert self.store is not None
         return sum(self.run(self.store.count_by_status()).values())
+
+
+@contextlib.contextmanager
+def gateway_on(backend: str, data_dir: Path) -> Iterator[GatewayThread]:
+    """The whole gateway on a fresh ``sqlite`` or ``postgres`` database, apps read every call."""
+    if backend == "sqlite":
+        with GatewayThread(Settings(data_dir=data_dir, app_cache_ttl_s=0)) as gw:
+            yield gw
+        return
+    with pg_schema_url() as url:
+        settings = Settings(data_dir=data_dir, database_url=url, app_cache_ttl_s=0)
+        with GatewayThread(settings) as gw:
+            yield gw

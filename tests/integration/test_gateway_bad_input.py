@@ -16,10 +16,8 @@ import httpx
 import pytest
 
 from iwork_mc.apps import App
-from iwork_mc.config import Settings
 
-from databases import pg_schema_url
-from servers import GatewayThread
+from servers import GatewayThread, gateway_on
 from topcalls import event_json, java_layout, signed
 
 
@@ -29,15 +27,8 @@ from topcalls import event_json, java_layout, signed
 def gateway(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayThread]:
-    data_dir = tmp_path_factory.mktemp("bad-input")
-    if request.param == "sqlite":
-        with GatewayThread(Settings(data_dir=data_dir, app_cache_ttl_s=0)) as gw:
-            yield gw
-        return
-    with pg_schema_url() as url:
-        settings = Settings(data_dir=data_dir, database_url=url, app_cache_ttl_s=0)
-        with GatewayThread(settings) as gw:
-            yield gw
+    with gateway_on(request.param, tmp_path_factory.mktemp("bad-input")) as gw:
+        yield gw
 
 
 @pytest.fixture(scope="module")

@@ -29,8 +29,7 @@ from iwork_mc.policies import OptOut
 from iwork_mc.templates import Template
 from iwork_mc.top import signing
 
-from databases import pg_schema_url
-from servers import GatewayThread
+from servers import GatewayThread, gateway_on
 from topcalls import SEED_FIELDS
 
 NOW_MS = int(time.time() * 1000)
@@ -43,15 +42,8 @@ def gateway(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayThread]:
     """The whole gateway on a fresh database of each backend, apps read afresh every call."""
-    data_dir = tmp_path_factory.mktemp("rest")
-    if request.param == "sqlite":
-        with GatewayThread(Settings(data_dir=data_dir, app_cache_ttl_s=0)) as gw:
-            yield gw
-        return
-    with pg_schema_url() as url:
-        settings = Settings(data_dir=data_dir, database_url=url, app_cache_ttl_s=0)
-        with GatewayThread(settings) as gw:
-            yield gw
+    with gateway_on(request.param, tmp_path_factory.mktemp("rest")) as gw:
+        yield gw
 
 
 @pytest.fixture
